@@ -1,0 +1,196 @@
+#include "connectors/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cctype>
+#include <optional>
+#include <thread>
+
+namespace qudao {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+HttpRequest to_request(const http::request<http::string_body>& req) {
+  HttpRequest out;
+  out.method = std::string(req.method_string());
+  const std::string_view target(req.target().data(), req.target().size());
+  const auto q = target.find('?');
+  out.path = percent_decode(target.substr(0, q));
+  if (q != std::string_view::npos) {
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+      const auto amp = rest.find('&');
+      const std::string_view pair = rest.substr(0, amp);
+      const auto eq = pair.find('=');
+      if (!pair.empty()) {
+        out.query[percent_decode(pair.substr(0, eq))] =
+            eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+      }
+      rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    }
+  }
+  out.body = req.body();
+  return out;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpOptions options;
+  HttpHandler handler;
+  std::atomic<std::size_t> connections{0};  // outlives io: sessions destroyed with io decrement it
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::thread thread;
+
+  void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl& server) : stream_(std::move(socket)), server_(server) {}
+  ~Session() { server_.connections.fetch_sub(1); }
+
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(server_.options.header_bytes_max);
+    parser_->body_limit(server_.options.body_bytes_max);
+    stream_.expires_after(server_.options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+ private:
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted) {
+      return close();
+    }
+    if (ec == http::error::header_limit) return reply_error(431, "request headers too large");
+    if (ec == http::error::body_limit) return reply_error(413, "request body too large");
+    if (ec) return reply_error(400, fmt::format("bad request: {}", ec.message()));
+
+    const auto& req = parser_->get();
+    HttpResponse r;
+    try {
+      r = server_.handler(to_request(req));
+    } catch (const std::exception& e) {
+      spdlog::error("http {} {}: {}", std::string(req.method_string()), std::string(req.target()), e.what());
+      r = HttpResponse{500, "application/json", R"({"error":"internal error"})"};
+    }
+    write(r, req.keep_alive() ? KeepAlive::yes : KeepAlive::no);
+  }
+
+  enum class KeepAlive { no, yes };
+
+  void reply_error(unsigned status, const std::string& message) {
+    write(HttpResponse{status, "application/json", fmt::format(R"({{"error":"{}"}})", message)}, KeepAlive::no);
+  }
+
+  void write(const HttpResponse& r, KeepAlive keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "qudao");
+    res->set(http::field::content_type, r.content_type);
+    res->keep_alive(keep_alive == KeepAlive::yes);
+    res->body() = r.body;
+    res->prepare_payload();
+    stream_.expires_after(server_.options.read_timeout);
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+      if (ec || !res->keep_alive()) return self->close();
+      self->read();
+    });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept() {
+  acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      if (connections.fetch_add(1) >= options.connections_max) {
+        connections.fetch_sub(1);
+        beast::error_code ignored;
+        socket.close(ignored);  // over the cap: refuse rather than queue without bound
+      } else {
+        std::make_shared<Session>(std::move(socket), *this)->read();
+      }
+    }
+    accept();
+  });
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, HttpHandler handler) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->handler = std::move(handler);
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(options.address, ec);
+  if (ec) return Status::error(fmt::format("http: bad address {}: {}", options.address, ec.message()));
+  const tcp::endpoint endpoint(address, options.port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::error(fmt::format("http: cannot listen on {}:{}: {}", options.address, options.port, ec.message()));
+  impl->accept();
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] {
+    try {
+      raw->io.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("http server stopped: {}", e.what());
+    }
+  });
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::~HttpServer() {
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+}  // namespace qudao

@@ -1,0 +1,358 @@
+#include "connectors/kafka.h"
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+namespace qudao {
+namespace {
+
+constexpr std::size_t kErrorBytesMax = 512;
+
+// Builds a configuration: qudao's explicit defaults first, then the user's settings, which win.
+Result<rd_kafka_conf_t*> make_conf(const KafkaSettings& settings,
+                                   std::initializer_list<std::pair<const char*, const char*>> defaults) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[kErrorBytesMax];
+  auto set = [&](const std::string& k, const std::string& v) -> Status {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      return Status::error(fmt::format("kafka setting {}={}: {}", k, v, err));
+    }
+    return Status::ok();
+  };
+  std::vector<std::pair<std::string, std::string>> all;
+  if (!settings.brokers.empty()) all.emplace_back("bootstrap.servers", settings.brokers);
+  for (const auto& [k, v] : defaults) all.emplace_back(k, v);
+  all.insert(all.end(), settings.overrides.begin(), settings.overrides.end());
+  for (const auto& [k, v] : all) {
+    if (Status s = set(k, v); !s.is_ok()) {
+      rd_kafka_conf_destroy(conf);
+      return s;
+    }
+  }
+  return conf;
+}
+
+void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  const auto lvl = level <= 3 ? spdlog::level::err : level <= 5 ? spdlog::level::warn : spdlog::level::debug;
+  spdlog::log(lvl, "kafka {} {}: {}", rd_kafka_name(rk), fac, buf);
+}
+
+}  // namespace
+
+Status KafkaSettings::add_override(const std::string& key_value) {
+  const auto eq = key_value.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return Status::error(fmt::format("kafka setting \"{}\": expected key=value", key_value));
+  }
+  overrides.emplace_back(key_value.substr(0, eq), key_value.substr(eq + 1));
+  return Status::ok();
+}
+
+Status KafkaSettings::add_properties_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::error(fmt::format("kafka properties file {}: cannot open", path));
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#' || line[first] == '!') continue;
+    const auto last = line.find_last_not_of(" \t\r");
+    if (Status s = add_override(line.substr(first, last - first + 1)); !s.is_ok()) {
+      return Status::error(fmt::format("{}:{}: {}", path, n, s.message()));
+    }
+  }
+  return Status::ok();
+}
+
+void RecordDeleter::operator()(rd_kafka_message_s* m) const { rd_kafka_message_destroy(m); }
+
+// ---- source ----
+
+Result<std::unique_ptr<KafkaSource>> KafkaSource::open(const KafkaSettings& settings, std::string topic,
+                                                        std::string group_id) {
+  auto conf = make_conf(settings, {
+      {"group.id", group_id.c_str()},
+      {"client.id", "qudao-source"},
+      // RocksDB holds the truth about position; Kafka's committed offsets are advisory.
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"enable.partition.eof", "false"},
+      // A stored offset the broker no longer has means records were deleted before qudao applied
+      // them: stop and say so rather than silently skip to another offset.
+      {"auto.offset.reset", "error"},
+      // Bounded prefetch per partition: the engine applies faster than this fills, and when it
+      // falls behind, fetching stops at this bound instead of growing memory.
+      {"queued.max.messages.kbytes", "65536"},
+      {"fetch.max.bytes", "52428800"},
+      {"reconnect.backoff.ms", "100"},
+      {"reconnect.backoff.max.ms", "5000"},
+  });
+  if (!conf.is_ok()) return conf.status();
+  rd_kafka_conf_set_log_cb(conf.value(), log_cb);
+  char err[kErrorBytesMax];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.value(), err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf.value());
+    return Status::error(fmt::format("kafka consumer: {}", err));
+  }
+  rd_kafka_poll_set_consumer(rk);
+  return std::unique_ptr<KafkaSource>(new KafkaSource(rk, std::move(topic)));
+}
+
+KafkaSource::~KafkaSource() {
+  held_.clear();
+  rd_kafka_consumer_close(rk_);
+  rd_kafka_destroy(rk_);
+}
+
+Result<std::vector<PartitionId>> KafkaSource::partitions(std::chrono::milliseconds timeout) {
+  rd_kafka_topic_t* t = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, t, &md, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(t);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(fmt::format("kafka metadata for topic {}: {}", topic_, rd_kafka_err2str(err)));
+  }
+  std::vector<PartitionId> out;
+  Status status = Status::ok();
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const rd_kafka_metadata_topic_t& mt = md->topics[i];
+    if (topic_ != mt.topic) continue;
+    if (mt.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status = Status::error(fmt::format("kafka topic {}: {}", topic_, rd_kafka_err2str(mt.err)));
+      break;
+    }
+    for (int p = 0; p < mt.partition_cnt; ++p) out.push_back(PartitionId{mt.partitions[p].id});
+  }
+  rd_kafka_metadata_destroy(md);
+  if (!status.is_ok()) return status;
+  if (out.empty()) return Status::error(fmt::format("kafka topic {} has no partitions", topic_));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status KafkaSource::assign(const std::vector<PartitionId>& partitions, const std::map<std::int32_t, Offset>& start) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+  for (PartitionId p : partitions) {
+    auto* tp = rd_kafka_topic_partition_list_add(list, topic_.c_str(), p.value);
+    auto it = start.find(p.value);
+    tp->offset = it == start.end() ? RD_KAFKA_OFFSET_BEGINNING : it->second.value;
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_assign(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(fmt::format("kafka assign {}: {}", topic_, rd_kafka_err2str(err)));
+  }
+  return Status::ok();
+}
+
+Result<std::span<const Record>> KafkaSource::poll(std::size_t records_max, std::chrono::milliseconds timeout) {
+  held_.clear();
+  records_.clear();
+  raw_.resize(records_max);
+  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk_);
+  const ssize_t n = rd_kafka_consume_batch_queue(q, static_cast<int>(timeout.count()), raw_.data(), records_max);
+  rd_kafka_queue_destroy(q);
+  for (ssize_t i = 0; i < n; ++i) {
+    rd_kafka_message_t* m = raw_[i];
+    held_.emplace_back(m);
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+      return Status::error(fmt::format("kafka topic {} partition {}: {}; the records from the stored offset on are "
+                                       "gone from the broker (retention?), refusing to skip them",
+                                       topic_, m->partition, rd_kafka_message_errstr(m)));
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Other consumer errors are transient: librdkafka keeps retrying and never skips a record.
+      spdlog::warn("kafka source {}: {}", topic_, rd_kafka_message_errstr(m));
+      continue;
+    }
+    records_.push_back(Record{
+        PartitionId{m->partition}, Offset{m->offset},
+        {static_cast<const std::uint8_t*>(m->key), m->key_len},
+        {static_cast<const std::uint8_t*>(m->payload), m->len}});
+  }
+  return std::span<const Record>(records_);
+}
+
+void KafkaSource::offset_commit(std::span<const std::pair<PartitionId, Offset>> next_offsets) {
+  if (next_offsets.empty()) return;
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(next_offsets.size()));
+  for (const auto& [p, o] : next_offsets) rd_kafka_topic_partition_list_add(list, topic_.c_str(), p.value)->offset = o.value;
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, list, 1 /* async */);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::debug("kafka offset commit (advisory): {}", rd_kafka_err2str(err));
+}
+
+// ---- producer ----
+
+struct KafkaProducer::Counters {
+  std::atomic<std::uint64_t> delivered{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::mutex mutex;
+  std::string first_error;
+};
+
+namespace {
+void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  auto* c = static_cast<KafkaProducer::Counters*>(opaque);
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    c->delivered.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  c->failed.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(c->mutex);
+  if (c->first_error.empty()) c->first_error = rd_kafka_err2str(m->err);
+}
+}  // namespace
+
+KafkaProducer::KafkaProducer(rd_kafka_s* rk, std::unique_ptr<Counters> c) : rk_(rk), counters_(std::move(c)) {}
+
+Result<std::unique_ptr<KafkaProducer>> KafkaProducer::open(const KafkaSettings& settings) {
+  auto conf = make_conf(settings, {
+      {"client.id", "qudao-producer"},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"linger.ms", "5"},
+      {"batch.size", "1000000"},
+      {"compression.type", "lz4"},
+      {"queue.buffering.max.messages", "500000"},
+      {"message.timeout.ms", "300000"},
+  });
+  if (!conf.is_ok()) return conf.status();
+  auto counters = std::make_unique<Counters>();
+  rd_kafka_conf_set_dr_msg_cb(conf.value(), delivery_cb);
+  rd_kafka_conf_set_opaque(conf.value(), counters.get());
+  rd_kafka_conf_set_log_cb(conf.value(), log_cb);
+  char err[kErrorBytesMax];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf.value());
+    return Status::error(fmt::format("kafka producer: {}", err));
+  }
+  return std::unique_ptr<KafkaProducer>(new KafkaProducer(rk, std::move(counters)));
+}
+
+KafkaProducer::~KafkaProducer() {
+  rd_kafka_flush(rk_, 10'000);
+  rd_kafka_destroy(rk_);
+}
+
+Status KafkaProducer::produce(const std::string& topic, std::span<const std::uint8_t> key,
+                              std::span<const std::uint8_t> value) {
+  constexpr int kQueueFullWaitsMax = 6000;  // x 10 ms: a minute without room means the broker is gone
+  for (int waits = 0;; ++waits) {
+    const rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
+        RD_KAFKA_V_KEY(const_cast<std::uint8_t*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<std::uint8_t*>(value.data()), value.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || waits == kQueueFullWaitsMax) {
+      return Status::error(fmt::format("kafka produce to {}: {}", topic, rd_kafka_err2str(err)));
+    }
+    rd_kafka_poll(rk_, 10);
+  }
+  rd_kafka_poll(rk_, 0);
+  return Status::ok();
+}
+
+Status KafkaProducer::flush(std::chrono::milliseconds timeout) {
+  const rd_kafka_resp_err_t err = rd_kafka_flush(rk_, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(fmt::format("kafka flush: {} ({} records still queued)", rd_kafka_err2str(err),
+                                     rd_kafka_outq_len(rk_)));
+  }
+  if (counters_->failed.load() != 0) {
+    std::lock_guard lock(counters_->mutex);
+    return Status::error(fmt::format("kafka: {} records failed to deliver, first error: {}", counters_->failed.load(),
+                                     counters_->first_error));
+  }
+  return Status::ok();
+}
+
+std::uint64_t KafkaProducer::delivered() const { return counters_->delivered.load(); }
+std::uint64_t KafkaProducer::failed() const { return counters_->failed.load(); }
+
+// ---- admin ----
+
+Status ensure_topic(const KafkaSettings& settings, const std::string& topic, int partitions,
+                    std::chrono::milliseconds timeout) {
+  auto conf = make_conf(settings, {{"client.id", "qudao-admin"}});
+  if (!conf.is_ok()) return conf.status();
+  rd_kafka_conf_set_log_cb(conf.value(), log_cb);
+  char err[kErrorBytesMax];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf.value());
+    return Status::error(fmt::format("kafka admin: {}", err));
+  }
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err, sizeof err);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 1000);
+  Status status = Status::ok();
+  if (ev == nullptr) {
+    status = Status::error(fmt::format("kafka create topic {}: no answer from {} in time", topic, settings.brokers));
+  } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    status = Status::error(fmt::format("kafka create topic {}: {}", topic, rd_kafka_event_error_string(ev)));
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        status = Status::error(fmt::format("kafka create topic {}: {}", topic, rd_kafka_topic_result_error_string(results[i])));
+      }
+    }
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_NewTopic_destroy(nt);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+  return status;
+}
+
+// ---- embedded broker ----
+
+Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::start() {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[kErrorBytesMax];
+  rd_kafka_conf_set_log_cb(conf, log_cb);
+  if (rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof err) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return Status::error(fmt::format("embedded broker: {}", err));
+  }
+  rd_kafka_t* owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (owner == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Status::error(fmt::format("embedded broker: {}", err));
+  }
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster(owner);
+  if (cluster == nullptr) {
+    rd_kafka_destroy(owner);
+    return Status::error("embedded broker: librdkafka could not start its mock cluster");
+  }
+  return std::unique_ptr<EmbeddedBroker>(
+      new EmbeddedBroker(owner, cluster, rd_kafka_mock_cluster_bootstraps(cluster)));
+}
+
+EmbeddedBroker::~EmbeddedBroker() { rd_kafka_destroy(owner_); }  // destroys the cluster it owns
+
+Status EmbeddedBroker::create_topic(const std::string& topic, int partitions) {
+  const rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(fmt::format("embedded broker: create topic {}: {}", topic, rd_kafka_err2str(err)));
+  }
+  return Status::ok();
+}
+
+}  // namespace qudao

@@ -1,0 +1,150 @@
+#include "connectors/pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+namespace qudao {
+
+using Clock = std::chrono::steady_clock;
+
+Status Pipeline::run(const std::atomic<bool>& stop) {
+  if (Status s = wait_and_assign(stop); !s.is_ok()) return s;
+  auto last_commit = Clock::now();
+  while (!stop.load(std::memory_order_relaxed)) {
+    auto polled = source_.poll(options_.poll_batch_events_max, options_.poll_timeout);
+    if (!polled.is_ok()) {
+      (void)commit();  // keep what was applied; the error below is what the operator must see
+      return polled.status();
+    }
+    const std::span<const Record> records = polled.value();
+    {
+      StockProjection::Writer projection(stock_);
+      for (const Record& r : records) step(r, projection);
+    }
+    since_commit_ += records.size();
+    if (Clock::now() - last_commit >= options_.commit_interval || since_commit_ >= options_.commit_events_max) {
+      if (Status s = commit(); !s.is_ok()) return s;
+      last_commit = Clock::now();
+    }
+  }
+  return commit();
+}
+
+void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
+  auto it = shards_.find(record.partition.value);
+  assert(it != shards_.end() && "records arrive only from assigned partitions");
+  Shard& shard = it->second;
+  if (record.offset < shard.next_offset()) return;  // already applied: never apply twice
+
+  const auto bytes = [&] { return std::string(reinterpret_cast<const char*>(record.value.data()), record.value.size()); };
+  Decoded decoded = decode(record.value);
+  if (auto* rejection = std::get_if<Rejection>(&decoded)) {
+    return shard.record_rejected(record.offset, std::move(*rejection), bytes());
+  }
+  const Event& event = std::get<Event>(decoded);
+  Outcome outcome = applier_.apply(shard, event);
+  if (outcome.kind == OutcomeKind::rejected) {
+    return shard.record_rejected(record.offset, std::move(outcome.rejection), bytes());
+  }
+  if (event.type() == fb::Payload::LocationDefined) {
+    const LocationId id{event.envelope->payload_as_LocationDefined()->location()};
+    projection.define_location(id, *shard.location(id));
+  }
+  projection.project(applier_.postings());
+  shard.record_applied(record.offset, outcome.anomaly);
+}
+
+Status Pipeline::commit() {
+  const auto start = Clock::now();
+  auto committed = store_.commit(shard_list_);
+  if (!committed.is_ok()) return committed.status();
+  since_commit_ = 0;
+  std::vector<std::pair<PartitionId, Offset>> next;
+  next.reserve(shard_list_.size());
+  for (const Shard* s : shard_list_) next.emplace_back(s->partition(), s->next_offset());
+  source_.offset_commit(next);
+  {
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.commits;
+    stats_.last_commit_latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  }
+  publish_stats();
+  return Status::ok();
+}
+
+Status Pipeline::wait_and_assign(const std::atomic<bool>& stop) {
+  auto backoff = std::chrono::milliseconds(100);
+  for (int attempt = 1; !stop.load(); ++attempt) {
+    auto partitions = source_.partitions(std::chrono::seconds(5));
+    if (partitions.is_ok()) {
+      for (PartitionId p : partitions.value()) shards_.try_emplace(p.value, p);
+      shard_list_.clear();
+      std::map<std::int32_t, Offset> start;
+      for (auto& [p, s] : shards_) {
+        shard_list_.push_back(&s);
+        if (s.next_offset().value > 0) start[p] = s.next_offset();
+      }
+      if (Status s = source_.assign(partitions.value(), start); !s.is_ok()) return s;
+      spdlog::info("consuming topic {}: {} partitions, resuming at stored offsets", source_.topic(),
+                   partitions.value().size());
+      {
+        std::lock_guard lock(stats_mutex_);
+        stats_.assigned = true;
+      }
+      publish_stats();
+      return Status::ok();
+    }
+    if (attempt == 1 || attempt % 10 == 0) {
+      spdlog::warn("waiting for topic {} (attempt {}): {}", source_.topic(), attempt, partitions.status().message());
+    }
+    for (auto slept = std::chrono::milliseconds(0); slept < backoff && !stop.load(); slept += std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, options_.topic_wait_backoff_max);
+  }
+  return Status::ok();
+}
+
+Pipeline::Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
+                   std::map<std::int32_t, Shard> shards)
+    : store_(store), source_(source), stock_(stock), options_(options), shards_(std::move(shards)) {
+  stats_.topic = source_.topic();
+  for (auto& [p, s] : shards_) shard_list_.push_back(&s);
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& source, StockProjection& stock,
+                                                 PipelineOptions options) {
+  auto shards = store.load();
+  if (!shards.is_ok()) return shards.status();
+  {
+    StockProjection::Writer projection(stock);
+    std::vector<Posting> rebuilt;
+    for (const auto& [p, shard] : shards.value()) {
+      shard.for_each_location([&](LocationId id, const LocationInfo& info) { projection.define_location(id, info); });
+      rebuilt.clear();
+      shard.for_each_balance([&](const Account& a, Quantity q) { rebuilt.push_back({a, q}); });
+      projection.project(rebuilt);
+    }
+  }
+  std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take()));
+  pipeline->publish_stats();
+  return pipeline;
+}
+
+void Pipeline::publish_stats() {
+  std::lock_guard lock(stats_mutex_);
+  stats_.partitions.clear();
+  stats_.totals = {};
+  for (const auto& [p, s] : shards_) {
+    stats_.partitions.push_back({s.partition(), s.next_offset(), s.counts(), s.digest()});
+    stats_.totals += s.counts();
+  }
+}
+
+PipelineStats Pipeline::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
+}
+
+}  // namespace qudao

@@ -1,0 +1,83 @@
+// The pipeline: the whole event path in one loop (Pipeline::run in pipeline.cc).
+//
+//   Kafka partition --poll--> decode (verify + validate) --> apply to the shard's ledger
+//        --> project into the read models --> every commit interval: one RocksDB WriteBatch with
+//        the dirty state, dead letters and next offsets --> advisory Kafka offset commit.
+//
+// One thread runs the pipeline and owns every Shard; stats() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "connectors/kafka.h"
+#include "engine/apply.h"
+#include "engine/store.h"
+#include "projections/stock.h"
+
+namespace qudao {
+
+struct PipelineOptions {
+  std::chrono::milliseconds commit_interval{100};
+  std::size_t commit_events_max = 200'000;   // commit sooner if this many records arrived
+  std::size_t poll_batch_events_max = 10'000;
+  std::chrono::milliseconds poll_timeout{50};
+  std::chrono::milliseconds topic_wait_backoff_max{5'000};
+};
+
+struct PartitionStats {
+  PartitionId partition;
+  Offset next_offset;
+  OutcomeCounts counts;
+  std::uint64_t digest = 0;
+};
+
+struct PipelineStats {
+  std::string topic;
+  std::vector<PartitionStats> partitions;
+  OutcomeCounts totals;
+  std::uint64_t commits = 0;
+  std::chrono::microseconds last_commit_latency{0};
+  bool assigned = false;  // false while waiting for the topic to exist
+};
+
+class Pipeline {
+ public:
+  // Loads every shard from the store and rebuilds the projections from them.
+  static Result<std::unique_ptr<Pipeline>> open(Store& store, KafkaSource& source, StockProjection& stock,
+                                                PipelineOptions options);
+
+  // Runs until `stop` is set, then makes a final commit. Returns an error only for failures the
+  // pipeline cannot ride out (RocksDB I/O); Kafka outages are waited out.
+  Status run(const std::atomic<bool>& stop);
+
+  PipelineStats stats() const;
+
+ private:
+  Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
+           std::map<std::int32_t, Shard> shards);
+
+  Status wait_and_assign(const std::atomic<bool>& stop);
+  void step(const Record& record, StockProjection::Writer& projection);
+  Status commit();
+  void publish_stats();
+
+  Store& store_;
+  KafkaSource& source_;
+  StockProjection& stock_;
+  PipelineOptions options_;
+  std::map<std::int32_t, Shard> shards_;
+  std::vector<Shard*> shard_list_;
+  Applier applier_;
+  std::size_t since_commit_ = 0;
+
+  mutable std::mutex stats_mutex_;
+  PipelineStats stats_;
+};
+
+}  // namespace qudao

@@ -1,0 +1,146 @@
+#include "connectors/query_api.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+namespace qudao {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse json_response(unsigned status, const json& body) { return HttpResponse{status, "application/json", body.dump()}; }
+
+HttpResponse error(unsigned status, const std::string& message) { return json_response(status, json{{"error", message}}); }
+
+// Parses an optional non-negative integer query parameter; error text names the parameter.
+template <class T>
+std::optional<std::string> parse_param(const HttpRequest& req, const char* name, std::optional<T>& out) {
+  auto it = req.query.find(name);
+  if (it == req.query.end()) return std::nullopt;
+  T v{};
+  const auto& s = it->second;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 0) {
+    return fmt::format("query parameter {}: expected a non-negative integer, got \"{}\"", name, s);
+  }
+  out = v;
+  return std::nullopt;
+}
+
+json counts_json(const OutcomeCounts& c) {
+  return json{{"consumed", c.consumed}, {"applied", c.applied}, {"duplicates", c.duplicates},
+              {"rejected", c.rejected}, {"anomalies", c.anomalies}};
+}
+
+HttpResponse status(const Pipeline& pipeline) {
+  const PipelineStats s = pipeline.stats();
+  json parts = json::array();
+  for (const PartitionStats& p : s.partitions) {
+    json j = counts_json(p.counts);
+    j["partition"] = p.partition.value;
+    j["next_offset"] = p.next_offset.value;
+    j["digest"] = fmt::format("{:016x}", p.digest);
+    parts.push_back(std::move(j));
+  }
+  return json_response(200, json{{"topic", s.topic}, {"assigned", s.assigned}, {"commits", s.commits},
+                                 {"last_commit_latency_us", s.last_commit_latency.count()},
+                                 {"totals", counts_json(s.totals)}, {"partitions", std::move(parts)}});
+}
+
+HttpResponse metrics(const Pipeline& pipeline) {
+  const PipelineStats s = pipeline.stats();
+  std::string out;
+  out += "# HELP qudao_events_total Records consumed from the events topic, by outcome.\n"
+         "# TYPE qudao_events_total counter\n";
+  for (const PartitionStats& p : s.partitions) {
+    for (auto [name, v] : {std::pair{"applied", p.counts.applied}, {"duplicate", p.counts.duplicates},
+                           {"rejected", p.counts.rejected}}) {
+      out += fmt::format("qudao_events_total{{partition=\"{}\",outcome=\"{}\"}} {}\n", p.partition.value, name, v);
+    }
+  }
+  out += "# HELP qudao_anomalies_total Applied events flagged as anomalies.\n# TYPE qudao_anomalies_total counter\n";
+  for (const PartitionStats& p : s.partitions) {
+    out += fmt::format("qudao_anomalies_total{{partition=\"{}\"}} {}\n", p.partition.value, p.counts.anomalies);
+  }
+  out += "# HELP qudao_next_offset Next input offset committed to RocksDB, per partition.\n# TYPE qudao_next_offset gauge\n";
+  for (const PartitionStats& p : s.partitions) {
+    out += fmt::format("qudao_next_offset{{partition=\"{}\"}} {}\n", p.partition.value, p.next_offset.value);
+  }
+  out += fmt::format("# HELP qudao_commits_total RocksDB commits.\n# TYPE qudao_commits_total counter\nqudao_commits_total {}\n",
+                     s.commits);
+  out += fmt::format("# HELP qudao_last_commit_seconds Latency of the last commit.\n# TYPE qudao_last_commit_seconds gauge\n"
+                     "qudao_last_commit_seconds {:.6f}\n", s.last_commit_latency.count() / 1e6);
+  return HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
+}
+
+HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req) {
+  std::optional<std::uint64_t> location, sku;
+  if (auto e = parse_param(req, "location", location)) return error(400, *e);
+  if (auto e = parse_param(req, "sku", sku)) return error(400, *e);
+  if (!location) return error(400, "query parameter location: required");
+  const auto info = stock.location(LocationId{*location});
+  if (!info) return error(404, fmt::format("location {} not found", *location));
+  json rows = json::array();
+  for (const StockRow& r : stock.location_stock(LocationId{*location}, sku ? std::optional(SkuId{*sku}) : std::nullopt)) {
+    rows.push_back({{"sku", r.sku.value}, {"on_hand", r.levels.on_hand.value}, {"in_transit", r.levels.in_transit.value}});
+  }
+  return json_response(200, json{{"location", *location}, {"name", info->name}, {"city", info->city},
+                                 {"region", info->region}, {"kind", fb::EnumNameLocationKind(info->kind)},
+                                 {"skus", std::move(rows)}});
+}
+
+HttpResponse region_stock(const StockProjection& stock) {
+  json regions = json::array();
+  std::int64_t on_hand = 0, in_transit = 0;
+  std::size_t locations = 0;
+  for (const RegionTotals& r : stock.region_totals()) {
+    regions.push_back({{"region", r.region}, {"locations", r.locations}, {"on_hand", r.levels.on_hand.value},
+                       {"in_transit", r.levels.in_transit.value}});
+    on_hand += r.levels.on_hand.value;
+    in_transit += r.levels.in_transit.value;
+    locations += r.locations;
+  }
+  return json_response(200, json{{"regions", std::move(regions)},
+                                 {"nation", {{"locations", locations}, {"on_hand", on_hand}, {"in_transit", in_transit}}}});
+}
+
+HttpResponse dead_letters(Store& store, const HttpRequest& req) {
+  std::optional<std::int32_t> partition;
+  std::optional<std::int64_t> from;
+  std::optional<std::size_t> limit;
+  if (auto e = parse_param(req, "partition", partition)) return error(400, *e);
+  if (auto e = parse_param(req, "from", from)) return error(400, *e);
+  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  if (!partition) return error(400, "query parameter partition: required");
+  auto letters = store.dead_letters(PartitionId{*partition}, Offset{from.value_or(0)},
+                                    std::min(limit.value_or(100), kDeadLettersPageMax));
+  if (!letters.is_ok()) return error(500, letters.status().message());
+  json out = json::array();
+  for (const DeadLetter& d : letters.value()) {
+    std::string hex;
+    hex.reserve(d.bytes.size() * 2);
+    for (unsigned char c : d.bytes) hex += fmt::format("{:02x}", c);
+    out.push_back({{"partition", *partition}, {"offset", d.offset.value}, {"reason", reason_name(d.rejection.reason)},
+                   {"field", d.rejection.field}, {"message", d.rejection.message}, {"bytes_hex", std::move(hex)}});
+  }
+  return json_response(200, json{{"dead_letters", std::move(out)}});
+}
+
+}  // namespace
+
+HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store) {
+  return [&stock, &pipeline, &store](const HttpRequest& req) -> HttpResponse {
+    if (req.method != "GET") return error(405, fmt::format("method {} not allowed", req.method));
+    if (req.path == "/health") return json_response(200, json{{"status", "ok"}, {"assigned", pipeline.stats().assigned}});
+    if (req.path == "/metrics") return metrics(pipeline);
+    if (req.path == "/v1/status") return status(pipeline);
+    if (req.path == "/v1/stock") return location_stock(stock, req);
+    if (req.path == "/v1/stock/regions") return region_stock(stock);
+    if (req.path == "/v1/dead-letters") return dead_letters(store, req);
+    return error(404, fmt::format("no such endpoint: {}", req.path));
+  };
+}
+
+}  // namespace qudao

@@ -1,0 +1,49 @@
+// apply: one decoded event against one shard's ledger. Pure and deterministic: the result depends
+// only on the shard's state and the event (no clock, no hash-map iteration order), so replaying the
+// same log gives the same state whatever the batch boundaries.
+//
+// An event is either applied whole (its postings are posted) or rejected whole (nothing changes).
+// A scan-out beyond a store's stock is applied and flagged as an anomaly: the sale happened.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "engine/ledger.h"
+
+namespace qudao {
+
+enum class OutcomeKind : std::uint8_t { applied, rejected };
+
+struct Outcome {
+  OutcomeKind kind = OutcomeKind::applied;
+  Anomaly anomaly = Anomaly::none;  // applied, but something a human should look at
+  Rejection rejection;               // when rejected
+};
+
+// Reusable scratch space and the postings of the last applied event (valid until the next call).
+class Applier {
+ public:
+  Outcome apply(Shard& shard, const Event& event);
+
+  std::span<const Posting> postings() const { return postings_; }
+
+ private:
+  Outcome apply(Shard& shard, const fb::LocationDefined& e);
+  Outcome apply(Shard& shard, const fb::ProductionCompleted& e);
+  Outcome apply(Shard& shard, const fb::OrderPlaced& e);
+  Outcome apply(Shard& shard, const fb::ShipmentDispatched& e);
+  Outcome apply(Shard& shard, const fb::ShipmentReceived& e);
+  Outcome apply(Shard& shard, const fb::ScanOut& e);
+
+  // Checks that `from` can give up every line (summed per sku) without going negative.
+  std::optional<Rejection> check_available(const Shard& shard, LocationId from, Bucket bucket,
+                                           const flatbuffers::Vector<const fb::StockLine*>& lines);
+  void post_all(Shard& shard);
+
+  std::vector<Posting> postings_;
+  std::vector<std::pair<SkuId, std::int64_t>> per_sku_;
+};
+
+}  // namespace qudao

@@ -1,0 +1,110 @@
+#include "engine/ledger.h"
+
+#include <xxhash.h>
+
+#include <cassert>
+#include <cstring>
+
+#include "engine/codec.h"
+
+namespace qudao {
+
+Quantity Shard::balance(const Account& a) const {
+  auto it = balances_.find(a);
+  return Quantity{it == balances_.end() ? 0 : it->second.qty};
+}
+
+const LocationInfo* Shard::location(LocationId id) const {
+  auto it = locations_.find(id);
+  return it == locations_.end() ? nullptr : &it->second.info;
+}
+
+std::uint64_t Shard::balance_hash(const Account& a, std::int64_t qty) const {
+  if (qty == 0) return 0;  // an account at zero is the same as no account
+  unsigned char buf[4 + 8 + 8 + 1 + 8];
+  unsigned char* p = buf;
+  std::memcpy(p, &partition_.value, 4), p += 4;
+  std::memcpy(p, &a.sku.value, 8), p += 8;
+  std::memcpy(p, &a.location.value, 8), p += 8;
+  *p++ = static_cast<unsigned char>(a.bucket);
+  std::memcpy(p, &qty, 8);
+  return XXH3_64bits(buf, sizeof buf);
+}
+
+std::uint64_t Shard::location_hash(LocationId id, const LocationInfo& info) const {
+  std::string buf;
+  codec::put_le<std::int32_t>(buf, partition_.value);
+  codec::put_le<std::uint64_t>(buf, id.value);
+  codec::put_le<std::uint8_t>(buf, static_cast<std::uint8_t>(info.kind));
+  for (const std::string* s : {&info.name, &info.city, &info.region}) codec::put_text(buf, *s);
+  return XXH3_64bits(buf.data(), buf.size());
+}
+
+void Shard::record_applied(Offset offset, Anomaly anomaly) {
+  assert(offset >= next_offset_ && "records are applied in offset order, once");
+  next_offset_ = Offset{offset.value + 1};
+  ++counts_.consumed;
+  ++counts_.applied;
+  if (anomaly == Anomaly::flagged) ++counts_.anomalies;
+  header_dirty_ = true;
+}
+
+void Shard::record_rejected(Offset offset, Rejection rejection, std::string bytes) {
+  assert(offset >= next_offset_ && "records are applied in offset order, once");
+  next_offset_ = Offset{offset.value + 1};
+  ++counts_.consumed;
+  ++counts_.rejected;
+  dead_letters_.push_back(DeadLetter{offset, std::move(rejection), std::move(bytes)});
+  header_dirty_ = true;
+}
+
+void Shard::post(const Posting& p) {
+  BalanceEntry& e = balances_[p.account];
+  digest_ -= balance_hash(p.account, e.qty);
+  e.qty += p.delta.value;
+  digest_ += balance_hash(p.account, e.qty);
+  if (!e.dirty) {
+    e.dirty = true;
+    dirty_balances_.push_back(p.account);
+  }
+}
+
+void Shard::define_location(LocationId id, LocationInfo info) {
+  LocationEntry& e = locations_[id];
+  if (e.info.kind != fb::LocationKind::Unknown) digest_ -= location_hash(id, e.info);
+  e.info = std::move(info);
+  digest_ += location_hash(id, e.info);
+  if (!e.dirty) {
+    e.dirty = true;
+    dirty_locations_.push_back(id);
+  }
+}
+
+void Shard::mark_clean() {
+  for (const Account& a : dirty_balances_) balances_[a].dirty = false;
+  for (LocationId id : dirty_locations_) locations_[id].dirty = false;
+  dirty_balances_.clear();
+  dirty_locations_.clear();
+  dead_letters_.clear();
+  header_dirty_ = false;
+}
+
+void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts) {
+  next_offset_ = next_offset;
+  counts_ = counts;
+}
+
+void Shard::restore_balance(const Account& a, Quantity q) {
+  BalanceEntry& e = balances_[a];
+  assert(e.qty == 0 && "a balance is restored once");
+  e.qty = q.value;
+  digest_ += balance_hash(a, e.qty);
+}
+
+void Shard::restore_location(LocationId id, LocationInfo info) {
+  LocationEntry& e = locations_[id];
+  e.info = std::move(info);
+  digest_ += location_hash(id, e.info);
+}
+
+}  // namespace qudao

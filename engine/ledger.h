@@ -1,0 +1,159 @@
+// The ledger state one shard (one Kafka partition) owns, and the postings events turn into.
+//
+// Stock is double-entry: an Account is (sku, location, bucket). Real locations have the buckets
+// on_hand, reserved and in_transit; the virtual accounts production (source of goods), consumers
+// (sink of scan-outs), adjustments and losses use location 0. Every applied event posts a set of
+// deltas that sums to zero per sku, so for every sku the sum over all accounts is zero.
+//
+// A Shard is owned by the one thread that applies its partition's events; it is not thread-safe.
+// Hot state is in memory (abseil open-addressing maps); every change marks its entry dirty, and the
+// next commit (engine/store.h) writes the dirty entries and clears the marks.
+#pragma once
+
+#include <absl/container/flat_hash_map.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "events/decode.h"
+#include "events/types.h"
+
+namespace qudao {
+
+enum class Bucket : std::uint8_t {
+  on_hand = 1,
+  reserved = 2,
+  in_transit = 3,
+  production = 10,   // virtual, location 0
+  consumers = 11,    // virtual, location 0
+  adjustments = 12,  // virtual, location 0
+  losses = 13,       // virtual, location 0
+};
+
+inline constexpr LocationId kVirtualLocation{0};
+
+struct Account {
+  SkuId sku;
+  LocationId location;
+  Bucket bucket = Bucket::on_hand;
+
+  friend constexpr bool operator==(const Account&, const Account&) = default;
+  friend constexpr auto operator<=>(const Account&, const Account&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const Account& a) {
+    return H::combine(std::move(h), a.sku.value, a.location.value, a.bucket);
+  }
+};
+
+struct Posting {
+  Account account;
+  Quantity delta;
+};
+
+struct LocationInfo {
+  fb::LocationKind kind = fb::LocationKind::Unknown;
+  std::string name;
+  std::string city;
+  std::string region;
+
+  friend bool operator==(const LocationInfo&, const LocationInfo&) = default;
+};
+
+// Every consumed record ends in exactly one of applied, duplicate, rejected:
+// consumed == applied + duplicates + rejected, always. Anomalies are a subset of applied.
+struct OutcomeCounts {
+  std::uint64_t consumed = 0;
+  std::uint64_t applied = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t anomalies = 0;
+
+  OutcomeCounts& operator+=(const OutcomeCounts& o) {
+    consumed += o.consumed, applied += o.applied, duplicates += o.duplicates;
+    rejected += o.rejected, anomalies += o.anomalies;
+    return *this;
+  }
+};
+
+enum class Anomaly : std::uint8_t { none, flagged };
+
+// A rejected record, kept with its original bytes until the commit makes it durable.
+struct DeadLetter {
+  Offset offset;
+  Rejection rejection;
+  std::string bytes;
+};
+
+class Shard {
+ public:
+  explicit Shard(PartitionId partition) : partition_(partition) {}
+
+  PartitionId partition() const { return partition_; }
+
+  // The offset of the next record to apply: everything before it is in this state.
+  Offset next_offset() const { return next_offset_; }
+
+  Quantity balance(const Account& a) const;
+  const LocationInfo* location(LocationId id) const;
+  const OutcomeCounts& counts() const { return counts_; }
+
+  // Order-independent digest of all balances and locations: a sum of per-entry hashes, kept up to
+  // date as entries change, so two shards with equal state have equal digests whatever the history.
+  std::uint64_t digest() const { return digest_; }
+
+  // Every consumed record is recorded exactly once, as applied or as rejected, which advances
+  // next_offset past it. The caller posts an applied event's postings before recording it.
+  void record_applied(Offset offset, Anomaly anomaly);
+  void record_rejected(Offset offset, Rejection rejection, std::string bytes);
+
+  void post(const Posting& p);
+  void define_location(LocationId id, LocationInfo info);
+
+  // Iteration over all state (for load-time rebuilds of projections, tests and audits).
+  template <class F> void for_each_balance(F&& f) const {
+    for (const auto& [a, e] : balances_) f(a, Quantity{e.qty});
+  }
+  template <class F> void for_each_location(F&& f) const {
+    for (const auto& [id, e] : locations_) f(id, e.info);
+  }
+
+  // Commit support (engine/store.cc): what changed since the last commit.
+  bool header_dirty() const { return header_dirty_; }
+  const std::vector<Account>& dirty_balances() const { return dirty_balances_; }
+  const std::vector<LocationId>& dirty_locations() const { return dirty_locations_; }
+  const std::vector<DeadLetter>& dead_letters() const { return dead_letters_; }
+  void mark_clean();
+
+  // Load support: restores committed state without marking it dirty.
+  void restore_header(Offset next_offset, const OutcomeCounts& counts);
+  void restore_balance(const Account& a, Quantity q);
+  void restore_location(LocationId id, LocationInfo info);
+
+ private:
+  struct BalanceEntry {
+    std::int64_t qty = 0;
+    bool dirty = false;
+  };
+  struct LocationEntry {
+    LocationInfo info;
+    bool dirty = false;
+  };
+
+  std::uint64_t balance_hash(const Account& a, std::int64_t qty) const;
+  std::uint64_t location_hash(LocationId id, const LocationInfo& info) const;
+
+  PartitionId partition_;
+  Offset next_offset_{0};
+  OutcomeCounts counts_;
+  std::uint64_t digest_ = 0;
+  bool header_dirty_ = false;
+
+  absl::flat_hash_map<Account, BalanceEntry> balances_;
+  absl::flat_hash_map<LocationId, LocationEntry> locations_;
+  std::vector<Account> dirty_balances_;
+  std::vector<LocationId> dirty_locations_;
+  std::vector<DeadLetter> dead_letters_;
+};
+
+}  // namespace qudao

@@ -1,0 +1,184 @@
+#include "events/decode.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+namespace qudao {
+namespace {
+
+// Event times outside [2000-01-01, 2100-01-01) are a producer bug (seconds instead of ms, say).
+constexpr std::int64_t kTimeMsMin = 946'684'800'000;
+constexpr std::int64_t kTimeMsMax = 4'102'444'800'000;
+
+using Check = std::optional<Rejection>;
+
+Rejection reject(RejectReason reason, std::string field, std::string message) {
+  return Rejection{reason, std::move(field), std::move(message)};
+}
+
+Check require_id(std::uint64_t id, std::string_view field) {
+  if (id == 0) return reject(RejectReason::invalid_value, std::string(field), "must be > 0, got 0");
+  return std::nullopt;
+}
+
+Check require_text(const flatbuffers::String* s, std::string_view field) {
+  if (s == nullptr) return reject(RejectReason::missing_field, std::string(field), "is required");
+  if (s->size() == 0) return reject(RejectReason::invalid_value, std::string(field), "must not be empty");
+  if (s->size() > kNameBytesMax) {
+    return reject(RejectReason::invalid_value, std::string(field),
+                  fmt::format("must be at most {} bytes, got {}", kNameBytesMax, s->size()));
+  }
+  return std::nullopt;
+}
+
+Check require_qty(std::int64_t qty, std::string_view field) {
+  if (qty <= 0) {
+    return reject(RejectReason::invalid_value, std::string(field), fmt::format("must be > 0, got {}", qty));
+  }
+  return std::nullopt;
+}
+
+template <class Line>
+Check require_lines(const flatbuffers::Vector<const Line*>* lines) {
+  if (lines == nullptr) return reject(RejectReason::missing_field, "payload.lines", "is required");
+  if (lines->size() == 0 || lines->size() > kLinesMax) {
+    return reject(RejectReason::invalid_value, "payload.lines",
+                  fmt::format("must have 1..{} lines, got {}", kLinesMax, lines->size()));
+  }
+  for (flatbuffers::uoffset_t i = 0; i < lines->size(); ++i) {
+    const Line* line = lines->Get(i);
+    if (auto r = require_id(line->sku(), fmt::format("payload.lines[{}].sku", i))) return r;
+    if (auto r = require_qty(line->qty(), fmt::format("payload.lines[{}].qty", i))) return r;
+  }
+  return std::nullopt;
+}
+
+Check validate(const fb::LocationDefined& e) {
+  if (auto r = require_id(e.location(), "payload.location")) return r;
+  if (e.kind() == fb::LocationKind::Unknown || e.kind() > fb::LocationKind::MAX) {
+    return reject(RejectReason::invalid_value, "payload.kind",
+                  fmt::format("must be Warehouse, SubWarehouse or Store, got {}", static_cast<int>(e.kind())));
+  }
+  if (auto r = require_text(e.name(), "payload.name")) return r;
+  if (auto r = require_text(e.city(), "payload.city")) return r;
+  return require_text(e.region(), "payload.region");
+}
+
+Check validate(const fb::ProductionCompleted& e) {
+  if (auto r = require_id(e.batch(), "payload.batch")) return r;
+  if (auto r = require_id(e.location(), "payload.location")) return r;
+  return require_lines(e.lines());
+}
+
+Check validate(const fb::OrderPlaced& e) {
+  if (auto r = require_id(e.order(), "payload.order")) return r;
+  if (auto r = require_id(e.store(), "payload.store")) return r;
+  if (auto r = require_id(e.placed_by(), "payload.placed_by")) return r;
+  if (auto r = require_lines(e.lines())) return r;
+  for (flatbuffers::uoffset_t i = 0; i < e.lines()->size(); ++i) {
+    if (e.lines()->Get(i)->unit_price_fen() < 0) {
+      return reject(RejectReason::invalid_value, fmt::format("payload.lines[{}].unit_price_fen", i),
+                    fmt::format("must be >= 0, got {}", e.lines()->Get(i)->unit_price_fen()));
+    }
+  }
+  return std::nullopt;
+}
+
+Check validate(const fb::ShipmentDispatched& e) {
+  if (auto r = require_id(e.shipment(), "payload.shipment")) return r;
+  if (auto r = require_id(e.from_location(), "payload.from_location")) return r;
+  if (auto r = require_id(e.to_location(), "payload.to_location")) return r;
+  if (e.from_location() == e.to_location()) {
+    return reject(RejectReason::invalid_value, "payload.to_location",
+                  fmt::format("must differ from from_location, both are {}", e.to_location()));
+  }
+  return require_lines(e.lines());
+}
+
+Check validate(const fb::ShipmentReceived& e) {
+  if (auto r = require_id(e.shipment(), "payload.shipment")) return r;
+  if (auto r = require_id(e.location(), "payload.location")) return r;
+  return require_lines(e.lines());
+}
+
+Check validate(const fb::ScanOut& e) {
+  if (auto r = require_id(e.store(), "payload.store")) return r;
+  if (auto r = require_id(e.sku(), "payload.sku")) return r;
+  if (auto r = require_qty(e.qty(), "payload.qty")) return r;
+  if (e.item_code() != nullptr && e.item_code()->size() > kNameBytesMax) {
+    return reject(RejectReason::invalid_value, "payload.item_code",
+                  fmt::format("must be at most {} bytes, got {}", kNameBytesMax, e.item_code()->size()));
+  }
+  return std::nullopt;
+}
+
+Check validate_payload(const fb::Envelope& env) {
+  switch (env.payload_type()) {
+    case fb::Payload::LocationDefined: return validate(*env.payload_as_LocationDefined());
+    case fb::Payload::ProductionCompleted: return validate(*env.payload_as_ProductionCompleted());
+    case fb::Payload::OrderPlaced: return validate(*env.payload_as_OrderPlaced());
+    case fb::Payload::ShipmentDispatched: return validate(*env.payload_as_ShipmentDispatched());
+    case fb::Payload::ShipmentReceived: return validate(*env.payload_as_ShipmentReceived());
+    case fb::Payload::ScanOut: return validate(*env.payload_as_ScanOut());
+    case fb::Payload::NONE: break;
+  }
+  return reject(RejectReason::missing_field, "payload", "is required");
+}
+
+}  // namespace
+
+const char* reason_name(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::malformed: return "malformed";
+    case RejectReason::unsupported_schema_version: return "unsupported_schema_version";
+    case RejectReason::missing_field: return "missing_field";
+    case RejectReason::invalid_value: return "invalid_value";
+    case RejectReason::unknown_location: return "unknown_location";
+    case RejectReason::wrong_location_kind: return "wrong_location_kind";
+    case RejectReason::insufficient_stock: return "insufficient_stock";
+  }
+  return "unknown_reason";
+}
+
+std::string Rejection::to_string() const {
+  if (field.empty()) return fmt::format("{} ({})", message, reason_name(reason));
+  return fmt::format("{}: {} ({})", field, message, reason_name(reason));
+}
+
+Decoded decode(std::span<const std::uint8_t> bytes) {
+  if (bytes.size() > kEventBytesMax) {
+    return reject(RejectReason::malformed, "",
+                  fmt::format("event is {} bytes, the limit is {}", bytes.size(), kEventBytesMax));
+  }
+  if (bytes.size() < flatbuffers::kFileIdentifierLength + sizeof(flatbuffers::uoffset_t) ||
+      !flatbuffers::BufferHasIdentifier(bytes.data(), fb::EnvelopeIdentifier())) {
+    return reject(RejectReason::malformed, "", "not a qudao event: missing file identifier \"QDAO\"");
+  }
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), kVerifierDepthMax, kVerifierTablesMax);
+  if (!fb::VerifyEnvelopeBuffer(verifier)) {
+    return reject(RejectReason::malformed, "", "FlatBuffers verification failed (truncated or corrupt bytes)");
+  }
+  const fb::Envelope* env = fb::GetEnvelope(bytes.data());
+
+  if (env->schema_version() == 0 || env->schema_version() > kSchemaVersion) {
+    return reject(RejectReason::unsupported_schema_version, "schema_version",
+                  fmt::format("this build understands versions 1..{}, got {}", kSchemaVersion,
+                              env->schema_version()));
+  }
+  const fb::EventId* id = env->event_id();
+  if (id->hi() == 0 && id->lo() == 0) return reject(RejectReason::invalid_value, "event_id", "must not be all zero");
+  if (env->occurred_at_ms() < kTimeMsMin || env->occurred_at_ms() >= kTimeMsMax) {
+    return reject(RejectReason::invalid_value, "occurred_at_ms",
+                  fmt::format("must be ms since the epoch between 2000 and 2100, got {}", env->occurred_at_ms()));
+  }
+  if (auto r = require_text(env->source(), "source")) return *r;
+  if (env->payload_type() > fb::Payload::MAX) {
+    return reject(RejectReason::unsupported_schema_version, "payload",
+                  fmt::format("unknown event type {}", static_cast<int>(env->payload_type())));
+  }
+  if (auto r = validate_payload(*env)) return *r;
+  return Event{EventId{id->hi(), id->lo()}, TimeMs{env->occurred_at_ms()}, env};
+}
+
+}  // namespace qudao

@@ -1,0 +1,82 @@
+#include "events/encode.h"
+
+namespace qudao {
+
+EventWriter::Bytes EventWriter::finish(const Header& h, fb::Payload type, flatbuffers::Offset<void> payload) {
+  const auto source = fbb_.CreateString(h.source.data(), h.source.size());
+  const fb::EventId id(h.id.hi, h.id.lo);
+  fb::EnvelopeBuilder env(fbb_);
+  env.add_event_id(&id);
+  env.add_occurred_at_ms(h.occurred_at.value);
+  env.add_source(source);
+  env.add_schema_version(h.schema_version);
+  env.add_payload_type(type);
+  env.add_payload(payload);
+  fb::FinishEnvelopeBuffer(fbb_, env.Finish());
+  return {fbb_.GetBufferPointer(), fbb_.GetSize()};
+}
+
+flatbuffers::Offset<flatbuffers::Vector<const fb::StockLine*>> EventWriter::stock_lines(std::span<const Line> lines) {
+  fb::StockLine* out = nullptr;
+  auto vec = fbb_.CreateUninitializedVectorOfStructs(lines.size(), &out);
+  for (const Line& l : lines) *out++ = fb::StockLine(l.sku.value, l.qty.value);
+  return vec;
+}
+
+EventWriter::Bytes EventWriter::location_defined(const Header& h, LocationId location, fb::LocationKind kind,
+                                                 std::string_view name, std::string_view city,
+                                                 std::string_view region) {
+  fbb_.Clear();
+  auto n = fbb_.CreateString(name.data(), name.size());
+  auto c = fbb_.CreateString(city.data(), city.size());
+  auto r = fbb_.CreateString(region.data(), region.size());
+  auto p = fb::CreateLocationDefined(fbb_, location.value, kind, n, c, r);
+  return finish(h, fb::Payload::LocationDefined, p.Union());
+}
+
+EventWriter::Bytes EventWriter::production_completed(const Header& h, std::uint64_t batch, LocationId location,
+                                                     std::span<const Line> lines) {
+  fbb_.Clear();
+  auto l = stock_lines(lines);
+  auto p = fb::CreateProductionCompleted(fbb_, batch, location.value, l);
+  return finish(h, fb::Payload::ProductionCompleted, p.Union());
+}
+
+EventWriter::Bytes EventWriter::order_placed(const Header& h, OrderId order, LocationId store,
+                                             std::uint64_t placed_by, LocationId fulfilment_location,
+                                             TimeMs payment_deadline, std::span<const PricedLine> lines) {
+  fbb_.Clear();
+  fb::OrderLine* out = nullptr;
+  auto l = fbb_.CreateUninitializedVectorOfStructs(lines.size(), &out);
+  for (const PricedLine& x : lines) *out++ = fb::OrderLine(x.sku.value, x.qty.value, x.unit_price.value);
+  auto p = fb::CreateOrderPlaced(fbb_, order.value, store.value, placed_by, fulfilment_location.value,
+                                 payment_deadline.value, l);
+  return finish(h, fb::Payload::OrderPlaced, p.Union());
+}
+
+EventWriter::Bytes EventWriter::shipment_dispatched(const Header& h, ShipmentId shipment, LocationId from,
+                                                    LocationId to, OrderId order, std::span<const Line> lines) {
+  fbb_.Clear();
+  auto l = stock_lines(lines);
+  auto p = fb::CreateShipmentDispatched(fbb_, shipment.value, from.value, to.value, order.value, l);
+  return finish(h, fb::Payload::ShipmentDispatched, p.Union());
+}
+
+EventWriter::Bytes EventWriter::shipment_received(const Header& h, ShipmentId shipment, LocationId location,
+                                                  std::span<const Line> lines) {
+  fbb_.Clear();
+  auto l = stock_lines(lines);
+  auto p = fb::CreateShipmentReceived(fbb_, shipment.value, location.value, l);
+  return finish(h, fb::Payload::ShipmentReceived, p.Union());
+}
+
+EventWriter::Bytes EventWriter::scan_out(const Header& h, LocationId store, SkuId sku, Quantity qty,
+                                         std::string_view item_code) {
+  fbb_.Clear();
+  flatbuffers::Offset<flatbuffers::String> code;
+  if (!item_code.empty()) code = fbb_.CreateString(item_code.data(), item_code.size());
+  auto p = fb::CreateScanOut(fbb_, store.value, sku.value, qty.value, code);
+  return finish(h, fb::Payload::ScanOut, p.Union());
+}
+
+}  // namespace qudao

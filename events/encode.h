@@ -1,0 +1,56 @@
+// EventWriter builds contract-conforming event bytes, for producers written in C++ (the simulator,
+// tests, tools). Each call returns a view into the writer's own buffer, valid until the next call.
+// Not thread-safe: one writer per thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "events/decode.h"
+
+namespace qudao {
+
+struct Header {
+  EventId id;
+  TimeMs occurred_at;
+  std::string_view source;
+  std::uint16_t schema_version = kSchemaVersion;
+};
+
+struct Line {
+  SkuId sku;
+  Quantity qty;
+};
+
+struct PricedLine {
+  SkuId sku;
+  Quantity qty;
+  Fen unit_price;
+};
+
+class EventWriter {
+ public:
+  using Bytes = std::span<const std::uint8_t>;
+
+  Bytes location_defined(const Header& h, LocationId location, fb::LocationKind kind,
+                         std::string_view name, std::string_view city, std::string_view region);
+  Bytes production_completed(const Header& h, std::uint64_t batch, LocationId location,
+                             std::span<const Line> lines);
+  Bytes order_placed(const Header& h, OrderId order, LocationId store, std::uint64_t placed_by,
+                     LocationId fulfilment_location, TimeMs payment_deadline,
+                     std::span<const PricedLine> lines);
+  Bytes shipment_dispatched(const Header& h, ShipmentId shipment, LocationId from, LocationId to,
+                            OrderId order, std::span<const Line> lines);
+  Bytes shipment_received(const Header& h, ShipmentId shipment, LocationId location,
+                          std::span<const Line> lines);
+  Bytes scan_out(const Header& h, LocationId store, SkuId sku, Quantity qty, std::string_view item_code);
+
+ private:
+  Bytes finish(const Header& h, fb::Payload type, flatbuffers::Offset<void> payload);
+  flatbuffers::Offset<flatbuffers::Vector<const fb::StockLine*>> stock_lines(std::span<const Line> lines);
+
+  flatbuffers::FlatBufferBuilder fbb_{512};
+};
+
+}  // namespace qudao

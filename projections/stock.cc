@@ -1,0 +1,65 @@
+#include "projections/stock.h"
+
+#include <cassert>
+
+namespace qudao {
+
+void StockProjection::define_location(LocationId id, const LocationInfo& info) {
+  auto [it, inserted] = locations_.try_emplace(id);
+  // The ledger refuses to move a location between regions, so totals never need moving here.
+  assert((inserted || it->second.info.region == info.region) && "a location keeps its region");
+  it->second.info = info;
+  RegionTotals& r = regions_[info.region];
+  r.region = info.region;
+  if (inserted) ++r.locations;
+}
+
+void StockProjection::project(std::span<const Posting> postings) {
+  for (const Posting& p : postings) {
+    if (p.account.location == kVirtualLocation) continue;
+    if (p.account.bucket != Bucket::on_hand && p.account.bucket != Bucket::in_transit) continue;
+    auto it = locations_.find(p.account.location);
+    assert(it != locations_.end() && "the ledger only posts to defined locations");
+    StockLevels& at = it->second.skus[p.account.sku];
+    StockLevels& region = regions_[it->second.info.region].levels;
+    if (p.account.bucket == Bucket::on_hand) {
+      at.on_hand.value += p.delta.value;
+      region.on_hand.value += p.delta.value;
+    } else {
+      at.in_transit.value += p.delta.value;
+      region.in_transit.value += p.delta.value;
+    }
+  }
+}
+
+std::vector<StockRow> StockProjection::location_stock(LocationId location, std::optional<SkuId> sku) const {
+  std::shared_lock lock(mutex_);
+  std::vector<StockRow> rows;
+  auto it = locations_.find(location);
+  if (it == locations_.end()) return rows;
+  if (sku) {
+    auto s = it->second.skus.find(*sku);
+    if (s != it->second.skus.end()) rows.push_back({location, *sku, s->second});
+    return rows;
+  }
+  rows.reserve(it->second.skus.size());
+  for (const auto& [id, levels] : it->second.skus) rows.push_back({location, id, levels});
+  return rows;
+}
+
+std::vector<RegionTotals> StockProjection::region_totals() const {
+  std::shared_lock lock(mutex_);
+  std::vector<RegionTotals> out;
+  out.reserve(regions_.size());
+  for (const auto& [name, totals] : regions_) out.push_back(totals);
+  return out;
+}
+
+std::optional<LocationInfo> StockProjection::location(LocationId id) const {
+  std::shared_lock lock(mutex_);
+  auto it = locations_.find(id);
+  if (it == locations_.end()) return std::nullopt;
+  return it->second.info;
+}
+
+}  // namespace qudao

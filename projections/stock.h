@@ -1,0 +1,75 @@
+// Stock projection: the read model HQ queries for stock, per location × sku and totals per region.
+// It is fed the ledger's postings of every applied event (so the movement rules live only in
+// engine/apply.cc) and the locations the ledger defines; it keeps no durable state of its own and
+// is rebuilt from the loaded ledger on start.
+//
+// Thread-safety: one writer (the pipeline thread, through a Writer that holds the exclusive lock
+// for a whole poll batch) and any number of concurrent readers (HTTP handlers).
+#pragma once
+
+#include <absl/container/btree_map.h>
+#include <absl/container/flat_hash_map.h>
+
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/ledger.h"
+
+namespace qudao {
+
+struct StockLevels {
+  Quantity on_hand;
+  Quantity in_transit;
+};
+
+struct StockRow {
+  LocationId location;
+  SkuId sku;
+  StockLevels levels;
+};
+
+struct RegionTotals {
+  std::string region;
+  std::size_t locations = 0;
+  StockLevels levels;
+};
+
+class StockProjection {
+ public:
+  class Writer {
+   public:
+    explicit Writer(StockProjection& p) : p_(p), lock_(p.mutex_) {}
+    void define_location(LocationId id, const LocationInfo& info) { p_.define_location(id, info); }
+    void project(std::span<const Posting> postings) { p_.project(postings); }
+
+   private:
+    StockProjection& p_;
+    std::unique_lock<std::shared_mutex> lock_;
+  };
+
+  // Every sku stocked at one location (or just `sku`), ordered by sku. Empty if unknown.
+  std::vector<StockRow> location_stock(LocationId location, std::optional<SkuId> sku) const;
+  // Totals per region, ordered by region name.
+  std::vector<RegionTotals> region_totals() const;
+  // The location's attributes, if the ledger defined it.
+  std::optional<LocationInfo> location(LocationId id) const;
+
+ private:
+  struct LocationStock {
+    LocationInfo info;
+    absl::btree_map<SkuId, StockLevels> skus;
+  };
+
+  void define_location(LocationId id, const LocationInfo& info);
+  void project(std::span<const Posting> postings);
+
+  mutable std::shared_mutex mutex_;
+  absl::flat_hash_map<LocationId, LocationStock> locations_;
+  absl::btree_map<std::string, RegionTotals> regions_;
+};
+
+}  // namespace qudao

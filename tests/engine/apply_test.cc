@@ -1,0 +1,154 @@
+#include "engine/apply.h"
+
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "tests/support.h"
+
+namespace qudao {
+using namespace qudao::test;
+
+namespace {
+
+constexpr std::uint64_t kWarehouse = 1, kStore = 2, kOtherStore = 3;
+
+// A shard with one sub-warehouse and two stores in region East, fed through decode + apply.
+struct Ledger {
+  Shard shard{PartitionId{0}};
+  Applier applier;
+  Events ev;
+  std::int64_t offset = 0;
+
+  Ledger() {
+    REQUIRE(feed(ev.location(kWarehouse, fb::LocationKind::SubWarehouse, "East")).kind == OutcomeKind::applied);
+    REQUIRE(feed(ev.location(kStore, fb::LocationKind::Store, "East")).kind == OutcomeKind::applied);
+    REQUIRE(feed(ev.location(kOtherStore, fb::LocationKind::Store, "East")).kind == OutcomeKind::applied);
+  }
+
+  Outcome feed(const Bytes& b) {
+    Outcome o = applier.apply(shard, must_decode(b));
+    if (o.kind == OutcomeKind::applied) {
+      shard.record_applied(Offset{offset++}, o.anomaly);
+    } else {
+      shard.record_rejected(Offset{offset++}, o.rejection, std::string(b.begin(), b.end()));
+    }
+    return o;
+  }
+
+  std::int64_t qty(std::uint64_t location, std::uint64_t sku, Bucket b = Bucket::on_hand) const {
+    return shard.balance(Account{SkuId{sku}, LocationId{location}, b}).value;
+  }
+
+  // Conservation: for every sku, the sum over all accounts is zero.
+  std::map<std::uint64_t, std::int64_t> sums_per_sku() const {
+    std::map<std::uint64_t, std::int64_t> sums;
+    shard.for_each_balance([&](const Account& a, Quantity q) { sums[a.sku.value] += q.value; });
+    return sums;
+  }
+};
+
+void check_conserved(const Ledger& l) {
+  for (const auto& [sku, sum] : l.sums_per_sku()) {
+    INFO("sku " << sku);
+    CHECK(sum == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("apply: goods move production -> warehouse -> in transit -> store -> consumers, conserved per sku") {
+  Ledger l;
+  CHECK(l.feed(l.ev.production(kWarehouse, {line(1, 100), line(2, 50)})).kind == OutcomeKind::applied);
+  CHECK(l.qty(kWarehouse, 1) == 100);
+  CHECK(l.qty(0, 1, Bucket::production) == -100);
+  check_conserved(l);
+
+  CHECK(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 30)})).kind == OutcomeKind::applied);
+  CHECK(l.qty(kWarehouse, 1) == 70);
+  CHECK(l.qty(kStore, 1, Bucket::in_transit) == 30);
+  check_conserved(l);
+
+  CHECK(l.feed(l.ev.receive(kStore, {line(1, 30)})).kind == OutcomeKind::applied);
+  CHECK(l.qty(kStore, 1, Bucket::in_transit) == 0);
+  CHECK(l.qty(kStore, 1) == 30);
+
+  const Outcome sold = l.feed(l.ev.scan_out(kStore, 1, 12));
+  CHECK(sold.kind == OutcomeKind::applied);
+  CHECK(sold.anomaly == Anomaly::none);
+  CHECK(l.qty(kStore, 1) == 18);
+  CHECK(l.qty(0, 1, Bucket::consumers) == 12);
+  check_conserved(l);
+  CHECK(l.shard.counts().applied == 3 + 4);
+  CHECK(l.shard.counts().consumed == 3 + 4);
+  CHECK(l.shard.next_offset() == Offset{7});
+}
+
+TEST_CASE("apply: scan-out beyond store stock is applied and flagged as an anomaly") {
+  Ledger l;
+  const Outcome o = l.feed(l.ev.scan_out(kStore, 1, 3));
+  CHECK(o.kind == OutcomeKind::applied);
+  CHECK(o.anomaly == Anomaly::flagged);
+  CHECK(l.qty(kStore, 1) == -3);
+  CHECK(l.shard.counts().anomalies == 1);
+  check_conserved(l);
+}
+
+TEST_CASE("apply: dispatching more than is on hand is rejected and changes nothing") {
+  Ledger l;
+  REQUIRE(l.feed(l.ev.production(kWarehouse, {line(1, 10)})).kind == OutcomeKind::applied);
+  const std::uint64_t digest = l.shard.digest();
+  // Two lines of the same sku are covered together: 6 + 6 > 10.
+  const Outcome o = l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 6), line(1, 6)}));
+  CHECK(o.kind == OutcomeKind::rejected);
+  CHECK(o.rejection.to_string() == "payload.lines: location 1 has 10 of sku 1 on hand, the event needs 12 (insufficient_stock)");
+  CHECK(l.qty(kWarehouse, 1) == 10);
+  CHECK(l.shard.digest() == digest);
+  CHECK(l.shard.counts().rejected == 1);
+  REQUIRE(l.shard.dead_letters().size() == 1);
+  CHECK(l.shard.dead_letters()[0].offset == Offset{4});
+}
+
+TEST_CASE("apply: receiving more than is in transit is rejected") {
+  Ledger l;
+  REQUIRE(l.feed(l.ev.production(kWarehouse, {line(1, 10)})).kind == OutcomeKind::applied);
+  REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 4)})).kind == OutcomeKind::applied);
+  const Outcome o = l.feed(l.ev.receive(kStore, {line(1, 5)}));
+  CHECK(o.kind == OutcomeKind::rejected);
+  CHECK(o.rejection.reason == RejectReason::insufficient_stock);
+  CHECK(o.rejection.message == "location 2 has 4 of sku 1 in transit, the event needs 5");
+}
+
+TEST_CASE("apply: events naming unknown locations or the wrong kind are rejected with the field") {
+  Ledger l;
+  CHECK(l.feed(l.ev.scan_out(99, 1, 1)).rejection.to_string() == "payload.store: location 99 is not defined (unknown_location)");
+  CHECK(l.feed(l.ev.scan_out(kWarehouse, 1, 1)).rejection.reason == RejectReason::wrong_location_kind);
+  CHECK(l.feed(l.ev.production(kStore, {line(1, 1)})).rejection.to_string() ==
+        "payload.location: production goes into a warehouse, location 2 is a Store (wrong_location_kind)");
+  CHECK(l.feed(l.ev.dispatch(kWarehouse, 99, {line(1, 1)})).rejection.field == "payload.to_location");
+  CHECK(l.feed(l.ev.order(1, 99, {PricedLine{SkuId{1}, Quantity{1}, Fen{100}}})).rejection.reason ==
+        RejectReason::unknown_location);
+  CHECK(l.shard.counts().rejected == 5);
+  CHECK(l.shard.counts().consumed == l.shard.counts().applied + l.shard.counts().rejected);
+}
+
+TEST_CASE("apply: a location cannot move to another region (the region is its shard)") {
+  Ledger l;
+  const Outcome o = l.feed(l.ev.location(kStore, fb::LocationKind::Store, "West"));
+  CHECK(o.kind == OutcomeKind::rejected);
+  CHECK(o.rejection.to_string() == "payload.region: location 2 is in region \"East\" and cannot move to \"West\" (invalid_value)");
+  CHECK(l.shard.location(LocationId{kStore})->region == "East");
+}
+
+TEST_CASE("apply: the digest depends on the state, not on the order that produced it") {
+  Ledger a, b;
+  REQUIRE(a.feed(a.ev.production(kWarehouse, {line(1, 10)})).kind == OutcomeKind::applied);
+  REQUIRE(a.feed(a.ev.production(kWarehouse, {line(2, 5)})).kind == OutcomeKind::applied);
+  REQUIRE(b.feed(b.ev.production(kWarehouse, {line(2, 5)})).kind == OutcomeKind::applied);
+  REQUIRE(b.feed(b.ev.production(kWarehouse, {line(1, 10)})).kind == OutcomeKind::applied);
+  CHECK(a.shard.digest() == b.shard.digest());
+  REQUIRE(b.feed(b.ev.scan_out(kStore, 1, 1)).kind == OutcomeKind::applied);
+  CHECK(a.shard.digest() != b.shard.digest());
+}
+
+}  // namespace qudao

@@ -1,0 +1,123 @@
+#include "engine/store.h"
+
+#include <doctest/doctest.h>
+
+#include "engine/apply.h"
+#include "tests/support.h"
+
+namespace qudao {
+using namespace qudao::test;
+
+namespace {
+
+void feed(Shard& shard, Applier& applier, const Bytes& b, std::int64_t offset) {
+  Outcome o = applier.apply(shard, must_decode(b));
+  if (o.kind == OutcomeKind::applied) {
+    shard.record_applied(Offset{offset}, o.anomaly);
+  } else {
+    shard.record_rejected(Offset{offset}, o.rejection, std::string(b.begin(), b.end()));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("store: a commit makes balances, locations, offsets, counts and dead letters durable") {
+  TempDir dir;
+  Events ev;
+  Applier applier;
+  Shard p0{PartitionId{0}}, p3{PartitionId{3}};
+  feed(p0, applier, ev.location(1, fb::LocationKind::SubWarehouse, "East"), 0);
+  feed(p0, applier, ev.production(1, {line(1, 10), line(2, 7)}), 1);
+  const Bytes bad = ev.production(9, {line(1, 1)});  // unknown location: dead-lettered
+  feed(p0, applier, bad, 5);                          // offsets may have gaps (transaction markers)
+  feed(p3, applier, ev.location(2, fb::LocationKind::Store, "West"), 0);
+  feed(p3, applier, ev.scan_out(2, 4, 1), 1);         // an anomaly
+
+  {
+    auto store = Store::open(StoreOptions{dir.path(), "events"});
+    REQUIRE(store.is_ok());
+    std::vector<Shard*> shards{&p0, &p3};
+    auto stats = store.value()->commit(shards);
+    REQUIRE(stats.is_ok());
+    CHECK(stats.value().balances == 6);
+    CHECK(stats.value().locations == 2);
+    CHECK(stats.value().dead_letters == 1);
+    CHECK(p0.dirty_balances().empty());
+    CHECK(p0.dead_letters().empty());
+    // Nothing changed: nothing is written.
+    auto again = store.value()->commit(shards);
+    REQUIRE(again.is_ok());
+    CHECK(again.value().bytes == 0);
+  }
+
+  auto store = Store::open(StoreOptions{dir.path(), "events"});
+  REQUIRE(store.is_ok());
+  auto loaded = store.value()->load();
+  REQUIRE_MESSAGE(loaded.is_ok(), loaded.status().message());
+  REQUIRE(loaded.value().size() == 2);
+  const Shard& l0 = loaded.value().at(0);
+  const Shard& l3 = loaded.value().at(3);
+  CHECK(l0.next_offset() == Offset{6});
+  CHECK(l0.balance(Account{SkuId{2}, LocationId{1}, Bucket::on_hand}) == Quantity{7});
+  CHECK(l0.balance(Account{SkuId{1}, kVirtualLocation, Bucket::production}) == Quantity{-10});
+  CHECK(l0.location(LocationId{1})->region == "East");
+  CHECK(l0.counts().consumed == 3);
+  CHECK(l0.counts().applied == 2);
+  CHECK(l0.counts().rejected == 1);
+  CHECK(l0.digest() == p0.digest());
+  CHECK(l3.counts().anomalies == 1);
+  CHECK(l3.digest() == p3.digest());
+
+  auto letters = store.value()->dead_letters(PartitionId{0}, Offset{0}, 10);
+  REQUIRE(letters.is_ok());
+  REQUIRE(letters.value().size() == 1);
+  CHECK(letters.value()[0].offset == Offset{5});
+  CHECK(letters.value()[0].rejection.reason == RejectReason::unknown_location);
+  CHECK(letters.value()[0].rejection.field == "payload.location");
+  CHECK(letters.value()[0].bytes == std::string(bad.begin(), bad.end()));
+}
+
+TEST_CASE("store: a store made for one topic refuses another") {
+  TempDir dir;
+  REQUIRE(Store::open(StoreOptions{dir.path(), "events"}).is_ok());
+  auto other = Store::open(StoreOptions{dir.path(), "other"});
+  REQUIRE_FALSE(other.is_ok());
+  CHECK(other.status().message().find("follows topic \"events\", not \"other\"") != std::string::npos);
+}
+
+TEST_CASE("store: a stored state that does not match its digest is refused on load") {
+  TempDir dir;
+  Events ev;
+  Applier applier;
+  Shard p0{PartitionId{0}};
+  feed(p0, applier, ev.location(1, fb::LocationKind::SubWarehouse, "East"), 0);
+  feed(p0, applier, ev.production(1, {line(1, 10)}), 1);
+  {
+    auto store = Store::open(StoreOptions{dir.path(), "events"});
+    REQUIRE(store.is_ok());
+    std::vector<Shard*> shards{&p0};
+    REQUIRE(store.value()->commit(shards).is_ok());
+  }
+  {
+    // Corrupt one balance behind the store's back.
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::Options(), dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key()[0] == 'B') {
+        std::string v = it->value().ToString();
+        v[0] ^= 1;
+        REQUIRE(db->Put(rocksdb::WriteOptions(), it->key(), v).ok());
+        break;
+      }
+    }
+  }
+  auto store = Store::open(StoreOptions{dir.path(), "events"});
+  REQUIRE(store.is_ok());
+  auto loaded = store.value()->load();
+  REQUIRE_FALSE(loaded.is_ok());
+  CHECK(loaded.status().message().find("does not match its digest") != std::string::npos);
+}
+
+}  // namespace qudao

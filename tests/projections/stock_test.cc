@@ -1,0 +1,54 @@
+#include "projections/stock.h"
+
+#include <doctest/doctest.h>
+
+#include "engine/apply.h"
+#include "tests/support.h"
+
+namespace qudao {
+using namespace qudao::test;
+
+TEST_CASE("stock projection: per-location stock and region totals follow the ledger's postings") {
+  Events ev;
+  Applier applier;
+  Shard shard{PartitionId{0}};
+  StockProjection stock;
+  auto feed = [&](const Bytes& b) {
+    const Event e = must_decode(b);
+    REQUIRE(applier.apply(shard, e).kind == OutcomeKind::applied);
+    StockProjection::Writer w(stock);
+    if (e.type() == fb::Payload::LocationDefined) {
+      const LocationId id{e.envelope->payload_as_LocationDefined()->location()};
+      w.define_location(id, *shard.location(id));
+    }
+    w.project(applier.postings());
+  };
+  feed(ev.location(1, fb::LocationKind::SubWarehouse, "East"));
+  feed(ev.location(2, fb::LocationKind::Store, "East"));
+  feed(ev.location(3, fb::LocationKind::SubWarehouse, "West"));
+  feed(ev.production(1, {line(1, 100), line(2, 40)}));
+  feed(ev.production(3, {line(1, 5)}));
+  feed(ev.dispatch(1, 2, {line(1, 30)}));
+  feed(ev.receive(2, {line(1, 20)}));
+  feed(ev.scan_out(2, 1, 8));
+
+  const auto rows = stock.location_stock(LocationId{2}, std::nullopt);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].sku == SkuId{1});
+  CHECK(rows[0].levels.on_hand == Quantity{12});
+  CHECK(rows[0].levels.in_transit == Quantity{10});
+  CHECK(stock.location_stock(LocationId{1}, SkuId{2}).at(0).levels.on_hand == Quantity{40});
+  CHECK(stock.location_stock(LocationId{1}, SkuId{9}).empty());
+  CHECK(stock.location_stock(LocationId{42}, std::nullopt).empty());
+
+  const auto regions = stock.region_totals();
+  REQUIRE(regions.size() == 2);
+  CHECK(regions[0].region == "East");
+  CHECK(regions[0].locations == 2);
+  CHECK(regions[0].levels.on_hand == Quantity{70 + 40 + 12});
+  CHECK(regions[0].levels.in_transit == Quantity{10});
+  CHECK(regions[1].region == "West");
+  CHECK(regions[1].levels.on_hand == Quantity{5});
+}
+
+}  // namespace qudao

@@ -1,0 +1,52 @@
+// The subcommands of the qudao binary. Each returns the process exit code.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "tools/service.h"
+#include "tools/simulate.h"
+
+namespace qudao {
+
+struct KafkaArgs {
+  std::string brokers;
+  std::vector<std::string> settings;  // -X key=value
+  std::string properties_file;
+  std::string topic = kDefaultTopic;
+
+  // Builds librdkafka settings; an error names the bad argument.
+  Result<KafkaSettings> to_settings() const;
+};
+
+struct ServeArgs {
+  KafkaArgs kafka;
+  std::string data_dir = "qudao-data";
+  std::string http_address = "127.0.0.1";
+  std::uint16_t http_port = 8080;
+  std::string group_id = "qudao";
+  int commit_interval_ms = 100;
+  std::string sync = "fsync";
+};
+
+struct SimulateArgs {
+  KafkaArgs kafka;
+  int partitions = 4;
+  SimulateOptions simulation;
+};
+
+struct DemoArgs {
+  int duration_s = 0;
+  std::uint16_t http_port = 8080;
+  int partitions = 8;
+  std::string data_dir;
+  SimulateOptions simulation{.seed = 1, .regions = 8, .cities_per_region = 2, .stores_per_city = 10, .skus = 100,
+                             .days = 60, .from_day = 0, .source = "qudao-demo"};
+};
+
+int run_serve(const ServeArgs& args, const std::atomic<bool>& stop);
+int run_simulate(const SimulateArgs& args, const std::atomic<bool>& stop);
+int run_demo(const DemoArgs& args, const std::atomic<bool>& stop);
+
+}  // namespace qudao

@@ -1,0 +1,96 @@
+// qudao: one binary, subcommands in the style of kcat and git.
+//
+//   qudao demo       embedded broker + simulated channel + engine + HTTP API, one command
+//   qudao serve      consume the events topic into the ledger and serve the query API
+//   qudao simulate   produce a seeded channel workload to Kafka
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+
+#include "tools/commands.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+void add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
+  cmd.add_option("-b,--brokers", k.brokers, "Kafka bootstrap servers, host:port[,host:port...]");
+  cmd.add_option("-X", k.settings, "librdkafka setting key=value (repeatable), e.g. -X security.protocol=SASL_SSL");
+  cmd.add_option("-F,--kafka-config", k.properties_file, "librdkafka settings from a properties file (key=value lines)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("-t,--topic", k.topic, "events topic")->capture_default_str();
+}
+
+void add_simulation_options(CLI::App& cmd, qudao::SimulateOptions& o) {
+  cmd.add_option("--seed", o.seed, "random seed; the same seed and size give the same events")->capture_default_str();
+  cmd.add_option("--regions", o.regions, "number of sales regions (each is one shard key)")->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd.add_option("--cities", o.cities_per_region, "cities per region (one sub-warehouse each)")->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  cmd.add_option("--stores", o.stores_per_city, "stores per city")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd.add_option("--skus", o.skus, "number of skus")->capture_default_str()->check(CLI::Range(1, 100000));
+  cmd.add_option("--days", o.days, "days to simulate")->capture_default_str()->check(CLI::Range(1, 3650));
+  cmd.add_option("--from-day", o.from_day, "emit only days >= this (continue an earlier run of the same seed)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("qudao");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  CLI::App app{"qudao: an event-sourced order and inventory ledger for distribution channels.\n"
+               "Consumes order, shipment and scan-out events from Kafka into a RocksDB-backed ledger\n"
+               "and serves stock projections over HTTP."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "qudao 0.1.0");
+
+  qudao::DemoArgs demo;
+  auto* demo_cmd = app.add_subcommand("demo", "run everything on the embedded broker: simulate a channel, ingest it, serve the API");
+  demo_cmd->add_option("--duration", demo.duration_s, "stop after this many seconds (0 = until Ctrl-C)")->capture_default_str();
+  demo_cmd->add_option("--http-port", demo.http_port, "HTTP port on 127.0.0.1")->capture_default_str();
+  demo_cmd->add_option("--partitions", demo.partitions, "partitions of the embedded events topic")->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  demo_cmd->add_option("--data", demo.data_dir, "RocksDB directory (default: a fresh temporary directory, removed at exit)");
+  add_simulation_options(*demo_cmd, demo.simulation);
+
+  qudao::ServeArgs serve;
+  auto* serve_cmd = app.add_subcommand("serve", "consume the events topic into the ledger and serve the query API");
+  add_kafka_options(*serve_cmd, serve.kafka);
+  serve_cmd->add_option("-d,--data", serve.data_dir, "RocksDB directory (created if missing)")->capture_default_str();
+  serve_cmd->add_option("--http-address", serve.http_address, "HTTP listen address")->capture_default_str();
+  serve_cmd->add_option("--http-port", serve.http_port, "HTTP port (0 = any free port)")->capture_default_str();
+  serve_cmd->add_option("--group", serve.group_id, "consumer group for advisory offset commits (lag monitoring)")
+      ->capture_default_str();
+  serve_cmd->add_option("--commit-interval-ms", serve.commit_interval_ms, "RocksDB commit interval")->capture_default_str()
+      ->check(CLI::Range(1, 60'000));
+  serve_cmd->add_option("--sync", serve.sync, "fsync each commit (survives power loss) or not (survives kill -9)")
+      ->capture_default_str()->check(CLI::IsMember({"fsync", "none"}));
+
+  qudao::SimulateArgs sim;
+  auto* sim_cmd = app.add_subcommand("simulate", "produce a seeded channel workload to Kafka; prints the expected totals as JSON");
+  add_kafka_options(*sim_cmd, sim.kafka);
+  sim_cmd->add_option("--partitions", sim.partitions, "partitions if the topic must be created")->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  add_simulation_options(*sim_cmd, sim.simulation);
+
+  CLI11_PARSE(app, argc, argv);
+
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  if (*demo_cmd) return qudao::run_demo(demo, g_stop);
+  if (*serve_cmd) return qudao::run_serve(serve, g_stop);
+  if (*sim_cmd) return qudao::run_simulate(sim, g_stop);
+  return 2;
+}

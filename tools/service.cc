@@ -1,0 +1,37 @@
+#include "tools/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "connectors/query_api.h"
+
+namespace qudao {
+
+Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options) {
+  std::unique_ptr<Service> s(new Service());
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) return Status::error(fmt::format("data directory {}: {}", options.data_dir, ec.message()));
+
+  auto store = Store::open(StoreOptions{options.data_dir, options.topic, options.sync});
+  if (!store.is_ok()) return store.status();
+  s->store_ = store.take();
+
+  auto source = KafkaSource::open(options.kafka, options.topic, options.group_id);
+  if (!source.is_ok()) return source.status();
+  s->source_ = source.take();
+
+  auto pipeline = Pipeline::open(*s->store_, *s->source_, s->stock_, options.pipeline);
+  if (!pipeline.is_ok()) return pipeline.status();
+  s->pipeline_ = pipeline.take();
+  const OutcomeCounts loaded = s->pipeline_->stats().totals;
+  spdlog::info("store {}: {} events already applied, {} rejected", options.data_dir, loaded.applied, loaded.rejected);
+
+  auto http = HttpServer::start(options.http, make_query_api(s->stock_, *s->pipeline_, *s->store_));
+  if (!http.is_ok()) return http.status();
+  s->http_ = http.take();
+  return s;
+}
+
+}  // namespace qudao

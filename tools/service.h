@@ -1,0 +1,50 @@
+// Service: one running qudao engine — store, Kafka source, pipeline, projections and HTTP API —
+// assembled from options. `qudao serve` runs one; `qudao demo` runs one against the embedded broker.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "connectors/http_server.h"
+#include "connectors/kafka.h"
+#include "connectors/pipeline.h"
+#include "engine/store.h"
+#include "projections/stock.h"
+
+namespace qudao {
+
+inline constexpr const char* kDefaultTopic = "qudao.events";
+
+struct ServiceOptions {
+  KafkaSettings kafka;
+  std::string topic = kDefaultTopic;
+  std::string group_id = "qudao";
+  std::string data_dir = "qudao-data";
+  SyncMode sync = SyncMode::fsync;
+  HttpOptions http;
+  PipelineOptions pipeline;
+};
+
+class Service {
+ public:
+  static Result<std::unique_ptr<Service>> open(const ServiceOptions& options);
+
+  // Consumes until `stop` is set; the HTTP API answers meanwhile.
+  Status run(const std::atomic<bool>& stop) { return pipeline_->run(stop); }
+
+  const Pipeline& pipeline() const { return *pipeline_; }
+  const StockProjection& stock() const { return stock_; }
+  std::uint16_t http_port() const { return http_->port(); }
+
+ private:
+  Service() = default;
+
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<KafkaSource> source_;
+  StockProjection stock_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<HttpServer> http_;  // last: stops before what its handlers read
+};
+
+}  // namespace qudao
