@@ -1,0 +1,147 @@
+// Helpers for integration tests: run the qudao binary as a child process, and make HTTP GETs.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <utility>  // before Boost 1.74 asio, which uses std::exchange without it
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace qudao::test {
+
+// A required environment variable: an integration test that lacks its broker fails, never skips.
+inline std::string required_env(const char* name) {
+  const char* v = std::getenv(name);
+  REQUIRE_MESSAGE((v != nullptr && *v != '\0'), name << " is not set: run the tests through ctest, "
+                                                        "which starts the Kafka broker (tools/kafka.sh)");
+  return v;
+}
+
+class Child {
+ public:
+  // Starts `argv` with stdout and stderr appended to `log_path`.
+  Child(std::vector<std::string> argv, const std::string& log_path) : log_path_(log_path) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE_MESSAGE(rc == 0, "cannot start " << argv[0]);
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  void kill(int sig) { ::kill(pid_, sig); }
+
+  // Waits for exit; returns the exit code, or 128 + signal.
+  int wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  std::string log() const {
+    std::ifstream in(log_path_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+// Runs a command to completion; returns its stdout (stderr goes to `log_path`) and exit code.
+inline std::pair<int, std::string> run(std::vector<std::string> argv, const std::string& dir) {
+  const std::string out = dir + "/stdout.tmp";
+  std::remove(out.c_str());
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, (dir + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(out);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ss.str()};
+}
+
+// A port that was free a moment ago.
+inline std::uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+struct HttpReply {
+  unsigned status = 0;  // 0: could not connect
+  std::string body;
+  nlohmann::json json() const { return nlohmann::json::parse(body); }
+};
+
+inline HttpReply http_get(std::uint16_t port, const std::string& target) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context io;
+  beast::tcp_stream stream(io);
+  beast::error_code ec;
+  stream.expires_after(std::chrono::seconds(5));
+  stream.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
+  if (ec) return {};
+  http::request<http::empty_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  http::write(stream, req, ec);
+  if (ec) return {};
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res, ec);
+  if (ec) return {};
+  return {res.result_int(), res.body()};
+}
+
+// Polls `pred` every 50 ms until it holds or `timeout` passes.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
+
+}  // namespace qudao::test
