@@ -30,6 +30,20 @@ Outcome Applier::apply(Shard& shard, const Event& event) {
     case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched());
     case fb::Payload::ShipmentReceived: return apply(shard, *env.payload_as_ShipmentReceived());
     case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut());
+    case fb::Payload::StockCounted: return apply(shard, *env.payload_as_StockCounted());
+    // Valid facts that no part of the ledger reads yet (catalogue, parties, payments, targets,
+    // rebates, ratings, training): applied without postings, so they count and replay later.
+    case fb::Payload::SkuDefined:
+    case fb::Payload::PartyRegistered:
+    case fb::Payload::StoreAssigned:
+    case fb::Payload::OrderPaid:
+    case fb::Payload::OrderCancelled:
+    case fb::Payload::TargetSet:
+    case fb::Payload::RebatePolicySet:
+    case fb::Payload::RebateAdjusted:
+    case fb::Payload::FeedbackRecorded:
+    case fb::Payload::TrainingCompleted:
+      return {};
     case fb::Payload::NONE: break;
   }
   // decode() rejects events without a known payload, so reaching here is a bug.
@@ -158,6 +172,23 @@ Outcome Applier::apply(Shard& shard, const fb::ScanOut& e) {
   postings_.push_back({Account{sku, kVirtualLocation, Bucket::consumers}, Quantity{e.qty()}});
   post_all(shard);
   return Outcome{OutcomeKind::applied, beyond_stock ? Anomaly::flagged : Anomaly::none, {}};
+}
+
+Outcome Applier::apply(Shard& shard, const fb::StockCounted& e) {
+  const LocationId at{e.location()};
+  if (shard.location(at) == nullptr) {
+    return rejected(RejectReason::unknown_location, "payload.location", fmt::format("location {} is not defined", at.value));
+  }
+  // The count is the truth: the difference to the books goes to the adjustments account.
+  for (const fb::StockLine* l : *e.lines()) {
+    const Account on_hand{SkuId{l->sku()}, at, Bucket::on_hand};
+    const std::int64_t delta = l->qty() - shard.balance(on_hand).value;
+    if (delta == 0) continue;
+    postings_.push_back({on_hand, Quantity{delta}});
+    postings_.push_back({Account{SkuId{l->sku()}, kVirtualLocation, Bucket::adjustments}, Quantity{-delta}});
+  }
+  post_all(shard);
+  return {};
 }
 
 }  // namespace qudao

@@ -36,6 +36,7 @@ class Applier {
   Outcome apply(Shard& shard, const fb::ShipmentDispatched& e);
   Outcome apply(Shard& shard, const fb::ShipmentReceived& e);
   Outcome apply(Shard& shard, const fb::ScanOut& e);
+  Outcome apply(Shard& shard, const fb::StockCounted& e);
 
   // Checks that `from` can give up every line (summed per sku) without going negative.
   std::optional<Rejection> check_available(const Shard& shard, LocationId from, Bucket bucket,

@@ -113,6 +113,168 @@ Check validate(const fb::ScanOut& e) {
   return std::nullopt;
 }
 
+Check require_count(std::int64_t v, std::int64_t lo, std::int64_t hi, std::string_view field) {
+  if (v < lo || v > hi) {
+    return reject(RejectReason::invalid_value, std::string(field), fmt::format("must be {}..{}, got {}", lo, hi, v));
+  }
+  return std::nullopt;
+}
+
+Check optional_text(const flatbuffers::String* s, std::string_view field) {
+  if (s == nullptr) return std::nullopt;
+  if (s->size() > kNameBytesMax) {
+    return reject(RejectReason::invalid_value, std::string(field),
+                  fmt::format("must be at most {} bytes, got {}", kNameBytesMax, s->size()));
+  }
+  return std::nullopt;
+}
+
+// "YYYY-MM" (a month) or "YYYY-Qn" (a quarter), years 2000..2099.
+Check require_period(const flatbuffers::String* s) {
+  if (auto r = require_text(s, "payload.period")) return r;
+  const std::string_view p = s->string_view();
+  auto digits = [&](std::size_t from, std::size_t n) {
+    for (std::size_t i = from; i < from + n; ++i) if (p[i] < '0' || p[i] > '9') return false;
+    return true;
+  };
+  bool ok = p.size() == 7 && digits(0, 4) && p[4] == '-' && p.substr(0, 2) == "20";
+  if (ok && p[5] == 'Q') {
+    ok = p[6] >= '1' && p[6] <= '4';
+  } else if (ok) {
+    ok = digits(5, 2) && ((p[5] == '0' && p[6] >= '1') || (p[5] == '1' && p[6] <= '2'));
+  }
+  if (!ok) {
+    return reject(RejectReason::invalid_value, "payload.period",
+                  fmt::format("must be a month \"YYYY-MM\" or a quarter \"YYYY-Qn\", got \"{}\"", p));
+  }
+  return std::nullopt;
+}
+
+Check validate(const fb::SkuDefined& e) {
+  if (auto r = require_id(e.sku(), "payload.sku")) return r;
+  if (auto r = require_text(e.code(), "payload.code")) return r;
+  if (auto r = require_text(e.name(), "payload.name")) return r;
+  if (auto r = require_text(e.category(), "payload.category")) return r;
+  if (auto r = require_text(e.unit(), "payload.unit")) return r;
+  if (e.list_price_fen() < 0) {
+    return reject(RejectReason::invalid_value, "payload.list_price_fen", fmt::format("must be >= 0, got {}", e.list_price_fen()));
+  }
+  return require_count(e.production_lead_time_days(), 0, 365, "payload.production_lead_time_days");
+}
+
+Check validate(const fb::PartyRegistered& e) {
+  if (auto r = require_id(e.party(), "payload.party")) return r;
+  if (e.kind() == fb::PartyKind::Unknown || e.kind() > fb::PartyKind::MAX) {
+    return reject(RejectReason::invalid_value, "payload.kind",
+                  fmt::format("must be Agent, Distributor or Store, got {}", static_cast<int>(e.kind())));
+  }
+  if (e.parent() == e.party()) {
+    return reject(RejectReason::invalid_value, "payload.parent", fmt::format("must differ from party, both are {}", e.party()));
+  }
+  if (auto r = require_text(e.name(), "payload.name")) return r;
+  if (auto r = require_text(e.region(), "payload.region")) return r;
+  if (auto r = optional_text(e.industry(), "payload.industry")) return r;
+  if (e.kind() == fb::PartyKind::Store) return require_id(e.location(), "payload.location");
+  if (e.location() != 0) {
+    return reject(RejectReason::invalid_value, "payload.location",
+                  fmt::format("only Store parties have a location, got {} for a {}", e.location(),
+                              fb::EnumNamePartyKind(e.kind())));
+  }
+  return std::nullopt;
+}
+
+Check validate(const fb::StoreAssigned& e) {
+  if (auto r = require_id(e.store(), "payload.store")) return r;
+  return require_id(e.distributor(), "payload.distributor");
+}
+
+Check validate(const fb::OrderPaid& e) {
+  if (auto r = require_id(e.order(), "payload.order")) return r;
+  if (auto r = require_id(e.payer(), "payload.payer")) return r;
+  return require_qty(e.amount_fen(), "payload.amount_fen");
+}
+
+Check validate(const fb::OrderCancelled& e) {
+  if (auto r = require_id(e.order(), "payload.order")) return r;
+  return require_text(e.reason(), "payload.reason");
+}
+
+Check validate(const fb::StockCounted& e) {
+  if (auto r = require_id(e.location(), "payload.location")) return r;
+  const auto* lines = e.lines();
+  if (lines == nullptr) return reject(RejectReason::missing_field, "payload.lines", "is required");
+  if (lines->size() == 0 || lines->size() > kLinesMax) {
+    return reject(RejectReason::invalid_value, "payload.lines",
+                  fmt::format("must have 1..{} lines, got {}", kLinesMax, lines->size()));
+  }
+  for (flatbuffers::uoffset_t i = 0; i < lines->size(); ++i) {
+    const fb::StockLine* l = lines->Get(i);
+    if (auto r = require_id(l->sku(), fmt::format("payload.lines[{}].sku", i))) return r;
+    if (l->qty() < 0) {
+      return reject(RejectReason::invalid_value, fmt::format("payload.lines[{}].qty", i),
+                    fmt::format("a counted quantity must be >= 0, got {}", l->qty()));
+    }
+    for (flatbuffers::uoffset_t j = 0; j < i; ++j) {
+      if (lines->Get(j)->sku() == l->sku()) {
+        return reject(RejectReason::invalid_value, fmt::format("payload.lines[{}].sku", i),
+                      fmt::format("sku {} is already counted in lines[{}]", l->sku(), j));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+Check validate(const fb::TargetSet& e) {
+  if (auto r = require_id(e.party(), "payload.party")) return r;
+  if (auto r = require_period(e.period())) return r;
+  return require_qty(e.amount_fen(), "payload.amount_fen");
+}
+
+Check validate(const fb::RebatePolicySet& e) {
+  if (auto r = require_id(e.party(), "payload.party")) return r;
+  if (auto r = require_period(e.period())) return r;
+  const auto* tiers = e.tiers();
+  if (tiers == nullptr) return reject(RejectReason::missing_field, "payload.tiers", "is required");
+  if (tiers->size() == 0 || tiers->size() > kRebateTiersMax) {
+    return reject(RejectReason::invalid_value, "payload.tiers",
+                  fmt::format("must have 1..{} tiers, got {}", kRebateTiersMax, tiers->size()));
+  }
+  for (flatbuffers::uoffset_t i = 0; i < tiers->size(); ++i) {
+    const fb::RebateTier* t = tiers->Get(i);
+    if (t->attainment_bp() < 0) {
+      return reject(RejectReason::invalid_value, fmt::format("payload.tiers[{}].attainment_bp", i),
+                    fmt::format("must be >= 0, got {}", t->attainment_bp()));
+    }
+    if (i > 0 && t->attainment_bp() <= tiers->Get(i - 1)->attainment_bp()) {
+      return reject(RejectReason::invalid_value, fmt::format("payload.tiers[{}].attainment_bp", i),
+                    fmt::format("must be greater than tiers[{}]'s {}, got {}", i - 1,
+                                tiers->Get(i - 1)->attainment_bp(), t->attainment_bp()));
+    }
+    if (auto r = require_count(t->rebate_bp(), 0, 10'000, fmt::format("payload.tiers[{}].rebate_bp", i))) return r;
+  }
+  return std::nullopt;
+}
+
+Check validate(const fb::RebateAdjusted& e) {
+  if (auto r = require_id(e.party(), "payload.party")) return r;
+  if (auto r = require_period(e.period())) return r;
+  if (e.amount_fen() == 0) return reject(RejectReason::invalid_value, "payload.amount_fen", "must not be 0");
+  return require_text(e.reason(), "payload.reason");
+}
+
+Check validate(const fb::FeedbackRecorded& e) {
+  if (auto r = require_id(e.store(), "payload.store")) return r;
+  if (auto r = require_id(e.distributor(), "payload.distributor")) return r;
+  if (auto r = require_count(e.rating(), 1, 5, "payload.rating")) return r;
+  return optional_text(e.comment(), "payload.comment");
+}
+
+Check validate(const fb::TrainingCompleted& e) {
+  if (auto r = require_id(e.party(), "payload.party")) return r;
+  if (auto r = require_text(e.course(), "payload.course")) return r;
+  return require_count(e.score(), 0, 100, "payload.score");
+}
+
 Check validate_payload(const fb::Envelope& env) {
   switch (env.payload_type()) {
     case fb::Payload::LocationDefined: return validate(*env.payload_as_LocationDefined());
@@ -121,6 +283,17 @@ Check validate_payload(const fb::Envelope& env) {
     case fb::Payload::ShipmentDispatched: return validate(*env.payload_as_ShipmentDispatched());
     case fb::Payload::ShipmentReceived: return validate(*env.payload_as_ShipmentReceived());
     case fb::Payload::ScanOut: return validate(*env.payload_as_ScanOut());
+    case fb::Payload::SkuDefined: return validate(*env.payload_as_SkuDefined());
+    case fb::Payload::PartyRegistered: return validate(*env.payload_as_PartyRegistered());
+    case fb::Payload::StoreAssigned: return validate(*env.payload_as_StoreAssigned());
+    case fb::Payload::OrderPaid: return validate(*env.payload_as_OrderPaid());
+    case fb::Payload::OrderCancelled: return validate(*env.payload_as_OrderCancelled());
+    case fb::Payload::StockCounted: return validate(*env.payload_as_StockCounted());
+    case fb::Payload::TargetSet: return validate(*env.payload_as_TargetSet());
+    case fb::Payload::RebatePolicySet: return validate(*env.payload_as_RebatePolicySet());
+    case fb::Payload::RebateAdjusted: return validate(*env.payload_as_RebateAdjusted());
+    case fb::Payload::FeedbackRecorded: return validate(*env.payload_as_FeedbackRecorded());
+    case fb::Payload::TrainingCompleted: return validate(*env.payload_as_TrainingCompleted());
     case fb::Payload::NONE: break;
   }
   return reject(RejectReason::missing_field, "payload", "is required");

@@ -25,6 +25,7 @@ inline constexpr std::uint32_t kVerifierDepthMax = 16;
 inline constexpr std::uint32_t kVerifierTablesMax = 10'000;
 inline constexpr std::uint32_t kLinesMax = 1'000;
 inline constexpr std::size_t kNameBytesMax = 256;
+inline constexpr std::uint32_t kRebateTiersMax = 20;
 
 // Stable reason codes: producers and dead-letter tooling match on the names (reason_name()).
 enum class RejectReason : std::uint16_t {

@@ -3,7 +3,8 @@
 # checks, finds everything present, and prints one line.
 #
 #   - Debian 12 packages (RocksDB, FlatBuffers + flatc, fmt, Boost, doctest, spdlog, CLI11, abseil,
-#     nlohmann-json, xxhash, Google Benchmark, a JDK and Maven for the Kafka broker);
+#     nlohmann-json, xxhash, Google Benchmark, a JDK and Maven for the Kafka broker, clang for the
+#     libFuzzer targets, python3-flatbuffers for the cross-language golden-vector check);
 #   - librdkafka 2.8.0, built from Debian trixie's source package into a cache prefix outside the
 #     build tree ($QUDAO_CACHE_DIR, default ~/.cache/qudao). Debian 12's own librdkafka (2.0.2)
 #     has known bugs that lose or duplicate data and is never linked.
@@ -25,6 +26,7 @@ packages=(
   libboost-dev doctest-dev libbenchmark-dev
   libssl-dev libsasl2-dev dpkg-dev
   openjdk-17-jre-headless maven
+  clang-14 libclang-rt-14-dev python3-flatbuffers
 )
 
 log() { printf 'setup: %s\n' "$*"; }
@@ -38,7 +40,7 @@ install_packages() {
   log "installing ${#missing[@]} Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1
 }
 
 # The first URIs line of the machine's own deb822 sources, or the first deb line of sources.list.
