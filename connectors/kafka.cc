@@ -163,8 +163,8 @@ Result<std::span<const Record>> KafkaSource::poll(std::size_t records_max, std::
     rd_kafka_message_t* m = raw_[i];
     held_.emplace_back(m);
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
-      return Status::error(fmt::format("kafka topic {} partition {}: {}; the records from the stored offset on are "
-                                       "gone from the broker (retention?), refusing to skip them",
+      return Status::error(fmt::format("kafka topic {} partition {}: {}; the records at the requested offset are not "
+                                       "on the broker (deleted by retention, or never written): refusing to skip them",
                                        topic_, m->partition, rd_kafka_message_errstr(m)));
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -319,6 +319,28 @@ Status ensure_topic(const KafkaSettings& settings, const std::string& topic, int
   rd_kafka_queue_destroy(q);
   rd_kafka_destroy(rk);
   return status;
+}
+
+Result<std::string> fetch_record(const KafkaSettings& settings, const std::string& topic, PartitionId partition,
+                                 Offset offset, std::chrono::milliseconds timeout) {
+  auto source = KafkaSource::open(settings, topic, "qudao-inspect");
+  if (!source.is_ok()) return source.status();
+  std::map<std::int32_t, Offset> start{{partition.value, offset}};
+  if (Status s = source.value()->assign({partition}, start); !s.is_ok()) return s;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto polled = source.value()->poll(1, std::chrono::milliseconds(200));
+    if (!polled.is_ok()) return polled.status();
+    for (const Record& r : polled.value()) {
+      if (r.offset != offset) {
+        return Status::error(fmt::format("kafka {} [{}]: no record at offset {} (the next one is {})", topic,
+                                         partition.value, offset.value, r.offset.value));
+      }
+      return std::string(reinterpret_cast<const char*>(r.value.data()), r.value.size());
+    }
+  }
+  return Status::error(fmt::format("kafka {} [{}]: no record at offset {} within {} ms", topic, partition.value,
+                                   offset.value, timeout.count()));
 }
 
 // ---- embedded broker ----

@@ -39,6 +39,10 @@ struct KafkaSettings {
 Status ensure_topic(const KafkaSettings& settings, const std::string& topic, int partitions,
                     std::chrono::milliseconds timeout);
 
+// Reads the value of the one record at `offset` of `partition` (for inspection; commits nothing).
+Result<std::string> fetch_record(const KafkaSettings& settings, const std::string& topic, PartitionId partition,
+                                 Offset offset, std::chrono::milliseconds timeout);
+
 // One consumed record; the bytes live until the next poll().
 struct Record {
   PartitionId partition;

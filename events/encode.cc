@@ -79,4 +79,11 @@ EventWriter::Bytes EventWriter::scan_out(const Header& h, LocationId store, SkuI
   return finish(h, fb::Payload::ScanOut, p.Union());
 }
 
+EventWriter::Bytes EventWriter::stock_counted(const Header& h, LocationId location, std::span<const Line> counted) {
+  fbb_.Clear();
+  auto l = stock_lines(counted);
+  auto p = fb::CreateStockCounted(fbb_, location.value, l);
+  return finish(h, fb::Payload::StockCounted, p.Union());
+}
+
 }  // namespace qudao

@@ -1,5 +1,6 @@
 // EventWriter builds contract-conforming event bytes, for producers written in C++ (the simulator,
-// tests, tools). Each call returns a view into the writer's own buffer, valid until the next call.
+// tests, tools). It covers the events the simulator produces; any event can also be made from its
+// JSON form (events/json.h). Each call returns a view into the writer's own buffer, valid until the next call.
 // Not thread-safe: one writer per thread.
 #pragma once
 
@@ -45,6 +46,7 @@ class EventWriter {
   Bytes shipment_received(const Header& h, ShipmentId shipment, LocationId location,
                           std::span<const Line> lines);
   Bytes scan_out(const Header& h, LocationId store, SkuId sku, Quantity qty, std::string_view item_code);
+  Bytes stock_counted(const Header& h, LocationId location, std::span<const Line> counted);
 
  private:
   Bytes finish(const Header& h, fb::Payload type, flatbuffers::Offset<void> payload);

@@ -30,7 +30,7 @@ flatbuffers::Parser& parser(JsonStyle style) {
   return style == JsonStyle::pretty ? *pretty : *compact;
 }
 
-// flatbuffers reports "error: <file>:<line>: <col>: error: <what>"; keep "line L, column C: what".
+// flatbuffers reports "error: [<file>:]<line>: <col>: error: <what>"; keep "line L, column C: what".
 std::string tidy_parser_error(const std::string& e) {
   std::string msg = e;
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
@@ -38,7 +38,8 @@ std::string tidy_parser_error(const std::string& e) {
   if (msg.rfind(tag, 0) == 0) msg = msg.substr(tag.size());
   unsigned line = 0, col = 0;
   char what[512] = {0};
-  if (std::sscanf(msg.c_str(), ":%u: %u: error: %511[^\n]", &line, &col, what) == 3) {
+  if (!msg.empty() && msg[0] == ':') msg.erase(0, 1);  // an empty file name
+  if (std::sscanf(msg.c_str(), "%u: %u: error: %511[^\n]", &line, &col, what) == 3) {
     return fmt::format("line {}, column {}: {}", line, col, what);
   }
   return msg;

@@ -45,8 +45,17 @@ struct DemoArgs {
                              .days = 60, .from_day = 0, .source = "qudao-demo"};
 };
 
+struct InspectArgs {
+  std::string path = "-";       // a file of one event, or "-" for stdin
+  std::string format = "bytes"; // bytes | hex | json
+  KafkaArgs kafka;              // with partition and offset: read the record from Kafka instead
+  std::int32_t partition = 0;
+  std::int64_t offset = -1;
+};
+
 int run_serve(const ServeArgs& args, const std::atomic<bool>& stop);
 int run_simulate(const SimulateArgs& args, const std::atomic<bool>& stop);
 int run_demo(const DemoArgs& args, const std::atomic<bool>& stop);
+int run_inspect(const InspectArgs& args);
 
 }  // namespace qudao

@@ -3,6 +3,7 @@
 //   qudao demo       embedded broker + simulated channel + engine + HTTP API, one command
 //   qudao serve      consume the events topic into the ledger and serve the query API
 //   qudao simulate   produce a seeded channel workload to Kafka
+//   qudao inspect    print one event as JSON, or why it is rejected
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -82,6 +83,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   add_simulation_options(*sim_cmd, sim.simulation);
 
+  qudao::InspectArgs inspect;
+  auto* inspect_cmd = app.add_subcommand(
+      "inspect", "print one event as JSON, or why it is rejected (exit 1); from a file, stdin or Kafka");
+  inspect_cmd->add_option("file", inspect.path, "file holding one event; - for stdin")->capture_default_str();
+  inspect_cmd->add_option("--format", inspect.format, "input format: bytes (a record value), hex, or json")
+      ->capture_default_str()->check(CLI::IsMember({"bytes", "hex", "json"}));
+  add_kafka_options(*inspect_cmd, inspect.kafka);
+  inspect_cmd->add_option("-p,--partition", inspect.partition, "with --offset: the partition to read")->capture_default_str();
+  inspect_cmd->add_option("-o,--offset", inspect.offset, "read the record at this offset from Kafka (needs -b)")
+      ->check(CLI::NonNegativeNumber);
+
   CLI11_PARSE(app, argc, argv);
 
   struct sigaction sa{};
@@ -92,5 +104,6 @@ int main(int argc, char** argv) {
   if (*demo_cmd) return qudao::run_demo(demo, g_stop);
   if (*serve_cmd) return qudao::run_serve(serve, g_stop);
   if (*sim_cmd) return qudao::run_simulate(sim, g_stop);
+  if (*inspect_cmd) return qudao::run_inspect(inspect);
   return 2;
 }

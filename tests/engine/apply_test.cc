@@ -140,6 +140,20 @@ TEST_CASE("apply: a location cannot move to another region (the region is its sh
   CHECK(l.shard.location(LocationId{kStore})->region == "East");
 }
 
+TEST_CASE("apply: a stock count posts the difference to the adjustments account") {
+  Ledger l;
+  REQUIRE(l.feed(l.ev.production(kWarehouse, {line(1, 10), line(2, 4)})).kind == OutcomeKind::applied);
+  const Bytes count = copy(l.ev.writer().stock_counted(l.ev.next(), LocationId{kWarehouse}, std::vector{line(1, 7), line(2, 4), line(3, 2)}));
+  CHECK(l.feed(count).kind == OutcomeKind::applied);
+  CHECK(l.qty(kWarehouse, 1) == 7);
+  CHECK(l.qty(0, 1, Bucket::adjustments) == 3);
+  CHECK(l.qty(kWarehouse, 2) == 4);
+  CHECK(l.qty(0, 2, Bucket::adjustments) == 0);
+  CHECK(l.qty(kWarehouse, 3) == 2);   // found stock that the books did not know
+  CHECK(l.qty(0, 3, Bucket::adjustments) == -2);
+  check_conserved(l);
+}
+
 TEST_CASE("apply: the digest depends on the state, not on the order that produced it") {
   Ledger a, b;
   REQUIRE(a.feed(a.ev.production(kWarehouse, {line(1, 10)})).kind == OutcomeKind::applied);

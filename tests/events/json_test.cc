@@ -1,0 +1,102 @@
+// JSON input gets the same quality of error as bytes: the field and the problem.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "events/json.h"
+#include "tests/support.h"
+
+namespace qudao {
+using namespace qudao::test;
+using nlohmann::json;
+
+namespace {
+
+json golden(const std::string& type) {
+  std::ifstream in(std::filesystem::path(QUDAO_SOURCE_DIR) / "tests" / "golden" / "v1" / (type + ".json"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return json::parse(ss.str());
+}
+
+// The golden event of `type` with one payload field changed, parsed: the rejection's text.
+std::string rejection_with(const std::string& type, const json::json_pointer& field, const json& value) {
+  json doc = golden(type);
+  doc[field] = value;
+  auto r = from_json(doc.dump());
+  REQUIRE_MESSAGE(std::holds_alternative<Rejection>(r), "expected a rejection for " << doc.dump());
+  return std::get<Rejection>(r).to_string();
+}
+
+std::string rejection_of(const std::string& text) {
+  auto r = from_json(text);
+  REQUIRE_MESSAGE(std::holds_alternative<Rejection>(r), "expected a rejection for " << text);
+  return std::get<Rejection>(r).to_string();
+}
+
+}  // namespace
+
+TEST_CASE("json: syntax and schema errors name the line, column and problem") {
+  CHECK(rejection_of("{") == "invalid JSON event: line 1, column 1: expecting: string constant instead got: end of file (malformed)");
+  CHECK(rejection_of(R"({"event_id": {"hi": 1, "lo": 2}, "payload_type": "ScanOut", "payload": {"qtty": 1}})")
+            .find("unknown field: qtty") != std::string::npos);
+  CHECK(rejection_of(R"({"payload_type": "Refund", "payload": {}})").find("Refund") != std::string::npos);
+  CHECK(rejection_of(R"({"payload_type": "ScanOut", "payload": {"qty": "many"}})").find("malformed") != std::string::npos);
+}
+
+TEST_CASE("json: a JSON event fails validation exactly as its bytes would") {
+  CHECK(rejection_with("ShipmentDispatched", "/payload/lines/0/qty"_json_pointer, -5) ==
+        "payload.lines[0].qty: must be > 0, got -5 (invalid_value)");
+  CHECK(rejection_with("ScanOut", "/schema_version"_json_pointer, 2) ==
+        "schema_version: this build understands versions 1..1, got 2 (unsupported_schema_version)");
+  json no_id = golden("ScanOut");
+  no_id.erase("event_id");
+  CHECK(rejection_of(no_id.dump()).find("event_id") != std::string::npos);
+}
+
+TEST_CASE("validate: the rules of the catalogue, party and money events") {
+  CHECK(rejection_with("SkuDefined", "/payload/code"_json_pointer, "") == "payload.code: must not be empty (invalid_value)");
+  CHECK(rejection_with("SkuDefined", "/payload/list_price_fen"_json_pointer, -1) ==
+        "payload.list_price_fen: must be >= 0, got -1 (invalid_value)");
+  CHECK(rejection_with("SkuDefined", "/payload/production_lead_time_days"_json_pointer, 400) ==
+        "payload.production_lead_time_days: must be 0..365, got 400 (invalid_value)");
+  CHECK(rejection_with("PartyRegistered", "/payload/kind"_json_pointer, "Unknown") ==
+        "payload.kind: must be Agent, Distributor or Store, got 0 (invalid_value)");
+  CHECK(rejection_with("PartyRegistered", "/payload/parent"_json_pointer, 500) ==
+        "payload.parent: must differ from party, both are 500 (invalid_value)");
+  CHECK(rejection_with("PartyRegistered", "/payload/location"_json_pointer, 3) ==
+        "payload.location: only Store parties have a location, got 3 for a Distributor (invalid_value)");
+  CHECK(rejection_with("StoreAssigned", "/payload/distributor"_json_pointer, 0) ==
+        "payload.distributor: must be > 0, got 0 (invalid_value)");
+  CHECK(rejection_with("OrderPaid", "/payload/amount_fen"_json_pointer, 0) == "payload.amount_fen: must be > 0, got 0 (invalid_value)");
+  CHECK(rejection_with("OrderCancelled", "/payload/reason"_json_pointer, "") == "payload.reason: must not be empty (invalid_value)");
+  CHECK(rejection_with("TargetSet", "/payload/period"_json_pointer, "2026-13") ==
+        "payload.period: must be a month \"YYYY-MM\" or a quarter \"YYYY-Qn\", got \"2026-13\" (invalid_value)");
+  CHECK(rejection_with("TargetSet", "/payload/period"_json_pointer, "2026-Q5").find("payload.period") == 0);
+  CHECK(rejection_with("RebatePolicySet", "/payload/tiers/1/attainment_bp"_json_pointer, 8000) ==
+        "payload.tiers[1].attainment_bp: must be greater than tiers[0]'s 8000, got 8000 (invalid_value)");
+  CHECK(rejection_with("RebatePolicySet", "/payload/tiers/2/rebate_bp"_json_pointer, 10001) ==
+        "payload.tiers[2].rebate_bp: must be 0..10000, got 10001 (invalid_value)");
+  CHECK(rejection_with("RebatePolicySet", "/payload/tiers"_json_pointer, json::array()) ==
+        "payload.tiers: must have 1..20 tiers, got 0 (invalid_value)");
+  CHECK(rejection_with("RebateAdjusted", "/payload/amount_fen"_json_pointer, 0) == "payload.amount_fen: must not be 0 (invalid_value)");
+  CHECK(rejection_with("FeedbackRecorded", "/payload/rating"_json_pointer, 6) == "payload.rating: must be 1..5, got 6 (invalid_value)");
+  CHECK(rejection_with("FeedbackRecorded", "/payload/rating"_json_pointer, 0) == "payload.rating: must be 1..5, got 0 (invalid_value)");
+  CHECK(rejection_with("TrainingCompleted", "/payload/score"_json_pointer, 101) == "payload.score: must be 0..100, got 101 (invalid_value)");
+  CHECK(rejection_with("StockCounted", "/payload/lines/1/qty"_json_pointer, -1) ==
+        "payload.lines[1].qty: a counted quantity must be >= 0, got -1 (invalid_value)");
+  CHECK(rejection_with("StockCounted", "/payload/lines/1/sku"_json_pointer, 1) ==
+        "payload.lines[1].sku: sku 1 is already counted in lines[0] (invalid_value)");
+  CHECK(rejection_with("ScanOut", "/payload/item_code"_json_pointer, std::string(300, 'x')) ==
+        "payload.item_code: must be at most 256 bytes, got 300 (invalid_value)");
+  CHECK(rejection_with("OrderPlaced", "/payload/store"_json_pointer, 0) == "payload.store: must be > 0, got 0 (invalid_value)");
+  CHECK(rejection_with("LocationDefined", "/payload/city"_json_pointer, std::string(257, 'c')) ==
+        "payload.city: must be at most 256 bytes, got 257 (invalid_value)");
+  CHECK(rejection_with("ScanOut", "/occurred_at_ms"_json_pointer, 4102444800000LL) ==
+        "occurred_at_ms: must be ms since the epoch between 2000 and 2100, got 4102444800000 (invalid_value)");
+}
+
+}  // namespace qudao
