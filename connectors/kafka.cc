@@ -218,6 +218,9 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::open(const KafkaSettings& 
       {"client.id", "qudao-producer"},
       {"enable.idempotence", "true"},
       {"acks", "all"},
+      // Java's default (murmur2 of the key), so producers in any language put a region on the
+      // same partition; librdkafka's own default (CRC-32) would not.
+      {"partitioner", "murmur2_random"},
       {"linger.ms", "5"},
       {"batch.size", "1000000"},
       {"compression.type", "lz4"},

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/crash_point.h"
+
 #include <thread>
 
 namespace qudao {
@@ -20,7 +22,10 @@ Status Pipeline::run(const std::atomic<bool>& stop) {
     const std::span<const Record> records = polled.value();
     {
       StockProjection::Writer projection(stock_);
-      for (const Record& r : records) step(r, projection);
+      for (std::size_t i = 0; i < records.size(); ++i) {
+        if (i == records.size() / 2) crash_point("mid_batch");
+        step(records[i], projection);
+      }
     }
     since_commit_ += records.size();
     if (Clock::now() - last_commit >= options_.commit_interval || since_commit_ >= options_.commit_events_max) {
@@ -37,22 +42,13 @@ void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
   Shard& shard = it->second;
   if (record.offset < shard.next_offset()) return;  // already applied: never apply twice
 
-  const auto bytes = [&] { return std::string(reinterpret_cast<const char*>(record.value.data()), record.value.size()); };
-  Decoded decoded = decode(record.value);
-  if (auto* rejection = std::get_if<Rejection>(&decoded)) {
-    return shard.record_rejected(record.offset, std::move(*rejection), bytes());
-  }
-  const Event& event = std::get<Event>(decoded);
-  Outcome outcome = applier_.apply(shard, event);
-  if (outcome.kind == OutcomeKind::rejected) {
-    return shard.record_rejected(record.offset, std::move(outcome.rejection), bytes());
-  }
-  if (event.type() == fb::Payload::LocationDefined) {
-    const LocationId id{event.envelope->payload_as_LocationDefined()->location()};
+  const Ingested ingested = applier_.ingest(shard, record.offset, record.value);
+  if (ingested.outcome != RecordOutcome::applied) return;
+  if (ingested.envelope->payload_type() == fb::Payload::LocationDefined) {
+    const LocationId id{ingested.envelope->payload_as_LocationDefined()->location()};
     projection.define_location(id, *shard.location(id));
   }
   projection.project(applier_.postings());
-  shard.record_applied(record.offset, outcome.anomaly);
 }
 
 Status Pipeline::commit() {
@@ -60,6 +56,7 @@ Status Pipeline::commit() {
   auto committed = store_.commit(shard_list_);
   if (!committed.is_ok()) return committed.status();
   since_commit_ = 0;
+  crash_point("after_commit_before_offset_commit");
   std::vector<std::pair<PartitionId, Offset>> next;
   next.reserve(shard_list_.size());
   for (const Shard* s : shard_list_) next.emplace_back(s->partition(), s->next_offset());
@@ -78,7 +75,7 @@ Status Pipeline::wait_and_assign(const std::atomic<bool>& stop) {
   for (int attempt = 1; !stop.load(); ++attempt) {
     auto partitions = source_.partitions(std::chrono::seconds(5));
     if (partitions.is_ok()) {
-      for (PartitionId p : partitions.value()) shards_.try_emplace(p.value, p);
+      for (PartitionId p : partitions.value()) shards_.try_emplace(p.value, p, options_.dedup_window_events);
       shard_list_.clear();
       std::map<std::int32_t, Offset> start;
       for (auto& [p, s] : shards_) {
@@ -115,7 +112,7 @@ Pipeline::Pipeline(Store& store, KafkaSource& source, StockProjection& stock, Pi
 
 Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& source, StockProjection& stock,
                                                  PipelineOptions options) {
-  auto shards = store.load();
+  auto shards = store.load(options.dedup_window_events);
   if (!shards.is_ok()) return shards.status();
   {
     StockProjection::Writer projection(stock);

@@ -28,6 +28,7 @@ struct PipelineOptions {
   std::size_t poll_batch_events_max = 10'000;
   std::chrono::milliseconds poll_timeout{50};
   std::chrono::milliseconds topic_wait_backoff_max{5'000};
+  std::size_t dedup_window_events = kDedupWindowEventsDefault;  // per shard
 };
 
 struct PartitionStats {

@@ -1,6 +1,7 @@
 #include "engine/apply.h"
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cassert>
@@ -19,6 +20,40 @@ bool is_warehouse(fb::LocationKind k) {
 const char* kind_name(fb::LocationKind k) { return fb::EnumNameLocationKind(k); }
 
 }  // namespace
+
+Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes) {
+  postings_.clear();
+  const auto original = [&] { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); };
+  Decoded decoded = decode(bytes);
+  if (auto* rejection = std::get_if<Rejection>(&decoded)) {
+    shard.record_rejected(offset, std::move(*rejection), original());
+    return {RecordOutcome::rejected, nullptr};
+  }
+  const Event& event = std::get<Event>(decoded);
+  const std::uint64_t bytes_hash = XXH3_64bits(bytes.data(), bytes.size());
+  switch (shard.seen(event.id, bytes_hash)) {
+    case Seen::duplicate:
+      shard.record_duplicate(offset);
+      return {RecordOutcome::duplicate, nullptr};
+    case Seen::conflict:
+      shard.record_rejected(offset,
+                            Rejection{RejectReason::conflicting_duplicate, "event_id",
+                                      fmt::format("event {:016x}{:016x} was applied before with different bytes",
+                                                  event.id.hi, event.id.lo)},
+                            original());
+      return {RecordOutcome::rejected, nullptr};
+    case Seen::new_event:
+      break;
+  }
+  Outcome outcome = apply(shard, event);
+  if (outcome.kind == OutcomeKind::rejected) {
+    shard.record_rejected(offset, std::move(outcome.rejection), original());
+    return {RecordOutcome::rejected, nullptr};
+  }
+  shard.remember(event.id, bytes_hash);
+  shard.record_applied(offset, outcome.anomaly);
+  return {RecordOutcome::applied, event.envelope};
+}
 
 Outcome Applier::apply(Shard& shard, const Event& event) {
   postings_.clear();

@@ -22,9 +22,22 @@ struct Outcome {
   Rejection rejection;               // when rejected
 };
 
+// What became of one consumed record.
+enum class RecordOutcome : std::uint8_t { applied, duplicate, rejected };
+
+struct Ingested {
+  RecordOutcome outcome = RecordOutcome::rejected;
+  const fb::Envelope* envelope = nullptr;  // when applied: the event, viewing the record's bytes
+};
+
 // Reusable scratch space and the postings of the last applied event (valid until the next call).
 class Applier {
  public:
+  // One record, start to end: decode, check the duplicate window, apply, and record the outcome
+  // in the shard (which advances its next offset). The record's bytes must outlive the result.
+  Ingested ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes);
+
+  // Applies one decoded event; the caller records the outcome.
   Outcome apply(Shard& shard, const Event& event);
 
   std::span<const Posting> postings() const { return postings_; }

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <cassert>
+#include <algorithm>
 #include <cstring>
 
 #include "engine/codec.h"
@@ -58,6 +59,55 @@ void Shard::record_rejected(Offset offset, Rejection rejection, std::string byte
   header_dirty_ = true;
 }
 
+void Shard::record_duplicate(Offset offset) {
+  assert(offset >= next_offset_ && "records are applied in offset order, once");
+  next_offset_ = Offset{offset.value + 1};
+  ++counts_.consumed;
+  ++counts_.duplicates;
+  header_dirty_ = true;
+}
+
+Seen Shard::seen(const EventId& id, std::uint64_t bytes_hash) const {
+  auto it = seen_.find(id);
+  if (it == seen_.end()) return Seen::new_event;
+  return it->second.bytes_hash == bytes_hash ? Seen::duplicate : Seen::conflict;
+}
+
+const SeenEvent* Shard::seen_entry(const EventId& id) const {
+  auto it = seen_.find(id);
+  return it == seen_.end() ? nullptr : &it->second;
+}
+
+void Shard::remember(const EventId& id, std::uint64_t bytes_hash) {
+  const std::uint64_t seq = seen_next_seq_++;
+  const bool inserted = seen_.try_emplace(id, SeenEvent{bytes_hash, seq}).second;
+  assert(inserted && "only new events are remembered");
+  (void)inserted;
+  seen_order_.emplace_back(seq, id);
+  dirty_seen_.insert(id);
+  while (seen_order_.size() > dedup_window_events_) {
+    seen_.erase(seen_order_.front().second);
+    dirty_seen_.insert(seen_order_.front().second);
+    seen_order_.pop_front();
+  }
+}
+
+void Shard::restore_seen(const EventId& id, SeenEvent e) {
+  seen_[id] = e;
+  seen_order_.emplace_back(e.seq, id);
+  seen_next_seq_ = std::max(seen_next_seq_, e.seq + 1);
+}
+
+void Shard::finish_restore() {
+  std::sort(seen_order_.begin(), seen_order_.end());
+  // A smaller window than the stored one keeps the newest ids; evictions are written next commit.
+  while (seen_order_.size() > dedup_window_events_) {
+    seen_.erase(seen_order_.front().second);
+    dirty_seen_.insert(seen_order_.front().second);
+    seen_order_.pop_front();
+  }
+}
+
 void Shard::post(const Posting& p) {
   BalanceEntry& e = balances_[p.account];
   digest_ -= balance_hash(p.account, e.qty);
@@ -86,6 +136,7 @@ void Shard::mark_clean() {
   dirty_balances_.clear();
   dirty_locations_.clear();
   dead_letters_.clear();
+  dirty_seen_.clear();
   header_dirty_ = false;
 }
 

@@ -11,6 +11,9 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+
+#include <deque>
 
 #include <cstdint>
 #include <string>
@@ -78,6 +81,21 @@ struct OutcomeCounts {
 
 enum class Anomaly : std::uint8_t { none, flagged };
 
+// What the duplicate window says about an event id and the hash of its bytes.
+enum class Seen : std::uint8_t {
+  new_event,  // not in the window
+  duplicate,  // applied before with the same bytes: ignore
+  conflict,   // applied before with different bytes: reject
+};
+
+// A remembered applied event: the hash of its bytes, and its place in the window (oldest first).
+struct SeenEvent {
+  std::uint64_t bytes_hash = 0;
+  std::uint64_t seq = 0;
+};
+
+inline constexpr std::size_t kDedupWindowEventsDefault = 200'000;
+
 // A rejected record, kept with its original bytes until the commit makes it durable.
 struct DeadLetter {
   Offset offset;
@@ -87,7 +105,10 @@ struct DeadLetter {
 
 class Shard {
  public:
-  explicit Shard(PartitionId partition) : partition_(partition) {}
+  // `dedup_window_events`: how many applied event ids (per shard, newest first) are remembered to
+  // recognise a re-sent event. Kept across restarts.
+  explicit Shard(PartitionId partition, std::size_t dedup_window_events = kDedupWindowEventsDefault)
+      : partition_(partition), dedup_window_events_(dedup_window_events) {}
 
   PartitionId partition() const { return partition_; }
 
@@ -106,6 +127,11 @@ class Shard {
   // next_offset past it. The caller posts an applied event's postings before recording it.
   void record_applied(Offset offset, Anomaly anomaly);
   void record_rejected(Offset offset, Rejection rejection, std::string bytes);
+  void record_duplicate(Offset offset);
+
+  // The duplicate window: only applied events enter it (a rejected event may be re-driven later).
+  Seen seen(const EventId& id, std::uint64_t bytes_hash) const;
+  void remember(const EventId& id, std::uint64_t bytes_hash);
 
   void post(const Posting& p);
   void define_location(LocationId id, LocationInfo info);
@@ -123,12 +149,17 @@ class Shard {
   const std::vector<Account>& dirty_balances() const { return dirty_balances_; }
   const std::vector<LocationId>& dirty_locations() const { return dirty_locations_; }
   const std::vector<DeadLetter>& dead_letters() const { return dead_letters_; }
+  const absl::flat_hash_set<EventId>& dirty_seen() const { return dirty_seen_; }
+  const SeenEvent* seen_entry(const EventId& id) const;
   void mark_clean();
 
   // Load support: restores committed state without marking it dirty.
   void restore_header(Offset next_offset, const OutcomeCounts& counts);
   void restore_balance(const Account& a, Quantity q);
   void restore_location(LocationId id, LocationInfo info);
+  // Entries may come in any order; finish_restore() puts the window back in age order.
+  void restore_seen(const EventId& id, SeenEvent e);
+  void finish_restore();
 
  private:
   struct BalanceEntry {
@@ -154,6 +185,12 @@ class Shard {
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
+
+  std::size_t dedup_window_events_;
+  absl::flat_hash_map<EventId, SeenEvent> seen_;
+  std::deque<std::pair<std::uint64_t, EventId>> seen_order_;  // (seq, id), oldest first
+  std::uint64_t seen_next_seq_ = 0;
+  absl::flat_hash_set<EventId> dirty_seen_;  // added or evicted since the last commit
 };
 
 }  // namespace qudao

@@ -13,6 +13,15 @@ constexpr char kHeaderKey = 'H';
 constexpr char kBalanceKey = 'B';
 constexpr char kLocationKey = 'L';
 constexpr char kDeadLetterKey = 'D';
+constexpr char kSeenKey = 'E';
+
+std::string seen_key(PartitionId p, const EventId& id) {
+  std::string k(1, kSeenKey);
+  codec::put_be<std::int32_t>(k, p.value);
+  codec::put_be<std::uint64_t>(k, id.hi);
+  codec::put_be<std::uint64_t>(k, id.lo);
+  return k;
+}
 
 std::string partition_key(char tag, PartitionId p) {
   std::string k(1, tag);
@@ -62,10 +71,12 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   return std::unique_ptr<Store>(new Store(std::move(db), options));
 }
 
-Result<std::map<std::int32_t, Shard>> Store::load() {
+Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_events) {
   std::map<std::int32_t, Shard> shards;
   std::map<std::int32_t, std::uint64_t> stored_digests;
-  auto shard = [&](std::int32_t p) -> Shard& { return shards.try_emplace(p, PartitionId{p}).first->second; };
+  auto shard = [&](std::int32_t p) -> Shard& {
+    return shards.try_emplace(p, PartitionId{p}, dedup_window_events).first->second;
+  };
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -106,6 +117,17 @@ Result<std::map<std::int32_t, Shard>> Store::load() {
         shard(p).restore_location(id, std::move(info));
         break;
       }
+      case kSeenKey: {
+        const auto p = k.be<std::int32_t>();
+        EventId id;
+        id.hi = k.be<std::uint64_t>();
+        id.lo = k.be<std::uint64_t>();
+        SeenEvent e;
+        e.bytes_hash = v.le<std::uint64_t>();
+        e.seq = v.le<std::uint64_t>();
+        shard(p).restore_seen(id, e);
+        break;
+      }
       case kTopicKey:
       case kDeadLetterKey:
         continue;
@@ -119,6 +141,7 @@ Result<std::map<std::int32_t, Shard>> Store::load() {
   if (!it->status().ok()) return io_error("load", it->status());
 
   for (auto& [p, s] : shards) {
+    s.finish_restore();
     const auto stored = stored_digests.find(p);
     if (stored == stored_digests.end() || stored->second != s.digest()) {
       return Status::error(fmt::format("store {}: partition {} state does not match its digest (stored {:016x}, "
@@ -135,7 +158,20 @@ Result<CommitStats> Store::commit(std::span<Shard* const> shards) {
   CommitStats stats;
   std::string key, value;
   for (Shard* s : shards) {
-    if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty()) continue;
+    if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && s->dirty_seen().empty()) {
+      continue;
+    }
+    for (const EventId& id : s->dirty_seen()) {
+      key = seen_key(s->partition(), id);
+      if (const SeenEvent* e = s->seen_entry(id)) {
+        value.clear();
+        codec::put_le<std::uint64_t>(value, e->bytes_hash);
+        codec::put_le<std::uint64_t>(value, e->seq);
+        batch.Put(key, value);
+      } else {
+        batch.Delete(key);
+      }
+    }
     for (const Account& a : s->dirty_balances()) {
       key = partition_key(kBalanceKey, s->partition());
       codec::put_be<std::uint64_t>(key, a.sku.value);

@@ -7,7 +7,7 @@
 //
 // Key layout (integers big-endian so keys sort by partition, then id; values little-endian):
 //
-//   key    := topic | header | balance | location | dead_letter
+//   key    := topic | header | balance | location | dead_letter | seen
 //   topic        := 'T'                                          -> topic name (utf-8)
 //   header       := 'H' partition:i32                            -> next_offset:i64 consumed:u64
 //                                                                   applied:u64 duplicates:u64
@@ -16,6 +16,8 @@
 //   location     := 'L' partition:i32 location:u64               -> kind:u8 text(name) text(city) text(region)
 //   dead_letter  := 'D' partition:i32 offset:i64                 -> reason:u16 text(field) text(message)
 //                                                                   bytes (the record value, to the end)
+//   seen         := 'E' partition:i32 event_id.hi:u64 event_id.lo:u64  -> bytes_hash:u64 seq:u64
+//                   (the duplicate window: applied event ids; evicted ones are deleted)
 //   text         := length:u32 utf-8 bytes
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
@@ -58,7 +60,7 @@ class Store {
 
   // Restores every shard committed so far, keyed by partition, and checks each stored digest
   // against the state it describes (a mismatch means corrupt state: the caller must not go on).
-  Result<std::map<std::int32_t, Shard>> load();
+  Result<std::map<std::int32_t, Shard>> load(std::size_t dedup_window_events = kDedupWindowEventsDefault);
 
   // Writes what changed in the given shards since their last commit, then marks them clean.
   Result<CommitStats> commit(std::span<Shard* const> shards);

@@ -310,6 +310,7 @@ const char* reason_name(RejectReason reason) {
     case RejectReason::unknown_location: return "unknown_location";
     case RejectReason::wrong_location_kind: return "wrong_location_kind";
     case RejectReason::insufficient_stock: return "insufficient_stock";
+    case RejectReason::conflicting_duplicate: return "conflicting_duplicate";
   }
   return "unknown_reason";
 }

@@ -38,6 +38,7 @@ enum class RejectReason : std::uint16_t {
   unknown_location = 20,
   wrong_location_kind = 21,
   insufficient_stock = 22,
+  conflicting_duplicate = 23,      // an event id applied before, now with different bytes
 };
 
 const char* reason_name(RejectReason reason);

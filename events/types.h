@@ -31,6 +31,8 @@ struct EventId {
   std::uint64_t hi = 0;
   std::uint64_t lo = 0;
   friend constexpr auto operator<=>(const EventId&, const EventId&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const EventId& id) { return H::combine(std::move(h), id.hi, id.lo); }
 };
 
 }  // namespace qudao

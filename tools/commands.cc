@@ -43,6 +43,7 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
   o.http.address = args.http_address;
   o.http.port = args.http_port;
   o.pipeline.commit_interval = std::chrono::milliseconds(args.commit_interval_ms);
+  o.pipeline.dedup_window_events = args.dedup_window_events;
   auto service = Service::open(o);
   if (!service.is_ok()) {
     spdlog::error("{}", service.status().message());

@@ -28,6 +28,7 @@ struct ServeArgs {
   std::string group_id = "qudao";
   int commit_interval_ms = 100;
   std::string sync = "fsync";
+  std::size_t dedup_window_events = kDedupWindowEventsDefault;
 };
 
 struct SimulateArgs {

@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--commit-interval-ms", serve.commit_interval_ms, "RocksDB commit interval")->capture_default_str()
       ->check(CLI::Range(1, 60'000));
+  serve_cmd->add_option("--dedup-window-events", serve.dedup_window_events,
+                        "applied event ids remembered per partition to ignore re-sent events")
+      ->capture_default_str()->check(CLI::Range(1, 100'000'000));
   serve_cmd->add_option("--sync", serve.sync, "fsync each commit (survives power loss) or not (survives kill -9)")
       ->capture_default_str()->check(CLI::IsMember({"fsync", "none"}));
 
