@@ -180,6 +180,27 @@ Result<std::span<const Record>> KafkaSource::poll(std::size_t records_max, std::
   return std::span<const Record>(records_);
 }
 
+Result<Offset> KafkaSource::high_watermark(PartitionId partition, std::chrono::milliseconds timeout) {
+  int64_t low = 0, high = 0;
+  const rd_kafka_resp_err_t err =
+      rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), partition.value, &low, &high, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(fmt::format("kafka watermarks of {} [{}]: {}", topic_, partition.value, rd_kafka_err2str(err)));
+  }
+  return Offset{high};
+}
+
+Offset KafkaSource::position(PartitionId partition) const {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic_.c_str(), partition.value);
+  Offset out{-1};
+  if (rd_kafka_position(rk_, list) == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].offset >= 0) {
+    out = Offset{list->elems[0].offset};
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
+}
+
 void KafkaSource::offset_commit(std::span<const std::pair<PartitionId, Offset>> next_offsets) {
   if (next_offsets.empty()) return;
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(next_offsets.size()));

@@ -72,6 +72,11 @@ class KafkaSource {
   // means the partition cannot go on without losing records (its stored offset is gone).
   Result<std::span<const Record>> poll(std::size_t records_max, std::chrono::milliseconds timeout);
 
+  // The offset after the last record of `partition` on the broker now.
+  Result<Offset> high_watermark(PartitionId partition, std::chrono::milliseconds timeout);
+  // The offset this consumer fetches next from `partition` (-1 if unknown yet).
+  Offset position(PartitionId partition) const;
+
   // Advisory offset commit (for lag monitoring); asynchronous, failures only logged.
   void offset_commit(std::span<const std::pair<PartitionId, Offset>> next_offsets);
 

@@ -12,8 +12,42 @@ using Clock = std::chrono::steady_clock;
 
 Status Pipeline::run(const std::atomic<bool>& stop) {
   if (Status s = wait_and_assign(stop); !s.is_ok()) return s;
+  return loop(stop);
+}
+
+Status Pipeline::run_until(const std::atomic<bool>& stop, std::map<std::int32_t, Offset> end) {
+  if (Status s = wait_and_assign(stop); !s.is_ok()) return s;
+  for (const auto& [p, shard] : shards_) {
+    if (end.contains(p)) continue;
+    auto high = source_.high_watermark(shard.partition(), std::chrono::seconds(10));
+    if (!high.is_ok()) return high.status();
+    end[p] = high.value();
+  }
+  end_ = std::move(end);
+  return loop(stop);
+}
+
+bool Pipeline::reached_end() const {
+  if (end_.empty()) return false;
+  for (const auto& [p, shard] : shards_) {
+    auto it = end_.find(p);
+    if (it == end_.end() || shard.next_offset() >= it->second) continue;
+    // Control records (transaction markers) take offsets but are never delivered: the consumer's
+    // position tells whether the partition is read up to the end.
+    if (source_.position(shard.partition()) < it->second) return false;
+  }
+  return true;
+}
+
+std::uint64_t Pipeline::digest() const {
+  std::uint64_t sum = 0;
+  for (const auto& [p, shard] : shards_) sum += shard.digest();
+  return sum;
+}
+
+Status Pipeline::loop(const std::atomic<bool>& stop) {
   auto last_commit = Clock::now();
-  while (!stop.load(std::memory_order_relaxed)) {
+  while (!stop.load(std::memory_order_relaxed) && !reached_end()) {
     auto polled = source_.poll(options_.poll_batch_events_max, options_.poll_timeout);
     if (!polled.is_ok()) {
       (void)commit();  // keep what was applied; the error below is what the operator must see
@@ -41,6 +75,7 @@ void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
   assert(it != shards_.end() && "records arrive only from assigned partitions");
   Shard& shard = it->second;
   if (record.offset < shard.next_offset()) return;  // already applied: never apply twice
+  if (!end_.empty() && record.offset >= end_[record.partition.value]) return;  // past run_until's bound
 
   const Ingested ingested = applier_.ingest(shard, record.offset, record.value);
   if (ingested.outcome != RecordOutcome::applied) return;

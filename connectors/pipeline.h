@@ -57,6 +57,14 @@ class Pipeline {
   // pipeline cannot ride out (RocksDB I/O); Kafka outages are waited out.
   Status run(const std::atomic<bool>& stop);
 
+  // Runs until every partition has reached its offset in `end` (records at or past it are left
+  // alone; a partition not in `end` is read to its end at the start), or `stop` is set; then
+  // commits. Used to replay a log, or a prefix of it, from the start.
+  Status run_until(const std::atomic<bool>& stop, std::map<std::int32_t, Offset> end);
+
+  // The sum of the shards' digests: equal state, equal digest, however it was reached.
+  std::uint64_t digest() const;
+
   PipelineStats stats() const;
 
  private:
@@ -64,6 +72,8 @@ class Pipeline {
            std::map<std::int32_t, Shard> shards);
 
   Status wait_and_assign(const std::atomic<bool>& stop);
+  Status loop(const std::atomic<bool>& stop);
+  bool reached_end() const;
   void step(const Record& record, StockProjection::Writer& projection);
   Status commit();
   void publish_stats();
@@ -76,6 +86,7 @@ class Pipeline {
   std::vector<Shard*> shard_list_;
   Applier applier_;
   std::size_t since_commit_ = 0;
+  std::map<std::int32_t, Offset> end_;  // run_until's bound per partition; empty: unbounded
 
   mutable std::mutex stats_mutex_;
   PipelineStats stats_;

@@ -84,26 +84,43 @@ void Shard::remember(const EventId& id, std::uint64_t bytes_hash) {
   assert(inserted && "only new events are remembered");
   (void)inserted;
   seen_order_.emplace_back(seq, id);
-  dirty_seen_.insert(id);
+  seen_pending_.emplace_back(id, bytes_hash);
   while (seen_order_.size() > dedup_window_events_) {
     seen_.erase(seen_order_.front().second);
-    dirty_seen_.insert(seen_order_.front().second);
     seen_order_.pop_front();
   }
 }
 
-void Shard::restore_seen(const EventId& id, SeenEvent e) {
-  seen_[id] = e;
-  seen_order_.emplace_back(e.seq, id);
-  seen_next_seq_ = std::max(seen_next_seq_, e.seq + 1);
+std::vector<std::uint64_t> Shard::expired_seen_segments() const {
+  const std::uint64_t oldest = seen_oldest_seq();
+  std::vector<std::uint64_t> out;
+  for (const auto& [first, last] : seen_segments_) {
+    if (last >= oldest) break;
+    out.push_back(first);
+  }
+  return out;
+}
+
+void Shard::restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries) {
+  assert(first_seq >= seen_next_seq_ && "segments are restored oldest first");
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const std::uint64_t seq = first_seq + i;
+    seen_[entries[i].first] = SeenEvent{entries[i].second, seq};
+    seen_order_.emplace_back(seq, entries[i].first);
+  }
+  if (!entries.empty()) seen_segments_.emplace_back(first_seq, first_seq + entries.size() - 1);
+  seen_next_seq_ = first_seq + entries.size();
 }
 
 void Shard::finish_restore() {
-  std::sort(seen_order_.begin(), seen_order_.end());
-  // A smaller window than the stored one keeps the newest ids; evictions are written next commit.
+  // Exactly the stored window: a segment may still hold ids that had left it before the commit.
+  while (!seen_order_.empty() && seen_order_.front().first < restored_seen_oldest_seq_) {
+    seen_.erase(seen_order_.front().second);
+    seen_order_.pop_front();
+  }
+  // A smaller window than the stored one keeps the newest ids; the next commit deletes the rest.
   while (seen_order_.size() > dedup_window_events_) {
     seen_.erase(seen_order_.front().second);
-    dirty_seen_.insert(seen_order_.front().second);
     seen_order_.pop_front();
   }
 }
@@ -136,13 +153,19 @@ void Shard::mark_clean() {
   dirty_balances_.clear();
   dirty_locations_.clear();
   dead_letters_.clear();
-  dirty_seen_.clear();
+  // The same segments the commit deleted (computed before the new one is added), then the new one.
+  for (std::size_t n = expired_seen_segments().size(); n > 0; --n) seen_segments_.pop_front();
+  if (!seen_pending_.empty()) {
+    seen_segments_.emplace_back(seen_pending_first_seq(), seen_next_seq_ - 1);
+    seen_pending_.clear();
+  }
   header_dirty_ = false;
 }
 
-void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts) {
+void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts, std::uint64_t seen_oldest_seq) {
   next_offset_ = next_offset;
   counts_ = counts;
+  restored_seen_oldest_seq_ = seen_oldest_seq;
 }
 
 void Shard::restore_balance(const Account& a, Quantity q) {

@@ -11,11 +11,11 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
-#include <absl/container/flat_hash_set.h>
 
 #include <deque>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -149,16 +149,23 @@ class Shard {
   const std::vector<Account>& dirty_balances() const { return dirty_balances_; }
   const std::vector<LocationId>& dirty_locations() const { return dirty_locations_; }
   const std::vector<DeadLetter>& dead_letters() const { return dead_letters_; }
-  const absl::flat_hash_set<EventId>& dirty_seen() const { return dirty_seen_; }
   const SeenEvent* seen_entry(const EventId& id) const;
+  // The seq of the oldest id in the window (stored, so a restart restores exactly this window).
+  std::uint64_t seen_oldest_seq() const { return seen_order_.empty() ? seen_next_seq_ : seen_order_.front().first; }
+  // The duplicate window is stored in segments, one per commit: the ids remembered since the last
+  // commit (the next segment, starting at seq seen_pending_first_seq()), and the stored segments
+  // (by first seq) whose every id has left the window and can be deleted.
+  const std::vector<std::pair<EventId, std::uint64_t>>& seen_pending() const { return seen_pending_; }
+  std::uint64_t seen_pending_first_seq() const { return seen_next_seq_ - seen_pending_.size(); }
+  std::vector<std::uint64_t> expired_seen_segments() const;
   void mark_clean();
 
   // Load support: restores committed state without marking it dirty.
-  void restore_header(Offset next_offset, const OutcomeCounts& counts);
+  void restore_header(Offset next_offset, const OutcomeCounts& counts, std::uint64_t seen_oldest_seq);
   void restore_balance(const Account& a, Quantity q);
   void restore_location(LocationId id, LocationInfo info);
-  // Entries may come in any order; finish_restore() puts the window back in age order.
-  void restore_seen(const EventId& id, SeenEvent e);
+  // One stored segment of the window, oldest segment first.
+  void restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries);
   void finish_restore();
 
  private:
@@ -190,7 +197,9 @@ class Shard {
   absl::flat_hash_map<EventId, SeenEvent> seen_;
   std::deque<std::pair<std::uint64_t, EventId>> seen_order_;  // (seq, id), oldest first
   std::uint64_t seen_next_seq_ = 0;
-  absl::flat_hash_set<EventId> dirty_seen_;  // added or evicted since the last commit
+  std::vector<std::pair<EventId, std::uint64_t>> seen_pending_;  // (id, bytes hash) since the last commit
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> seen_segments_;  // stored: (first seq, last seq)
+  std::uint64_t restored_seen_oldest_seq_ = 0;
 };
 
 }  // namespace qudao

@@ -1,6 +1,7 @@
 #include "engine/store.h"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 #include <rocksdb/write_batch.h>
 
 #include "engine/codec.h"
@@ -15,11 +16,10 @@ constexpr char kLocationKey = 'L';
 constexpr char kDeadLetterKey = 'D';
 constexpr char kSeenKey = 'E';
 
-std::string seen_key(PartitionId p, const EventId& id) {
+std::string seen_key(PartitionId p, std::uint64_t first_seq) {
   std::string k(1, kSeenKey);
   codec::put_be<std::int32_t>(k, p.value);
-  codec::put_be<std::uint64_t>(k, id.hi);
-  codec::put_be<std::uint64_t>(k, id.lo);
+  codec::put_be<std::uint64_t>(k, first_seq);
   return k;
 }
 
@@ -33,7 +33,7 @@ std::string header_value(const Shard& s) {
   std::string v;
   const OutcomeCounts& c = s.counts();
   codec::put_le<std::int64_t>(v, s.next_offset().value);
-  for (std::uint64_t n : {c.consumed, c.applied, c.duplicates, c.rejected, c.anomalies, s.digest()}) {
+  for (std::uint64_t n : {c.consumed, c.applied, c.duplicates, c.rejected, c.anomalies, s.digest(), s.seen_oldest_seq()}) {
     codec::put_le<std::uint64_t>(v, n);
   }
   return v;
@@ -51,12 +51,17 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   db_options.IncreaseParallelism(2);
   db_options.compression = rocksdb::kLZ4Compression;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
+  rocksdb::Status s = options.mode == OpenMode::read_only
+                          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, &raw)
+                          : rocksdb::DB::Open(db_options, options.path, &raw);
   if (!s.ok()) return io_error("open", s);
   std::unique_ptr<rocksdb::DB> db(raw);
 
   std::string topic;
   s = db->Get(rocksdb::ReadOptions(), rocksdb::Slice(&kTopicKey, 1), &topic);
+  if (s.IsNotFound() && options.mode == OpenMode::read_only) {
+    return Status::error(fmt::format("store {} has no events topic: not a qudao store", options.path));
+  }
   if (s.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -74,6 +79,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
 Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_events) {
   std::map<std::int32_t, Shard> shards;
   std::map<std::int32_t, std::uint64_t> stored_digests;
+  std::vector<std::pair<EventId, std::uint64_t>> seen_entries;
   auto shard = [&](std::int32_t p) -> Shard& {
     return shards.try_emplace(p, PartitionId{p}, dedup_window_events).first->second;
   };
@@ -94,7 +100,8 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
         c.rejected = v.le<std::uint64_t>();
         c.anomalies = v.le<std::uint64_t>();
         stored_digests[p] = v.le<std::uint64_t>();
-        shard(p).restore_header(next, c);
+        const auto seen_oldest_seq = v.le<std::uint64_t>();
+        shard(p).restore_header(next, c, seen_oldest_seq);
         break;
       }
       case kBalanceKey: {
@@ -119,13 +126,15 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
       }
       case kSeenKey: {
         const auto p = k.be<std::int32_t>();
-        EventId id;
-        id.hi = k.be<std::uint64_t>();
-        id.lo = k.be<std::uint64_t>();
-        SeenEvent e;
-        e.bytes_hash = v.le<std::uint64_t>();
-        e.seq = v.le<std::uint64_t>();
-        shard(p).restore_seen(id, e);
+        const auto first_seq = k.be<std::uint64_t>();
+        seen_entries.clear();
+        while (v.ok() && !v.empty()) {
+          EventId id;
+          id.hi = v.le<std::uint64_t>();
+          id.lo = v.le<std::uint64_t>();
+          seen_entries.emplace_back(id, v.le<std::uint64_t>());
+        }
+        shard(p).restore_seen_segment(first_seq, seen_entries);
         break;
       }
       case kTopicKey:
@@ -158,20 +167,21 @@ Result<CommitStats> Store::commit(std::span<Shard* const> shards) {
   CommitStats stats;
   std::string key, value;
   for (Shard* s : shards) {
-    if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && s->dirty_seen().empty()) {
+    const std::vector<std::uint64_t> expired = s->expired_seen_segments();
+    if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && expired.empty()) {
       continue;
     }
-    for (const EventId& id : s->dirty_seen()) {
-      key = seen_key(s->partition(), id);
-      if (const SeenEvent* e = s->seen_entry(id)) {
-        value.clear();
-        codec::put_le<std::uint64_t>(value, e->bytes_hash);
-        codec::put_le<std::uint64_t>(value, e->seq);
-        batch.Put(key, value);
-      } else {
-        batch.Delete(key);
+    if (!s->seen_pending().empty()) {
+      value.clear();
+      value.reserve(s->seen_pending().size() * 24);
+      for (const auto& [id, hash] : s->seen_pending()) {
+        codec::put_le<std::uint64_t>(value, id.hi);
+        codec::put_le<std::uint64_t>(value, id.lo);
+        codec::put_le<std::uint64_t>(value, hash);
       }
+      batch.Put(seen_key(s->partition(), s->seen_pending_first_seq()), value);
     }
+    for (std::uint64_t first_seq : expired) batch.Delete(seen_key(s->partition(), first_seq));
     for (const Account& a : s->dirty_balances()) {
       key = partition_key(kBalanceKey, s->partition());
       codec::put_be<std::uint64_t>(key, a.sku.value);
@@ -215,6 +225,32 @@ Result<CommitStats> Store::commit(std::span<Shard* const> shards) {
   if (!st.ok()) return io_error("commit", st);
   for (Shard* s : shards) s->mark_clean();
   return stats;
+}
+
+Result<std::string> Store::state_sha256() {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string frame;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const char tag = it->key()[0];
+    if (tag != kHeaderKey && tag != kBalanceKey && tag != kLocationKey && tag != kDeadLetterKey) continue;
+    std::string_view value = it->value().ToStringView();
+    // A header's last field (the window's oldest seq) depends on the window size, not the ledger.
+    if (tag == kHeaderKey) value.remove_suffix(sizeof(std::uint64_t));
+    frame.clear();
+    codec::put_text(frame, it->key().ToStringView());
+    codec::put_text(frame, value);
+    EVP_DigestUpdate(ctx, frame.data(), frame.size());
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx, md, &n);
+  EVP_MD_CTX_free(ctx);
+  if (!it->status().ok()) return io_error("export", it->status());
+  std::string hex;
+  for (unsigned int i = 0; i < n; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
 }
 
 Result<std::vector<DeadLetter>> Store::dead_letters(PartitionId partition, Offset from, std::size_t limit) {

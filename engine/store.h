@@ -12,12 +12,15 @@
 //   header       := 'H' partition:i32                            -> next_offset:i64 consumed:u64
 //                                                                   applied:u64 duplicates:u64
 //                                                                   rejected:u64 anomalies:u64 digest:u64
+//                                                                   seen_oldest_seq:u64
 //   balance      := 'B' partition:i32 sku:u64 location:u64 bucket:u8   -> qty:i64
 //   location     := 'L' partition:i32 location:u64               -> kind:u8 text(name) text(city) text(region)
 //   dead_letter  := 'D' partition:i32 offset:i64                 -> reason:u16 text(field) text(message)
 //                                                                   bytes (the record value, to the end)
-//   seen         := 'E' partition:i32 event_id.hi:u64 event_id.lo:u64  -> bytes_hash:u64 seq:u64
-//                   (the duplicate window: applied event ids; evicted ones are deleted)
+//   seen         := 'E' partition:i32 first_seq:u64   -> (event_id.hi:u64 event_id.lo:u64 bytes_hash:u64)*
+//                   (the duplicate window, one segment per commit holding the event ids applied in
+//                   it, with seqs first_seq, first_seq+1, ...; a segment is deleted once all its ids
+//                   have left the window)
 //   text         := length:u32 utf-8 bytes
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
@@ -41,10 +44,16 @@ enum class SyncMode : std::uint8_t {
   no_fsync,  // each commit reaches the OS page cache: survives a kill -9, not a power cut
 };
 
+enum class OpenMode : std::uint8_t {
+  read_write,  // the engine's own store (one process at a time)
+  read_only,   // a consistent view of a store another process may be writing (audit, inspection)
+};
+
 struct StoreOptions {
   std::string path;
   std::string topic;  // the one events topic this store follows; a different one is refused
   SyncMode sync = SyncMode::fsync;
+  OpenMode mode = OpenMode::read_write;
 };
 
 struct CommitStats {
@@ -64,6 +73,12 @@ class Store {
 
   // Writes what changed in the given shards since their last commit, then marks them clean.
   Result<CommitStats> commit(std::span<Shard* const> shards);
+
+  // SHA-256 (hex) of the canonical export of the ledger: every header, balance, location and dead
+  // letter entry in key order, as stored. Two stores that applied the same log have the same
+  // export whatever their batch sizes or commit intervals; the duplicate window is left out (it
+  // depends on the window size, not on the ledger).
+  Result<std::string> state_sha256();
 
   // Dead letters of one partition from `from` on, at most `limit`, in offset order.
   Result<std::vector<DeadLetter>> dead_letters(PartitionId partition, Offset from, std::size_t limit);

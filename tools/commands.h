@@ -54,9 +54,21 @@ struct InspectArgs {
   std::int64_t offset = -1;
 };
 
+struct ReplayArgs {
+  KafkaArgs kafka;
+  std::string data_dir;  // empty: a temporary directory, removed afterwards
+};
+
+struct AuditArgs {
+  KafkaArgs kafka;
+  std::string data_dir = "qudao-data";
+};
+
 int run_serve(const ServeArgs& args, const std::atomic<bool>& stop);
 int run_simulate(const SimulateArgs& args, const std::atomic<bool>& stop);
 int run_demo(const DemoArgs& args, const std::atomic<bool>& stop);
 int run_inspect(const InspectArgs& args);
+int run_replay(const ReplayArgs& args, const std::atomic<bool>& stop);
+int run_audit(const AuditArgs& args, const std::atomic<bool>& stop);
 
 }  // namespace qudao

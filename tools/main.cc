@@ -4,6 +4,8 @@
 //   qudao serve      consume the events topic into the ledger and serve the query API
 //   qudao simulate   produce a seeded channel workload to Kafka
 //   qudao inspect    print one event as JSON, or why it is rejected
+//   qudao replay     rebuild all state from offset 0; events/s and digests
+//   qudao audit      check a store's invariants against a fresh replay
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -97,6 +99,18 @@ int main(int argc, char** argv) {
   inspect_cmd->add_option("-o,--offset", inspect.offset, "read the record at this offset from Kafka (needs -b)")
       ->check(CLI::NonNegativeNumber);
 
+  qudao::ReplayArgs replay;
+  auto* replay_cmd = app.add_subcommand(
+      "replay", "rebuild all state from offset 0 of the topic into a fresh store; print events/s and digests");
+  add_kafka_options(*replay_cmd, replay.kafka);
+  replay_cmd->add_option("-d,--data", replay.data_dir, "new directory to keep the rebuilt store in (default: temporary)");
+
+  qudao::AuditArgs audit;
+  auto* audit_cmd = app.add_subcommand(
+      "audit", "check a store: conservation, no negative warehouse stock, outcome counts, and a fresh replay's digest");
+  add_kafka_options(*audit_cmd, audit.kafka);
+  audit_cmd->add_option("-d,--data", audit.data_dir, "the store to audit (may be in use by serve)")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
 
   struct sigaction sa{};
@@ -108,5 +122,7 @@ int main(int argc, char** argv) {
   if (*serve_cmd) return qudao::run_serve(serve, g_stop);
   if (*sim_cmd) return qudao::run_simulate(sim, g_stop);
   if (*inspect_cmd) return qudao::run_inspect(inspect);
+  if (*replay_cmd) return qudao::run_replay(replay, g_stop);
+  if (*audit_cmd) return qudao::run_audit(audit, g_stop);
   return 2;
 }
