@@ -84,7 +84,8 @@ HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req
   if (!info) return error(404, fmt::format("location {} not found", *location));
   json rows = json::array();
   for (const StockRow& r : stock.location_stock(LocationId{*location}, sku ? std::optional(SkuId{*sku}) : std::nullopt)) {
-    rows.push_back({{"sku", r.sku.value}, {"on_hand", r.levels.on_hand.value}, {"in_transit", r.levels.in_transit.value}});
+    rows.push_back({{"sku", r.sku.value}, {"on_hand", r.levels.on_hand.value}, {"reserved", r.levels.reserved.value},
+                    {"available", r.levels.available().value}, {"in_transit", r.levels.in_transit.value}});
   }
   return json_response(200, json{{"location", *location}, {"name", info->name}, {"city", info->city},
                                  {"region", info->region}, {"kind", fb::EnumNameLocationKind(info->kind)},
@@ -93,17 +94,20 @@ HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req
 
 HttpResponse region_stock(const StockProjection& stock) {
   json regions = json::array();
-  std::int64_t on_hand = 0, in_transit = 0;
+  std::int64_t on_hand = 0, reserved = 0, in_transit = 0;
   std::size_t locations = 0;
   for (const RegionTotals& r : stock.region_totals()) {
     regions.push_back({{"region", r.region}, {"locations", r.locations}, {"on_hand", r.levels.on_hand.value},
+                       {"reserved", r.levels.reserved.value}, {"available", r.levels.available().value},
                        {"in_transit", r.levels.in_transit.value}});
     on_hand += r.levels.on_hand.value;
+    reserved += r.levels.reserved.value;
     in_transit += r.levels.in_transit.value;
     locations += r.locations;
   }
   return json_response(200, json{{"regions", std::move(regions)},
-                                 {"nation", {{"locations", locations}, {"on_hand", on_hand}, {"in_transit", in_transit}}}});
+                                 {"nation", {{"locations", locations}, {"on_hand", on_hand}, {"reserved", reserved},
+                                             {"available", on_hand - reserved}, {"in_transit", in_transit}}}});
 }
 
 HttpResponse dead_letters(Store& store, const HttpRequest& req) {

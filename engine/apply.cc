@@ -23,6 +23,7 @@ const char* kind_name(fb::LocationKind k) { return fb::EnumNameLocationKind(k); 
 
 Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes) {
   postings_.clear();
+  posted_ = 0;
   const auto original = [&] { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); };
   Decoded decoded = decode(bytes);
   if (auto* rejection = std::get_if<Rejection>(&decoded)) {
@@ -45,7 +46,10 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
     case Seen::new_event:
       break;
   }
-  Outcome outcome = apply(shard, event);
+  // Event time moves forward with every well-formed event, and expires what it passes.
+  shard.advance_watermark(event.occurred_at);
+  expire_due(shard, shard.watermark());
+  Outcome outcome = dispatch(shard, event);
   if (outcome.kind == OutcomeKind::rejected) {
     shard.record_rejected(offset, std::move(outcome.rejection), original());
     return {RecordOutcome::rejected, nullptr};
@@ -57,22 +61,27 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
 
 Outcome Applier::apply(Shard& shard, const Event& event) {
   postings_.clear();
+  posted_ = 0;
+  return dispatch(shard, event);
+}
+
+Outcome Applier::dispatch(Shard& shard, const Event& event) {
   const fb::Envelope& env = *event.envelope;
   switch (env.payload_type()) {
     case fb::Payload::LocationDefined: return apply(shard, *env.payload_as_LocationDefined());
     case fb::Payload::ProductionCompleted: return apply(shard, *env.payload_as_ProductionCompleted());
     case fb::Payload::OrderPlaced: return apply(shard, *env.payload_as_OrderPlaced());
-    case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched());
+    case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched(), event);
     case fb::Payload::ShipmentReceived: return apply(shard, *env.payload_as_ShipmentReceived());
     case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut());
     case fb::Payload::StockCounted: return apply(shard, *env.payload_as_StockCounted());
+    case fb::Payload::OrderPaid: return apply(shard, *env.payload_as_OrderPaid(), event);
+    case fb::Payload::OrderCancelled: return apply(shard, *env.payload_as_OrderCancelled());
     // Valid facts that no part of the ledger reads yet (catalogue, parties, payments, targets,
     // rebates, ratings, training): applied without postings, so they count and replay later.
     case fb::Payload::SkuDefined:
     case fb::Payload::PartyRegistered:
     case fb::Payload::StoreAssigned:
-    case fb::Payload::OrderPaid:
-    case fb::Payload::OrderCancelled:
     case fb::Payload::TargetSet:
     case fb::Payload::RebatePolicySet:
     case fb::Payload::RebateAdjusted:
@@ -87,27 +96,8 @@ Outcome Applier::apply(Shard& shard, const Event& event) {
 }
 
 void Applier::post_all(Shard& shard) {
-  for (const Posting& p : postings_) shard.post(p);
-}
-
-std::optional<Rejection> Applier::check_available(const Shard& shard, LocationId from, Bucket bucket,
-                                                  const flatbuffers::Vector<const fb::StockLine*>& lines) {
-  // Sum per sku first: two lines of the same sku must be covered together.
-  per_sku_.clear();
-  for (const fb::StockLine* l : lines) per_sku_.emplace_back(SkuId{l->sku()}, l->qty());
-  std::sort(per_sku_.begin(), per_sku_.end());
-  for (std::size_t i = 0; i < per_sku_.size();) {
-    const SkuId sku = per_sku_[i].first;
-    std::int64_t wanted = 0;
-    for (; i < per_sku_.size() && per_sku_[i].first == sku; ++i) wanted += per_sku_[i].second;
-    const Quantity have = shard.balance(Account{sku, from, bucket});
-    if (have.value < wanted) {
-      return Rejection{RejectReason::insufficient_stock, "payload.lines",
-                       fmt::format("location {} has {} of sku {} {}, the event needs {}", from.value, have.value,
-                                   sku.value, bucket == Bucket::in_transit ? "in transit" : "on hand", wanted)};
-    }
-  }
-  return std::nullopt;
+  for (std::size_t i = posted_; i < postings_.size(); ++i) shard.post(postings_[i]);
+  posted_ = postings_.size();
 }
 
 Outcome Applier::apply(Shard& shard, const fb::LocationDefined& e) {
@@ -142,8 +132,10 @@ Outcome Applier::apply(Shard& shard, const fb::ProductionCompleted& e) {
 }
 
 Outcome Applier::apply(Shard& shard, const fb::OrderPlaced& e) {
-  // Walking skeleton: the order is checked against known locations; reservations and the order
-  // state machine are not built yet (README, "Not built yet").
+  const OrderId id{e.order()};
+  if (shard.order(id) != nullptr) {
+    return rejected(RejectReason::already_exists, "payload.order", fmt::format("order {} already exists", id.value));
+  }
   const LocationId store{e.store()};
   const LocationInfo* loc = shard.location(store);
   if (loc == nullptr) {
@@ -153,10 +145,102 @@ Outcome Applier::apply(Shard& shard, const fb::OrderPlaced& e) {
     return rejected(RejectReason::wrong_location_kind, "payload.store",
                     fmt::format("location {} is a {}, not a Store", store.value, kind_name(loc->kind)));
   }
+  const LocationId fulfilment{e.fulfilment_location()};
+  if (fulfilment.value != 0) {
+    const LocationInfo* f = shard.location(fulfilment);
+    if (f == nullptr) {
+      return rejected(RejectReason::unknown_location, "payload.fulfilment_location",
+                      fmt::format("location {} is not defined on this shard", fulfilment.value));
+    }
+    if (!is_warehouse(f->kind)) {
+      return rejected(RejectReason::wrong_location_kind, "payload.fulfilment_location",
+                      fmt::format("orders are fulfilled from a warehouse, location {} is a {}", fulfilment.value,
+                                  kind_name(f->kind)));
+    }
+  }
+  Order o;
+  o.store = store;
+  o.fulfilment = fulfilment;
+  o.placed_by = e.placed_by();
+  o.deadline = TimeMs{e.payment_deadline_ms()};
+  for (const fb::OrderLine* l : *e.lines()) {
+    o.lines.push_back(OrderLine{SkuId{l->sku()}, l->qty(), 0, 0});
+    o.due.value += l->qty() * l->unit_price_fen();
+  }
+  // A proxy order holds what the fulfilment location has of each line until it is paid and shipped,
+  // cancelled, or expired; the rest is not held (a backorder).
+  if (o.proxy() && fulfilment.value != 0) {
+    for (OrderLine& l : o.lines) {
+      const Account on_hand{l.sku, fulfilment, Bucket::on_hand};
+      l.reserved = std::clamp<std::int64_t>(shard.balance(on_hand).value, 0, l.ordered);
+      if (l.reserved == 0) continue;
+      postings_.push_back({on_hand, Quantity{-l.reserved}});
+      postings_.push_back({Account{l.sku, fulfilment, Bucket::reserved}, Quantity{l.reserved}});
+    }
+  }
+  post_all(shard);
+  shard.put_order(id, std::move(o));
   return {};
 }
 
-Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
+Outcome Applier::apply(Shard& shard, const fb::OrderPaid& e, const Event&) {
+  const OrderId id{e.order()};
+  const Order* o = shard.order(id);
+  if (o == nullptr) return rejected(RejectReason::unknown_order, "payload.order", fmt::format("order {} is not known", id.value));
+  if (o->state != OrderState::placed) {
+    return rejected(RejectReason::illegal_transition, "payload.order",
+                    fmt::format("order {} is {}; only a placed order can be paid", id.value, order_state_name(o->state)));
+  }
+  Order next = *o;
+  next.paid.value += e.amount_fen();
+  if (next.paid.value >= next.due.value) next.state = OrderState::paid;
+  shard.put_order(id, std::move(next));
+  return {};
+}
+
+void Applier::release(Order& o) {
+  for (OrderLine& l : o.lines) {
+    if (l.reserved == 0) continue;
+    postings_.push_back({Account{l.sku, o.fulfilment, Bucket::reserved}, Quantity{-l.reserved}});
+    postings_.push_back({Account{l.sku, o.fulfilment, Bucket::on_hand}, Quantity{l.reserved}});
+    l.reserved = 0;
+  }
+}
+
+Outcome Applier::apply(Shard& shard, const fb::OrderCancelled& e) {
+  const OrderId id{e.order()};
+  const Order* o = shard.order(id);
+  if (o == nullptr) return rejected(RejectReason::unknown_order, "payload.order", fmt::format("order {} is not known", id.value));
+  bool shipped = false;
+  for (const OrderLine& l : o->lines) shipped |= l.dispatched > 0;
+  if ((o->state != OrderState::placed && o->state != OrderState::paid) || shipped) {
+    return rejected(RejectReason::illegal_transition, "payload.order",
+                    fmt::format("order {} is {}{}; only an order not yet shipped can be cancelled", id.value,
+                                order_state_name(o->state), shipped ? " and partly shipped" : ""));
+  }
+  Order next = *o;
+  release(next);
+  next.state = OrderState::cancelled;
+  post_all(shard);
+  shard.put_order(id, std::move(next));
+  return {};
+}
+
+void Applier::expire_due(Shard& shard, TimeMs now) {
+  for (OrderId id : shard.orders_due(now)) {
+    Order next = *shard.order(id);
+    release(next);
+    next.state = OrderState::expired;
+    post_all(shard);
+    shard.put_order(id, std::move(next));
+  }
+}
+
+Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e, const Event&) {
+  const ShipmentId id{e.shipment()};
+  if (shard.shipment(id) != nullptr) {
+    return rejected(RejectReason::already_exists, "payload.shipment", fmt::format("shipment {} already exists", id.value));
+  }
   const LocationId from{e.from_location()};
   const LocationId to{e.to_location()};
   if (shard.location(from) == nullptr) {
@@ -167,27 +251,129 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
     return rejected(RejectReason::unknown_location, "payload.to_location",
                     fmt::format("location {} is not defined on this shard", to.value));
   }
-  if (auto r = check_available(shard, from, Bucket::on_hand, *e.lines())) return Outcome{OutcomeKind::rejected, Anomaly::none, *r};
+  const OrderId order_id{e.order()};
+  std::optional<Order> order;
+  if (order_id.value != 0) {
+    const Order* o = shard.order(order_id);
+    if (o == nullptr) {
+      return rejected(RejectReason::unknown_order, "payload.order", fmt::format("order {} is not known", order_id.value));
+    }
+    if (o->state != OrderState::paid) {
+      return rejected(RejectReason::illegal_transition, "payload.order",
+                      fmt::format("order {} is {}; only a paid order is shipped", order_id.value, order_state_name(o->state)));
+    }
+    order = *o;
+  }
+  // What each sku can draw on: the location's free stock, plus the order's own reservation there.
+  per_sku_.clear();
+  for (const fb::StockLine* l : *e.lines()) per_sku_.emplace_back(SkuId{l->sku()}, l->qty());
+  std::sort(per_sku_.begin(), per_sku_.end());
+  for (std::size_t i = 0; i < per_sku_.size();) {
+    const SkuId sku = per_sku_[i].first;
+    std::int64_t wanted = 0;
+    for (; i < per_sku_.size() && per_sku_[i].first == sku; ++i) wanted += per_sku_[i].second;
+    std::int64_t held = 0;
+    if (order) {
+      OrderLine* line = order->line(sku);
+      if (line == nullptr || line->dispatched + wanted > line->ordered) {
+        return rejected(RejectReason::exceeds_order, "payload.lines",
+                        fmt::format("order {} has {} of sku {} left to ship, the shipment carries {}", order_id.value,
+                                    line == nullptr ? 0 : line->ordered - line->dispatched, sku.value, wanted));
+      }
+      if (order->fulfilment == from) held = line->reserved;
+    }
+    const std::int64_t have = shard.balance(Account{sku, from, Bucket::on_hand}).value + held;
+    if (have < wanted) {
+      return rejected(RejectReason::insufficient_stock, "payload.lines",
+                      fmt::format("location {} has {} of sku {} on hand{}, the event needs {}", from.value, have,
+                                  sku.value, held > 0 ? " (with the order's reservation)" : "", wanted));
+    }
+  }
+  Shipment shipment{from, to, order_id, false, {}};
   for (const fb::StockLine* l : *e.lines()) {
-    postings_.push_back({Account{SkuId{l->sku()}, from, Bucket::on_hand}, Quantity{-l->qty()}});
-    postings_.push_back({Account{SkuId{l->sku()}, to, Bucket::in_transit}, Quantity{l->qty()}});
+    const SkuId sku{l->sku()};
+    std::int64_t from_reserved = 0;
+    if (order) {
+      OrderLine* line = order->line(sku);
+      if (order->fulfilment == from) {
+        from_reserved = std::min(line->reserved, l->qty());
+        line->reserved -= from_reserved;
+      }
+      line->dispatched += l->qty();
+    }
+    if (from_reserved > 0) postings_.push_back({Account{sku, from, Bucket::reserved}, Quantity{-from_reserved}});
+    if (l->qty() > from_reserved) postings_.push_back({Account{sku, from, Bucket::on_hand}, Quantity{from_reserved - l->qty()}});
+    postings_.push_back({Account{sku, to, Bucket::in_transit}, Quantity{l->qty()}});
+    shipment.lines.emplace_back(sku, l->qty());
+  }
+  if (order) {
+    ++order->shipments_open;
+    if (order->fully_dispatched()) {
+      release(*order);  // nothing left to ship: what is still held goes back
+      order->state = OrderState::dispatched;
+    }
+    shard.put_order(order_id, std::move(*order));
   }
   post_all(shard);
+  shard.put_shipment(id, std::move(shipment));
   return {};
 }
 
 Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
-  const LocationId at{e.location()};
-  if (shard.location(at) == nullptr) {
-    return rejected(RejectReason::unknown_location, "payload.location", fmt::format("location {} is not defined", at.value));
+  const ShipmentId id{e.shipment()};
+  const Shipment* s = shard.shipment(id);
+  if (s == nullptr) {
+    return rejected(RejectReason::unknown_shipment, "payload.shipment", fmt::format("shipment {} is not known", id.value));
   }
-  if (auto r = check_available(shard, at, Bucket::in_transit, *e.lines())) return Outcome{OutcomeKind::rejected, Anomaly::none, *r};
-  for (const fb::StockLine* l : *e.lines()) {
-    postings_.push_back({Account{SkuId{l->sku()}, at, Bucket::in_transit}, Quantity{-l->qty()}});
-    postings_.push_back({Account{SkuId{l->sku()}, at, Bucket::on_hand}, Quantity{l->qty()}});
+  const LocationId at{e.location()};
+  if (s->to != at) {
+    return rejected(RejectReason::invalid_value, "payload.location",
+                    fmt::format("shipment {} goes to location {}, not {}", id.value, s->to.value, at.value));
+  }
+  if (s->received) {
+    return rejected(RejectReason::illegal_transition, "payload.shipment", fmt::format("shipment {} is already received", id.value));
+  }
+  // Received per sku, checked against what the shipment carries; the rest of it is lost.
+  Shipment next = *s;
+  std::vector<std::pair<SkuId, std::int64_t>> received;
+  for (const auto& [sku, qty] : next.lines) received.emplace_back(sku, 0);
+  for (flatbuffers::uoffset_t i = 0; i < e.lines()->size(); ++i) {
+    const fb::StockLine* l = e.lines()->Get(i);
+    auto it = std::find_if(received.begin(), received.end(), [&](const auto& r) { return r.first.value == l->sku(); });
+    const std::int64_t sent = it == received.end() ? 0 : next.lines[it - received.begin()].second;
+    if (it == received.end() || it->second + l->qty() > sent) {
+      return rejected(RejectReason::exceeds_order, fmt::format("payload.lines[{}].qty", i),
+                      fmt::format("shipment {} carries {} of sku {}, the receipt says {}", id.value, sent, l->sku(),
+                                  (it == received.end() ? 0 : it->second) + l->qty()));
+    }
+    it->second += l->qty();
+  }
+  Anomaly anomaly = Anomaly::none;
+  for (std::size_t i = 0; i < received.size(); ++i) {
+    const SkuId sku = received[i].first;
+    const std::int64_t got = received[i].second, lost = next.lines[i].second - got;
+    if (got > 0) {
+      postings_.push_back({Account{sku, at, Bucket::in_transit}, Quantity{-got}});
+      postings_.push_back({Account{sku, at, Bucket::on_hand}, Quantity{got}});
+    }
+    if (lost > 0) {
+      anomaly = Anomaly::flagged;  // a shortage or damage: a fact, and worth a look
+      postings_.push_back({Account{sku, at, Bucket::in_transit}, Quantity{-lost}});
+      postings_.push_back({Account{sku, kVirtualLocation, Bucket::losses}, Quantity{lost}});
+    }
+  }
+  next.received = true;
+  if (next.order.value != 0) {
+    if (const Order* o = shard.order(next.order)) {
+      Order order = *o;
+      if (order.shipments_open > 0) --order.shipments_open;
+      if (order.state == OrderState::dispatched && order.shipments_open == 0) order.state = OrderState::received;
+      shard.put_order(next.order, std::move(order));
+    }
   }
   post_all(shard);
-  return {};
+  shard.put_shipment(id, std::move(next));
+  return Outcome{OutcomeKind::applied, anomaly, {}};
 }
 
 Outcome Applier::apply(Shard& shard, const fb::ScanOut& e) {

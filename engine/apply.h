@@ -37,26 +37,33 @@ class Applier {
   // in the shard (which advances its next offset). The record's bytes must outlive the result.
   Ingested ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes);
 
-  // Applies one decoded event; the caller records the outcome.
+  // Applies one decoded event (without the duplicate window or expiry); the caller records the outcome.
   Outcome apply(Shard& shard, const Event& event);
 
+  // The postings of the last record: an applied event's, and those of the orders that event's time
+  // expired (which stand even if the event itself was rejected). Project them whatever the outcome.
   std::span<const Posting> postings() const { return postings_; }
 
  private:
+  Outcome dispatch(Shard& shard, const Event& event);
   Outcome apply(Shard& shard, const fb::LocationDefined& e);
   Outcome apply(Shard& shard, const fb::ProductionCompleted& e);
   Outcome apply(Shard& shard, const fb::OrderPlaced& e);
-  Outcome apply(Shard& shard, const fb::ShipmentDispatched& e);
+  Outcome apply(Shard& shard, const fb::ShipmentDispatched& e, const Event& event);
+  Outcome apply(Shard& shard, const fb::OrderPaid& e, const Event& event);
+  Outcome apply(Shard& shard, const fb::OrderCancelled& e);
+  // Expires the unpaid proxy orders whose deadline is before `now`, releasing their reservations.
+  void expire_due(Shard& shard, TimeMs now);
   Outcome apply(Shard& shard, const fb::ShipmentReceived& e);
   Outcome apply(Shard& shard, const fb::ScanOut& e);
   Outcome apply(Shard& shard, const fb::StockCounted& e);
 
-  // Checks that `from` can give up every line (summed per sku) without going negative.
-  std::optional<Rejection> check_available(const Shard& shard, LocationId from, Bucket bucket,
-                                           const flatbuffers::Vector<const fb::StockLine*>& lines);
+  // Posts the postings added since the last post_all (an event's own, after its checks passed).
   void post_all(Shard& shard);
+  void release(Order& o);  // gives back what a proxy order holds; adds the postings
 
   std::vector<Posting> postings_;
+  std::size_t posted_ = 0;
   std::vector<std::pair<SkuId, std::int64_t>> per_sku_;
 };
 

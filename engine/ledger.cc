@@ -147,7 +147,81 @@ void Shard::define_location(LocationId id, LocationInfo info) {
   }
 }
 
+std::uint64_t Shard::order_hash(OrderId id, const Order& o) const {
+  std::string buf(1, 'O');
+  codec::put_le<std::int32_t>(buf, partition_.value);
+  codec::put_le<std::uint64_t>(buf, id.value);
+  buf += encode(o);
+  return XXH3_64bits(buf.data(), buf.size());
+}
+
+std::uint64_t Shard::shipment_hash(ShipmentId id, const Shipment& s) const {
+  std::string buf(1, 'S');
+  codec::put_le<std::int32_t>(buf, partition_.value);
+  codec::put_le<std::uint64_t>(buf, id.value);
+  buf += encode(s);
+  return XXH3_64bits(buf.data(), buf.size());
+}
+
+namespace {
+bool expires(const Order& o) { return o.state == OrderState::placed && o.proxy() && o.deadline.value > 0; }
+}  // namespace
+
+const Order* Shard::order(OrderId id) const {
+  auto it = orders_.find(id);
+  return it == orders_.end() ? nullptr : &it->second;
+}
+
+void Shard::put_order(OrderId id, Order o) {
+  auto [it, inserted] = orders_.try_emplace(id);
+  if (!inserted) {
+    digest_ -= order_hash(id, it->second);
+    if (expires(it->second)) expiry_.erase({it->second.deadline.value, id.value});
+  }
+  it->second = std::move(o);
+  digest_ += order_hash(id, it->second);
+  if (expires(it->second)) expiry_.insert({it->second.deadline.value, id.value});
+  if (dirty_order_set_.insert(id).second) dirty_orders_.push_back(id);
+}
+
+const Shipment* Shard::shipment(ShipmentId id) const {
+  auto it = shipments_.find(id);
+  return it == shipments_.end() ? nullptr : &it->second;
+}
+
+void Shard::put_shipment(ShipmentId id, Shipment s) {
+  auto [it, inserted] = shipments_.try_emplace(id);
+  if (!inserted) digest_ -= shipment_hash(id, it->second);
+  it->second = std::move(s);
+  digest_ += shipment_hash(id, it->second);
+  if (dirty_shipment_set_.insert(id).second) dirty_shipments_.push_back(id);
+}
+
+std::vector<OrderId> Shard::orders_due(TimeMs now) const {
+  std::vector<OrderId> out;
+  for (const auto& [deadline, id] : expiry_) {
+    if (deadline >= now.value) break;
+    out.push_back(OrderId{id});
+  }
+  return out;
+}
+
+void Shard::restore_order(OrderId id, Order o) {
+  digest_ += order_hash(id, o);
+  if (expires(o)) expiry_.insert({o.deadline.value, id.value});
+  orders_[id] = std::move(o);
+}
+
+void Shard::restore_shipment(ShipmentId id, Shipment s) {
+  digest_ += shipment_hash(id, s);
+  shipments_[id] = std::move(s);
+}
+
 void Shard::mark_clean() {
+  dirty_order_set_.clear();
+  dirty_orders_.clear();
+  dirty_shipment_set_.clear();
+  dirty_shipments_.clear();
   for (const Account& a : dirty_balances_) balances_[a].dirty = false;
   for (LocationId id : dirty_locations_) locations_[id].dirty = false;
   dirty_balances_.clear();
@@ -162,8 +236,10 @@ void Shard::mark_clean() {
   header_dirty_ = false;
 }
 
-void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts, std::uint64_t seen_oldest_seq) {
+void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts, TimeMs watermark,
+                           std::uint64_t seen_oldest_seq) {
   next_offset_ = next_offset;
+  watermark_ = watermark;
   counts_ = counts;
   restored_seen_oldest_seq_ = seen_oldest_seq;
 }

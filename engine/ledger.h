@@ -10,7 +10,9 @@
 // next commit (engine/store.h) writes the dirty entries and clears the marks.
 #pragma once
 
+#include <absl/container/btree_set.h>
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <deque>
 
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/orders.h"
 #include "events/decode.h"
 #include "events/types.h"
 
@@ -136,6 +139,20 @@ class Shard {
   void post(const Posting& p);
   void define_location(LocationId id, LocationInfo info);
 
+  // Orders and shipments (engine/orders.h). put_* replaces the whole entry.
+  const Order* order(OrderId id) const;
+  void put_order(OrderId id, Order o);
+  const Shipment* shipment(ShipmentId id) const;
+  void put_shipment(ShipmentId id, Shipment s);
+  // Event time: the highest occurred_at of the events this shard has decoded. Proxy orders still
+  // unpaid when it passes their deadline expire (expiry never looks at the wall clock).
+  TimeMs watermark() const { return watermark_; }
+  void advance_watermark(TimeMs t) {
+    if (t > watermark_) watermark_ = t, header_dirty_ = true;
+  }
+  // Unpaid proxy orders whose deadline is before `now`, oldest deadline first.
+  std::vector<OrderId> orders_due(TimeMs now) const;
+
   // Iteration over all state (for load-time rebuilds of projections, tests and audits).
   template <class F> void for_each_balance(F&& f) const {
     for (const auto& [a, e] : balances_) f(a, Quantity{e.qty});
@@ -148,6 +165,8 @@ class Shard {
   bool header_dirty() const { return header_dirty_; }
   const std::vector<Account>& dirty_balances() const { return dirty_balances_; }
   const std::vector<LocationId>& dirty_locations() const { return dirty_locations_; }
+  const std::vector<OrderId>& dirty_orders() const { return dirty_orders_; }
+  const std::vector<ShipmentId>& dirty_shipments() const { return dirty_shipments_; }
   const std::vector<DeadLetter>& dead_letters() const { return dead_letters_; }
   const SeenEvent* seen_entry(const EventId& id) const;
   // The seq of the oldest id in the window (stored, so a restart restores exactly this window).
@@ -161,7 +180,9 @@ class Shard {
   void mark_clean();
 
   // Load support: restores committed state without marking it dirty.
-  void restore_header(Offset next_offset, const OutcomeCounts& counts, std::uint64_t seen_oldest_seq);
+  void restore_header(Offset next_offset, const OutcomeCounts& counts, TimeMs watermark, std::uint64_t seen_oldest_seq);
+  void restore_order(OrderId id, Order o);
+  void restore_shipment(ShipmentId id, Shipment s);
   void restore_balance(const Account& a, Quantity q);
   void restore_location(LocationId id, LocationInfo info);
   // One stored segment of the window, oldest segment first.
@@ -192,6 +213,17 @@ class Shard {
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
+
+  std::uint64_t order_hash(OrderId id, const Order& o) const;
+  std::uint64_t shipment_hash(ShipmentId id, const Shipment& s) const;
+  absl::flat_hash_map<OrderId, Order> orders_;
+  absl::flat_hash_map<ShipmentId, Shipment> shipments_;
+  absl::flat_hash_set<OrderId> dirty_order_set_;
+  absl::flat_hash_set<ShipmentId> dirty_shipment_set_;
+  std::vector<OrderId> dirty_orders_;
+  std::vector<ShipmentId> dirty_shipments_;
+  absl::btree_set<std::pair<std::int64_t, std::uint64_t>> expiry_;  // (deadline ms, order id)
+  TimeMs watermark_{0};
 
   std::size_t dedup_window_events_;
   absl::flat_hash_map<EventId, SeenEvent> seen_;

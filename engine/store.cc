@@ -15,6 +15,8 @@ constexpr char kBalanceKey = 'B';
 constexpr char kLocationKey = 'L';
 constexpr char kDeadLetterKey = 'D';
 constexpr char kSeenKey = 'E';
+constexpr char kOrderKey = 'O';
+constexpr char kShipmentKey = 'S';
 
 std::string seen_key(PartitionId p, std::uint64_t first_seq) {
   std::string k(1, kSeenKey);
@@ -33,9 +35,11 @@ std::string header_value(const Shard& s) {
   std::string v;
   const OutcomeCounts& c = s.counts();
   codec::put_le<std::int64_t>(v, s.next_offset().value);
-  for (std::uint64_t n : {c.consumed, c.applied, c.duplicates, c.rejected, c.anomalies, s.digest(), s.seen_oldest_seq()}) {
+  for (std::uint64_t n : {c.consumed, c.applied, c.duplicates, c.rejected, c.anomalies, s.digest()}) {
     codec::put_le<std::uint64_t>(v, n);
   }
+  codec::put_le<std::int64_t>(v, s.watermark().value);
+  codec::put_le<std::uint64_t>(v, s.seen_oldest_seq());
   return v;
 }
 
@@ -100,8 +104,9 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
         c.rejected = v.le<std::uint64_t>();
         c.anomalies = v.le<std::uint64_t>();
         stored_digests[p] = v.le<std::uint64_t>();
+        const TimeMs watermark{v.le<std::int64_t>()};
         const auto seen_oldest_seq = v.le<std::uint64_t>();
-        shard(p).restore_header(next, c, seen_oldest_seq);
+        shard(p).restore_header(next, c, watermark, seen_oldest_seq);
         break;
       }
       case kBalanceKey: {
@@ -122,6 +127,22 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
         info.city = v.text();
         info.region = v.text();
         shard(p).restore_location(id, std::move(info));
+        break;
+      }
+      case kOrderKey: {
+        const auto p = k.be<std::int32_t>();
+        const OrderId id{k.be<std::uint64_t>()};
+        auto o = decode_order(it->value().ToStringView());
+        if (!o) return Status::error(fmt::format("store {}: corrupt order {}", options_.path, id.value));
+        shard(p).restore_order(id, std::move(*o));
+        break;
+      }
+      case kShipmentKey: {
+        const auto p = k.be<std::int32_t>();
+        const ShipmentId id{k.be<std::uint64_t>()};
+        auto sh = decode_shipment(it->value().ToStringView());
+        if (!sh) return Status::error(fmt::format("store {}: corrupt shipment {}", options_.path, id.value));
+        shard(p).restore_shipment(id, std::move(*sh));
         break;
       }
       case kSeenKey: {
@@ -168,8 +189,19 @@ Result<CommitStats> Store::commit(std::span<Shard* const> shards) {
   std::string key, value;
   for (Shard* s : shards) {
     const std::vector<std::uint64_t> expired = s->expired_seen_segments();
-    if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && expired.empty()) {
+    if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && expired.empty() &&
+        s->dirty_orders().empty() && s->dirty_shipments().empty()) {
       continue;
+    }
+    for (OrderId id : s->dirty_orders()) {
+      key = partition_key(kOrderKey, s->partition());
+      codec::put_be<std::uint64_t>(key, id.value);
+      batch.Put(key, encode(*s->order(id)));
+    }
+    for (ShipmentId id : s->dirty_shipments()) {
+      key = partition_key(kShipmentKey, s->partition());
+      codec::put_be<std::uint64_t>(key, id.value);
+      batch.Put(key, encode(*s->shipment(id)));
     }
     if (!s->seen_pending().empty()) {
       value.clear();
@@ -234,7 +266,10 @@ Result<std::string> Store::state_sha256() {
   std::string frame;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const char tag = it->key()[0];
-    if (tag != kHeaderKey && tag != kBalanceKey && tag != kLocationKey && tag != kDeadLetterKey) continue;
+    if (tag != kHeaderKey && tag != kBalanceKey && tag != kLocationKey && tag != kDeadLetterKey && tag != kOrderKey &&
+        tag != kShipmentKey) {
+      continue;
+    }
     std::string_view value = it->value().ToStringView();
     // A header's last field (the window's oldest seq) depends on the window size, not the ledger.
     if (tag == kHeaderKey) value.remove_suffix(sizeof(std::uint64_t));

@@ -7,12 +7,12 @@
 //
 // Key layout (integers big-endian so keys sort by partition, then id; values little-endian):
 //
-//   key    := topic | header | balance | location | dead_letter | seen
+//   key    := topic | header | balance | location | dead_letter | seen | order | shipment
 //   topic        := 'T'                                          -> topic name (utf-8)
 //   header       := 'H' partition:i32                            -> next_offset:i64 consumed:u64
 //                                                                   applied:u64 duplicates:u64
 //                                                                   rejected:u64 anomalies:u64 digest:u64
-//                                                                   seen_oldest_seq:u64
+//                                                                   watermark_ms:i64 seen_oldest_seq:u64
 //   balance      := 'B' partition:i32 sku:u64 location:u64 bucket:u8   -> qty:i64
 //   location     := 'L' partition:i32 location:u64               -> kind:u8 text(name) text(city) text(region)
 //   dead_letter  := 'D' partition:i32 offset:i64                 -> reason:u16 text(field) text(message)
@@ -21,6 +21,8 @@
 //                   (the duplicate window, one segment per commit holding the event ids applied in
 //                   it, with seqs first_seq, first_seq+1, ...; a segment is deleted once all its ids
 //                   have left the window)
+//   order        := 'O' partition:i32 order_id:u64               -> order (engine/orders.h)
+//   shipment     := 'S' partition:i32 shipment_id:u64            -> shipment (engine/orders.h)
 //   text         := length:u32 utf-8 bytes
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
@@ -74,8 +76,8 @@ class Store {
   // Writes what changed in the given shards since their last commit, then marks them clean.
   Result<CommitStats> commit(std::span<Shard* const> shards);
 
-  // SHA-256 (hex) of the canonical export of the ledger: every header, balance, location and dead
-  // letter entry in key order, as stored. Two stores that applied the same log have the same
+  // SHA-256 (hex) of the canonical export of the ledger: every header, balance, location, order,
+  // shipment and dead letter entry in key order, as stored. Two stores that applied the same log have the same
   // export whatever their batch sizes or commit intervals; the duplicate window is left out (it
   // depends on the window size, not on the ledger).
   Result<std::string> state_sha256();

@@ -77,6 +77,12 @@ Check validate(const fb::OrderPlaced& e) {
   if (auto r = require_id(e.placed_by(), "payload.placed_by")) return r;
   if (auto r = require_lines(e.lines())) return r;
   for (flatbuffers::uoffset_t i = 0; i < e.lines()->size(); ++i) {
+    for (flatbuffers::uoffset_t j = 0; j < i; ++j) {
+      if (e.lines()->Get(j)->sku() == e.lines()->Get(i)->sku()) {
+        return reject(RejectReason::invalid_value, fmt::format("payload.lines[{}].sku", i),
+                      fmt::format("sku {} is already ordered in lines[{}]", e.lines()->Get(i)->sku(), j));
+      }
+    }
     if (e.lines()->Get(i)->unit_price_fen() < 0) {
       return reject(RejectReason::invalid_value, fmt::format("payload.lines[{}].unit_price_fen", i),
                     fmt::format("must be >= 0, got {}", e.lines()->Get(i)->unit_price_fen()));
@@ -311,6 +317,11 @@ const char* reason_name(RejectReason reason) {
     case RejectReason::wrong_location_kind: return "wrong_location_kind";
     case RejectReason::insufficient_stock: return "insufficient_stock";
     case RejectReason::conflicting_duplicate: return "conflicting_duplicate";
+    case RejectReason::unknown_order: return "unknown_order";
+    case RejectReason::unknown_shipment: return "unknown_shipment";
+    case RejectReason::illegal_transition: return "illegal_transition";
+    case RejectReason::exceeds_order: return "exceeds_order";
+    case RejectReason::already_exists: return "already_exists";
   }
   return "unknown_reason";
 }

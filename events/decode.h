@@ -39,6 +39,11 @@ enum class RejectReason : std::uint16_t {
   wrong_location_kind = 21,
   insufficient_stock = 22,
   conflicting_duplicate = 23,      // an event id applied before, now with different bytes
+  unknown_order = 24,
+  unknown_shipment = 25,
+  illegal_transition = 26,         // e.g. paying a cancelled order, receiving a shipment twice
+  exceeds_order = 27,              // dispatching more than was ordered, receiving more than was sent
+  already_exists = 28,             // an order or shipment id used a second time
 };
 
 const char* reason_name(RejectReason reason);

@@ -79,6 +79,19 @@ EventWriter::Bytes EventWriter::scan_out(const Header& h, LocationId store, SkuI
   return finish(h, fb::Payload::ScanOut, p.Union());
 }
 
+EventWriter::Bytes EventWriter::order_paid(const Header& h, OrderId order, std::uint64_t payer, Fen amount) {
+  fbb_.Clear();
+  auto p = fb::CreateOrderPaid(fbb_, order.value, payer, amount.value);
+  return finish(h, fb::Payload::OrderPaid, p.Union());
+}
+
+EventWriter::Bytes EventWriter::order_cancelled(const Header& h, OrderId order, std::string_view reason) {
+  fbb_.Clear();
+  auto r = fbb_.CreateString(reason.data(), reason.size());
+  auto p = fb::CreateOrderCancelled(fbb_, order.value, r);
+  return finish(h, fb::Payload::OrderCancelled, p.Union());
+}
+
 EventWriter::Bytes EventWriter::stock_counted(const Header& h, LocationId location, std::span<const Line> counted) {
   fbb_.Clear();
   auto l = stock_lines(counted);

@@ -46,6 +46,8 @@ class EventWriter {
   Bytes shipment_received(const Header& h, ShipmentId shipment, LocationId location,
                           std::span<const Line> lines);
   Bytes scan_out(const Header& h, LocationId store, SkuId sku, Quantity qty, std::string_view item_code);
+  Bytes order_paid(const Header& h, OrderId order, std::uint64_t payer, Fen amount);
+  Bytes order_cancelled(const Header& h, OrderId order, std::string_view reason);
   Bytes stock_counted(const Header& h, LocationId location, std::span<const Line> counted);
 
  private:

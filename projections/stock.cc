@@ -17,7 +17,10 @@ void StockProjection::define_location(LocationId id, const LocationInfo& info) {
 void StockProjection::project(std::span<const Posting> postings) {
   for (const Posting& p : postings) {
     if (p.account.location == kVirtualLocation) continue;
-    if (p.account.bucket != Bucket::on_hand && p.account.bucket != Bucket::in_transit) continue;
+    if (p.account.bucket != Bucket::on_hand && p.account.bucket != Bucket::reserved &&
+        p.account.bucket != Bucket::in_transit) {
+      continue;
+    }
     auto it = locations_.find(p.account.location);
     assert(it != locations_.end() && "the ledger only posts to defined locations");
     StockLevels& at = it->second.skus[p.account.sku];
@@ -25,6 +28,11 @@ void StockProjection::project(std::span<const Posting> postings) {
     if (p.account.bucket == Bucket::on_hand) {
       at.on_hand.value += p.delta.value;
       region.on_hand.value += p.delta.value;
+    } else if (p.account.bucket == Bucket::reserved) {  // held stock is still on hand
+      at.on_hand.value += p.delta.value;
+      region.on_hand.value += p.delta.value;
+      at.reserved.value += p.delta.value;
+      region.reserved.value += p.delta.value;
     } else {
       at.in_transit.value += p.delta.value;
       region.in_transit.value += p.delta.value;

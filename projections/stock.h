@@ -21,9 +21,14 @@
 
 namespace qudao {
 
+// on_hand is physical stock at the location; reserved is the part of it held for proxy orders;
+// available = on_hand - reserved.
 struct StockLevels {
   Quantity on_hand;
+  Quantity reserved;
   Quantity in_transit;
+
+  Quantity available() const { return Quantity{on_hand.value - reserved.value}; }
 };
 
 struct StockRow {

@@ -35,8 +35,19 @@ class Events {
   Bytes order(std::uint64_t id, std::uint64_t store, std::vector<PricedLine> lines) {
     return copy(w_.order_placed(next(), OrderId{id}, LocationId{store}, store, LocationId{0}, TimeMs{kT0}, lines));
   }
-  Bytes dispatch(std::uint64_t from, std::uint64_t to, std::vector<Line> lines) {
-    return copy(w_.shipment_dispatched(next(), ShipmentId{++shipments_}, LocationId{from}, LocationId{to}, OrderId{0}, lines));
+  Bytes dispatch(std::uint64_t from, std::uint64_t to, std::vector<Line> lines, std::uint64_t order = 0) {
+    return copy(w_.shipment_dispatched(next(), ShipmentId{++shipments_}, LocationId{from}, LocationId{to}, OrderId{order}, lines));
+  }
+  // An order placed by distributor `by` on the store's behalf (代下单), to ship from `from`.
+  Bytes proxy_order(std::uint64_t id, std::uint64_t store, std::uint64_t by, std::uint64_t from, TimeMs deadline,
+                    std::vector<PricedLine> lines) {
+    return copy(w_.order_placed(next(), OrderId{id}, LocationId{store}, by, LocationId{from}, deadline, lines));
+  }
+  Bytes paid(std::uint64_t order, std::int64_t fen) { return copy(w_.order_paid(next(), OrderId{order}, 500, Fen{fen})); }
+  Bytes cancelled(std::uint64_t order) { return copy(w_.order_cancelled(next(), OrderId{order}, "changed mind")); }
+  // Events are one second apart from kT0: the time of the n-th event is kT0 + n s.
+  TimeMs time_after(std::uint64_t events_from_now) const {
+    return TimeMs{kT0 + static_cast<std::int64_t>(seq_ + events_from_now) * 1000};
   }
   Bytes receive(std::uint64_t at, std::vector<Line> lines) {
     return copy(w_.shipment_received(next(), ShipmentId{shipments_}, LocationId{at}, lines));

@@ -37,7 +37,15 @@ struct Location {
   LocationId id;
   fb::LocationKind kind;
   std::string name, city, region;
-  std::vector<std::int64_t> on_hand, in_transit;  // per sku index
+  std::vector<std::int64_t> on_hand, reserved, in_transit;  // per sku index; on_hand is the free part
+};
+
+// A reservation of an unpaid proxy order, freed when event time passes its deadline.
+struct Expiry {
+  int day;  // the first day whose events are past the deadline
+  std::size_t warehouse;
+  int sku;
+  std::int64_t qty;
 };
 
 struct Shipment {
@@ -55,6 +63,7 @@ class World {
     build();
     for (day_ = 0; day_ < o_.days; ++day_) {
       if (day_ == 0) define_locations();
+      expire();
       if (day_ % 7 == 0) produce();
       receive();
       sell_and_reorder();
@@ -62,7 +71,7 @@ class World {
     for (const Location& l : locations_) {
       RegionExpectation& r = summary_.regions[l.region];
       ++r.locations;
-      for (int s = 0; s < o_.skus; ++s) r.on_hand += l.on_hand[s], r.in_transit += l.in_transit[s];
+      for (int s = 0; s < o_.skus; ++s) r.on_hand += l.on_hand[s] + l.reserved[s], r.in_transit += l.in_transit[s];
     }
     return summary_;
   }
@@ -90,7 +99,8 @@ class World {
 
   Location make(std::uint64_t id, fb::LocationKind kind, std::string name, std::string city, std::string region) {
     return Location{LocationId{id}, kind, std::move(name), std::move(city), std::move(region),
-                    std::vector<std::int64_t>(o_.skus), std::vector<std::int64_t>(o_.skus)};
+                    std::vector<std::int64_t>(o_.skus), std::vector<std::int64_t>(o_.skus),
+                    std::vector<std::int64_t>(o_.skus)};
   }
 
   // Every event gets the next id and a time within the current day, whether emitted or not, so
@@ -127,14 +137,29 @@ class World {
     }
   }
 
+  // The ledger expires an unpaid proxy order at the first event past its deadline (midnight):
+  // before any event of this day, so the model frees the stock at the start of the day.
+  void expire() {
+    std::erase_if(expiries_, [&](const Expiry& e) {
+      if (e.day != day_) return false;
+      Location& w = locations_[e.warehouse];
+      w.reserved[e.sku] -= e.qty;
+      w.on_hand[e.sku] += e.qty;
+      return true;
+    });
+  }
+
   void receive() {
     std::vector<Shipment> arriving;
     arriving.swap(in_transit_);
     for (const Shipment& sh : arriving) {
       Location& l = locations_[sh.to];
+      // Now and then a case arrives short or damaged: the ledger books the rest as a loss.
+      std::int64_t got = sh.qty;
+      if (sh.qty >= 2 && rng_.chance(2)) got = std::max<std::int64_t>(1, sh.qty - 1 - rng_.below(sh.qty / 2));
       l.in_transit[sh.sku] -= sh.qty;
-      l.on_hand[sh.sku] += sh.qty;
-      const Line line{SkuId{static_cast<std::uint64_t>(sh.sku + 1)}, Quantity{sh.qty}};
+      l.on_hand[sh.sku] += got;
+      const Line line{SkuId{static_cast<std::uint64_t>(sh.sku + 1)}, Quantity{got}};
       emit(l, "ShipmentReceived", writer_.shipment_received(header(), sh.id, l.id, std::span(&line, 1)));
     }
   }
@@ -160,14 +185,29 @@ class World {
         if (store.on_hand[s] >= reorder_point || store.in_transit[s] > 0) continue;
         const std::int64_t want = sku_rate_[s] * 7;
         const OrderId order{++order_seq_};
-        const std::uint64_t placed_by = rng_.chance(33) ? 1'000'000 + warehouse.id.value : store.id.value;
+        // A third of orders are placed by the store's distributor on its behalf (代下单): they hold
+        // stock at the sub-warehouse until paid; one in ten of those is never paid and expires.
+        const bool proxy = rng_.chance(33);
+        const std::uint64_t payer = proxy ? 1'000'000 + warehouse.id.value : store.id.value;
         const PricedLine line{sku, Quantity{want}, Fen{1'000 + 100 * s}};
         emit(store, "OrderPlaced",
-             writer_.order_placed(header(), order, store.id, placed_by, warehouse.id,
+             writer_.order_placed(header(), order, store.id, payer, warehouse.id,
                                   TimeMs{kStartMs + (day_ + 3) * kDayMs}, std::span(&line, 1)));
-        const std::int64_t ship = std::min(want, warehouse.on_hand[s]);
+        std::int64_t held = 0;
+        if (proxy) {
+          held = std::min(want, warehouse.on_hand[s]);
+          warehouse.on_hand[s] -= held;
+          warehouse.reserved[s] += held;
+          if (rng_.chance(10)) {
+            if (held > 0) expiries_.push_back(Expiry{day_ + 3, warehouse_index, s, held});
+            continue;
+          }
+        }
+        emit(store, "OrderPaid", writer_.order_paid(header(), order, payer, Fen{want * line.unit_price.value}));
+        const std::int64_t ship = std::min(want, held + warehouse.on_hand[s]);
         if (ship <= 0) continue;
-        warehouse.on_hand[s] -= ship;
+        warehouse.reserved[s] -= held;
+        warehouse.on_hand[s] -= ship - held;
         store.in_transit[s] += ship;
         const Shipment sh{ShipmentId{++shipment_seq_}, store_index, s, ship};
         in_transit_.push_back(sh);
@@ -189,6 +229,7 @@ class World {
   std::vector<std::pair<std::size_t, std::size_t>> store_warehouse_;
   std::vector<std::int64_t> sku_rate_;
   std::vector<Shipment> in_transit_;
+  std::vector<Expiry> expiries_;
   std::vector<Line> lines_;
   int day_ = 0;
   std::int64_t intra_day_ms_ = 0;

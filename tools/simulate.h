@@ -1,7 +1,8 @@
 // A seeded, reproducible channel workload: regions → cities → one sub-warehouse and several stores
 // each; skus; weekly production into the sub-warehouses; stores scanning out what consumers buy,
-// reordering when low (some orders placed by the store's distributor on its behalf, 代下单), the
-// sub-warehouse dispatching, and the store receiving the next day.
+// reordering when low (a third of orders placed by the store's distributor on its behalf, 代下单,
+// holding stock until paid, some never paid and expiring), payment, the sub-warehouse dispatching,
+// and the store receiving the next day (now and then short).
 //
 // The simulator keeps its own model of every location's stock, so it only emits events that are
 // valid, and it reports what the ledger must show after them (Summary::regions). Generation is

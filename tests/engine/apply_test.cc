@@ -109,14 +109,28 @@ TEST_CASE("apply: dispatching more than is on hand is rejected and changes nothi
   CHECK(l.shard.dead_letters()[0].offset == Offset{4});
 }
 
-TEST_CASE("apply: receiving more than is in transit is rejected") {
+TEST_CASE("apply: receiving more than the shipment carries is rejected") {
   Ledger l;
   REQUIRE(l.feed(l.ev.production(kWarehouse, {line(1, 10)})).kind == OutcomeKind::applied);
   REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 4)})).kind == OutcomeKind::applied);
   const Outcome o = l.feed(l.ev.receive(kStore, {line(1, 5)}));
   CHECK(o.kind == OutcomeKind::rejected);
-  CHECK(o.rejection.reason == RejectReason::insufficient_stock);
-  CHECK(o.rejection.message == "location 2 has 4 of sku 1 in transit, the event needs 5");
+  CHECK(o.rejection.to_string() == "payload.lines[0].qty: shipment 1 carries 4 of sku 1, the receipt says 5 (exceeds_order)");
+}
+
+TEST_CASE("apply: a short receipt puts the shortfall in losses and flags it") {
+  Ledger l;
+  REQUIRE(l.feed(l.ev.production(kWarehouse, {line(1, 10), line(2, 5)})).kind == OutcomeKind::applied);
+  REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 4), line(2, 3)})).kind == OutcomeKind::applied);
+  const Outcome o = l.feed(l.ev.receive(kStore, {line(1, 3)}));  // one of sku 1 and all of sku 2 missing
+  CHECK(o.kind == OutcomeKind::applied);
+  CHECK(o.anomaly == Anomaly::flagged);
+  CHECK(l.qty(kStore, 1) == 3);
+  CHECK(l.qty(kStore, 1, Bucket::in_transit) == 0);
+  CHECK(l.qty(0, 1, Bucket::losses) == 1);
+  CHECK(l.qty(0, 2, Bucket::losses) == 3);
+  check_conserved(l);
+  CHECK(l.feed(l.ev.receive(kStore, {line(1, 1)})).rejection.reason == RejectReason::illegal_transition);
 }
 
 TEST_CASE("apply: events naming unknown locations or the wrong kind are rejected with the field") {

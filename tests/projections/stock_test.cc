@@ -29,15 +29,17 @@ TEST_CASE("stock projection: per-location stock and region totals follow the led
   feed(ev.production(1, {line(1, 100), line(2, 40)}));
   feed(ev.production(3, {line(1, 5)}));
   feed(ev.dispatch(1, 2, {line(1, 30)}));
-  feed(ev.receive(2, {line(1, 20)}));
+  feed(ev.receive(2, {line(1, 30)}));
+  feed(ev.dispatch(1, 2, {line(2, 5)}));
   feed(ev.scan_out(2, 1, 8));
 
   const auto rows = stock.location_stock(LocationId{2}, std::nullopt);
-  REQUIRE(rows.size() == 1);
+  REQUIRE(rows.size() == 2);
   CHECK(rows[0].sku == SkuId{1});
-  CHECK(rows[0].levels.on_hand == Quantity{12});
-  CHECK(rows[0].levels.in_transit == Quantity{10});
-  CHECK(stock.location_stock(LocationId{1}, SkuId{2}).at(0).levels.on_hand == Quantity{40});
+  CHECK(rows[0].levels.on_hand == Quantity{22});
+  CHECK(rows[0].levels.in_transit == Quantity{0});
+  CHECK(rows[1].levels.in_transit == Quantity{5});
+  CHECK(stock.location_stock(LocationId{1}, SkuId{2}).at(0).levels.on_hand == Quantity{35});
   CHECK(stock.location_stock(LocationId{1}, SkuId{9}).empty());
   CHECK(stock.location_stock(LocationId{42}, std::nullopt).empty());
 
@@ -45,8 +47,8 @@ TEST_CASE("stock projection: per-location stock and region totals follow the led
   REQUIRE(regions.size() == 2);
   CHECK(regions[0].region == "East");
   CHECK(regions[0].locations == 2);
-  CHECK(regions[0].levels.on_hand == Quantity{70 + 40 + 12});
-  CHECK(regions[0].levels.in_transit == Quantity{10});
+  CHECK(regions[0].levels.on_hand == Quantity{70 + 35 + 22});
+  CHECK(regions[0].levels.in_transit == Quantity{5});
   CHECK(regions[1].region == "West");
   CHECK(regions[1].levels.on_hand == Quantity{5});
 }
