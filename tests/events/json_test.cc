@@ -1,5 +1,6 @@
 // JSON input gets the same quality of error as bytes: the field and the problem.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
@@ -55,6 +56,50 @@ TEST_CASE("json: a JSON event fails validation exactly as its bytes would") {
   json no_id = golden("ScanOut");
   no_id.erase("event_id");
   CHECK(rejection_of(no_id.dump()).find("event_id") != std::string::npos);
+}
+
+TEST_CASE("validate: missing fields are named") {
+  json no_name = golden("LocationDefined");
+  no_name["payload"].erase("name");
+  CHECK(rejection_of(no_name.dump()) == "payload.name: is required (missing_field)");
+  json no_lines = golden("ShipmentDispatched");
+  no_lines["payload"].erase("lines");
+  CHECK(rejection_of(no_lines.dump()) == "payload.lines: is required (missing_field)");
+  json no_tiers = golden("RebatePolicySet");
+  no_tiers["payload"].erase("tiers");
+  CHECK(rejection_of(no_tiers.dump()) == "payload.tiers: is required (missing_field)");
+  json no_source = golden("ScanOut");
+  no_source.erase("source");
+  CHECK(rejection_of(no_source.dump()) == "source: is required (missing_field)");
+  json no_payload = golden("ScanOut");
+  no_payload.erase("payload");
+  no_payload.erase("payload_type");
+  CHECK(rejection_of(no_payload.dump()).find("payload") != std::string::npos);
+}
+
+TEST_CASE("validate: an event type newer than this build is recognised as such") {
+  // The golden ScanOut with its union type byte set past the last known member.
+  std::ifstream in(std::filesystem::path(QUDAO_SOURCE_DIR) / "tests" / "golden" / "v1" / "ScanOut.bin", std::ios::binary);
+  Bytes b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto* env = fb::GetEnvelope(b.data());
+  const auto* field = reinterpret_cast<const flatbuffers::Table*>(env)->GetAddressOf(fb::Envelope::VT_PAYLOAD_TYPE);
+  REQUIRE(field != nullptr);
+  b[static_cast<std::size_t>(field - b.data())] = static_cast<std::uint8_t>(fb::Payload::MAX) + 1;
+  const Rejection r = must_reject(b);
+  CHECK(r.reason == RejectReason::unsupported_schema_version);
+  CHECK(r.to_string() == fmt::format("payload: unknown event type {} (unsupported_schema_version)",
+                                     static_cast<int>(fb::Payload::MAX) + 1));
+}
+
+TEST_CASE("validate: periods are months or quarters") {
+  for (const char* ok : {"2026-01", "2026-12", "2026-Q1", "2026-Q4"}) {
+    json doc = golden("TargetSet");
+    doc["payload"]["period"] = ok;
+    CHECK_MESSAGE(std::holds_alternative<Bytes>(from_json(doc.dump())), ok);
+  }
+  for (const char* bad : {"2026-00", "2026-13", "2026-Q0", "2026-Q5", "2026-1", "26-01", "1999-01", "2026/01", "2026-01-01"}) {
+    CHECK_MESSAGE(rejection_with("TargetSet", "/payload/period"_json_pointer, bad).find("payload.period: must be a month") == 0, bad);
+  }
 }
 
 TEST_CASE("validate: the rules of the catalogue, party and money events") {
