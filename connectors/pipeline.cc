@@ -2,9 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/crash_point.h"
-
 #include <thread>
+
+#include "engine/crash_point.h"
 
 namespace qudao {
 
@@ -50,7 +50,8 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
   while (!stop.load(std::memory_order_relaxed) && !reached_end()) {
     auto polled = source_.poll(options_.poll_batch_events_max, options_.poll_timeout);
     if (!polled.is_ok()) {
-      (void)commit();  // keep what was applied; the error below is what the operator must see
+      // Keep what was applied; the source's error is what the operator must see first.
+      if (Status s = commit(); !s.is_ok()) spdlog::error("final commit: {}", s.message());
       return polled.status();
     }
     const std::span<const Record> records = polled.value();
@@ -77,13 +78,19 @@ void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
   if (record.offset < shard.next_offset()) return;  // already applied: never apply twice
   if (!end_.empty() && record.offset >= end_[record.partition.value]) return;  // past run_until's bound
 
-  const Ingested ingested = applier_.ingest(shard, record.offset, record.value);
-  if (ingested.outcome != RecordOutcome::applied) return;
-  if (ingested.envelope->payload_type() == fb::Payload::LocationDefined) {
+  ingest_and_project(applier_, shard, record.offset, record.value, projection);
+}
+
+RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
+                                 StockProjection::Writer& projection) {
+  const Ingested ingested = applier.ingest(shard, offset, bytes);
+  if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::LocationDefined) {
     const LocationId id{ingested.envelope->payload_as_LocationDefined()->location()};
     projection.define_location(id, *shard.location(id));
   }
-  projection.project(applier_.postings());
+  // Even a rejected event may have moved event time past a deadline: its expiries are postings too.
+  projection.project(applier.postings());
+  return ingested.outcome;
 }
 
 Status Pipeline::commit() {

@@ -47,6 +47,10 @@ struct PipelineStats {
   bool assigned = false;  // false while waiting for the topic to exist
 };
 
+// One record through the ledger and into the projections (the body of the pipeline's loop).
+RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
+                                 StockProjection::Writer& projection);
+
 class Pipeline {
  public:
   // Loads every shard from the store and rebuilds the projections from them.
