@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -35,7 +36,24 @@ inline std::string required_env(const char* name) {
 class Child {
  public:
   // Starts `argv` with stdout and stderr appended to `log_path`.
-  Child(std::vector<std::string> argv, const std::string& log_path) : log_path_(log_path) {
+  Child(std::vector<std::string> argv, const std::string& log_path) : Child(std::move(argv), log_path, {}) {}
+
+  // Same, with `extra_env` ("KEY=value" each) added to the inherited environment; a key given
+  // here replaces the inherited one.
+  Child(std::vector<std::string> argv, const std::string& log_path, const std::vector<std::string>& extra_env)
+      : log_path_(log_path) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string kv(*e);
+      const std::string key = kv.substr(0, kv.find('=') + 1);  // "KEY=", or "" for an odd entry
+      bool replaced = false;
+      for (const std::string& x : extra_env) replaced |= !key.empty() && x.starts_with(key);
+      if (!replaced) env.push_back(kv);
+    }
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    std::vector<char*> envp;
+    for (auto& kv : env) envp.push_back(kv.data());
+    envp.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -43,7 +61,7 @@ class Child {
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    const int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     REQUIRE_MESSAGE(rc == 0, "cannot start " << argv[0]);
   }
@@ -64,6 +82,20 @@ class Child {
     waitpid(pid_, &status, 0);
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  // Waits up to `timeout` for exit; returns what wait() returns, or nothing if it still runs.
+  std::optional<int> wait_for(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 
   std::string log() const {
