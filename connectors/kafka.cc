@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -159,6 +160,17 @@ Result<std::span<const Record>> KafkaSource::poll(std::size_t records_max, std::
   rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk_);
   const ssize_t n = rd_kafka_consume_batch_queue(q, static_cast<int>(timeout.count()), raw_.data(), records_max);
   rd_kafka_queue_destroy(q);
+  // FlatBuffers needs each value to start 8-byte aligned; librdkafka's payloads point into fetch
+  // buffers at any offset. Misaligned values are copied into one arena, sized first so that no
+  // pointer into it moves.
+  std::size_t words = 0;
+  for (ssize_t i = 0; i < n; ++i) {
+    if (raw_[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR && reinterpret_cast<std::uintptr_t>(raw_[i]->payload) % 8 != 0) {
+      words += (raw_[i]->len + 7) / 8;
+    }
+  }
+  aligned_.resize(words);
+  std::uint64_t* next_copy = aligned_.data();
   for (ssize_t i = 0; i < n; ++i) {
     rd_kafka_message_t* m = raw_[i];
     held_.emplace_back(m);
@@ -172,10 +184,14 @@ Result<std::span<const Record>> KafkaSource::poll(std::size_t records_max, std::
       spdlog::warn("kafka source {}: {}", topic_, rd_kafka_message_errstr(m));
       continue;
     }
-    records_.push_back(Record{
-        PartitionId{m->partition}, Offset{m->offset},
-        {static_cast<const std::uint8_t*>(m->key), m->key_len},
-        {static_cast<const std::uint8_t*>(m->payload), m->len}});
+    const auto* value = static_cast<const std::uint8_t*>(m->payload);
+    if (reinterpret_cast<std::uintptr_t>(value) % 8 != 0) {
+      std::memcpy(next_copy, value, m->len);
+      value = reinterpret_cast<const std::uint8_t*>(next_copy);
+      next_copy += (m->len + 7) / 8;
+    }
+    records_.push_back(Record{PartitionId{m->partition}, Offset{m->offset},
+                              {static_cast<const std::uint8_t*>(m->key), m->key_len}, {value, m->len}});
   }
   return std::span<const Record>(records_);
 }

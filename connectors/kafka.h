@@ -90,6 +90,7 @@ class KafkaSource {
   std::vector<rd_kafka_message_s*> raw_;
   std::vector<std::unique_ptr<rd_kafka_message_s, RecordDeleter>> held_;
   std::vector<Record> records_;
+  std::vector<std::uint64_t> aligned_;  // copies of record values that librdkafka did not align
 };
 
 class KafkaProducer {

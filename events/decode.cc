@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cassert>
+#include <cstdint>
 #include <optional>
 
 namespace qudao {
@@ -22,14 +24,49 @@ Check require_id(std::uint64_t id, std::string_view field) {
   return std::nullopt;
 }
 
-Check require_text(const flatbuffers::String* s, std::string_view field) {
-  if (s == nullptr) return reject(RejectReason::missing_field, std::string(field), "is required");
-  if (s->size() == 0) return reject(RejectReason::invalid_value, std::string(field), "must not be empty");
+// The byte offset of the first thing that is not UTF-8 text (a malformed, overlong or surrogate
+// sequence, or a control character U+0000..U+001F), or npos. Such text cannot be printed as JSON
+// (to_json fails on broken UTF-8) or does not parse back (controls are printed raw).
+std::size_t find_bad_text(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x20) return i;
+    if (b < 0x80) { ++i; continue; }
+    std::size_t n;
+    std::uint32_t cp;
+    if (b >= 0xC2 && b <= 0xDF) { n = 2; cp = b & 0x1F; }
+    else if (b >= 0xE0 && b <= 0xEF) { n = 3; cp = b & 0x0F; }
+    else if (b >= 0xF0 && b <= 0xF4) { n = 4; cp = b & 0x07; }
+    else return i;
+    if (i + n > s.size()) return i;
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+Check check_text(const flatbuffers::String* s, std::string_view field) {
   if (s->size() > kNameBytesMax) {
     return reject(RejectReason::invalid_value, std::string(field),
                   fmt::format("must be at most {} bytes, got {}", kNameBytesMax, s->size()));
   }
+  if (const std::size_t at = find_bad_text(s->string_view()); at != std::string_view::npos) {
+    return reject(RejectReason::invalid_value, std::string(field),
+                  fmt::format("must be UTF-8 text without control characters, byte {} is 0x{:02x}", at,
+                              static_cast<unsigned char>(s->string_view()[at])));
+  }
   return std::nullopt;
+}
+
+Check require_text(const flatbuffers::String* s, std::string_view field) {
+  if (s == nullptr) return reject(RejectReason::missing_field, std::string(field), "is required");
+  if (s->size() == 0) return reject(RejectReason::invalid_value, std::string(field), "must not be empty");
+  return check_text(s, field);
 }
 
 Check require_qty(std::int64_t qty, std::string_view field) {
@@ -39,9 +76,21 @@ Check require_qty(std::int64_t qty, std::string_view field) {
   return std::nullopt;
 }
 
+// The verifier checks that a vector's length field is aligned, not that its struct elements are:
+// a crafted buffer can place 8-byte-aligned StockLine/OrderLine structs at 4 mod 8. The buffer
+// itself starts 8-byte aligned (decode's precondition), so the address tells the offset's alignment.
+template <class T>
+Check require_aligned(const flatbuffers::Vector<const T*>* v, std::string_view field) {
+  if (reinterpret_cast<std::uintptr_t>(v->Data()) % alignof(T) != 0) {
+    return reject(RejectReason::malformed, std::string(field), "elements are not aligned");
+  }
+  return std::nullopt;
+}
+
 template <class Line>
 Check require_lines(const flatbuffers::Vector<const Line*>* lines) {
   if (lines == nullptr) return reject(RejectReason::missing_field, "payload.lines", "is required");
+  if (auto r = require_aligned(lines, "payload.lines")) return r;
   if (lines->size() == 0 || lines->size() > kLinesMax) {
     return reject(RejectReason::invalid_value, "payload.lines",
                   fmt::format("must have 1..{} lines, got {}", kLinesMax, lines->size()));
@@ -112,10 +161,7 @@ Check validate(const fb::ScanOut& e) {
   if (auto r = require_id(e.store(), "payload.store")) return r;
   if (auto r = require_id(e.sku(), "payload.sku")) return r;
   if (auto r = require_qty(e.qty(), "payload.qty")) return r;
-  if (e.item_code() != nullptr && e.item_code()->size() > kNameBytesMax) {
-    return reject(RejectReason::invalid_value, "payload.item_code",
-                  fmt::format("must be at most {} bytes, got {}", kNameBytesMax, e.item_code()->size()));
-  }
+  if (e.item_code() != nullptr) return check_text(e.item_code(), "payload.item_code");
   return std::nullopt;
 }
 
@@ -128,11 +174,7 @@ Check require_count(std::int64_t v, std::int64_t lo, std::int64_t hi, std::strin
 
 Check optional_text(const flatbuffers::String* s, std::string_view field) {
   if (s == nullptr) return std::nullopt;
-  if (s->size() > kNameBytesMax) {
-    return reject(RejectReason::invalid_value, std::string(field),
-                  fmt::format("must be at most {} bytes, got {}", kNameBytesMax, s->size()));
-  }
-  return std::nullopt;
+  return check_text(s, field);
 }
 
 // "YYYY-MM" (a month) or "YYYY-Qn" (a quarter), years 2000..2099.
@@ -209,6 +251,7 @@ Check validate(const fb::StockCounted& e) {
   if (auto r = require_id(e.location(), "payload.location")) return r;
   const auto* lines = e.lines();
   if (lines == nullptr) return reject(RejectReason::missing_field, "payload.lines", "is required");
+  if (auto r = require_aligned(lines, "payload.lines")) return r;
   if (lines->size() == 0 || lines->size() > kLinesMax) {
     return reject(RejectReason::invalid_value, "payload.lines",
                   fmt::format("must have 1..{} lines, got {}", kLinesMax, lines->size()));
@@ -241,6 +284,7 @@ Check validate(const fb::RebatePolicySet& e) {
   if (auto r = require_period(e.period())) return r;
   const auto* tiers = e.tiers();
   if (tiers == nullptr) return reject(RejectReason::missing_field, "payload.tiers", "is required");
+  if (auto r = require_aligned(tiers, "payload.tiers")) return r;
   if (tiers->size() == 0 || tiers->size() > kRebateTiersMax) {
     return reject(RejectReason::invalid_value, "payload.tiers",
                   fmt::format("must have 1..{} tiers, got {}", kRebateTiersMax, tiers->size()));
@@ -332,6 +376,7 @@ std::string Rejection::to_string() const {
 }
 
 Decoded decode(std::span<const std::uint8_t> bytes) {
+  assert(reinterpret_cast<std::uintptr_t>(bytes.data()) % kEventAlignment == 0 && "decode needs aligned bytes");
   if (bytes.size() > kEventBytesMax) {
     return reject(RejectReason::malformed, "",
                   fmt::format("event is {} bytes, the limit is {}", bytes.size(), kEventBytesMax));

@@ -26,6 +26,8 @@ inline constexpr std::uint32_t kVerifierTablesMax = 10'000;
 inline constexpr std::uint32_t kLinesMax = 1'000;
 inline constexpr std::size_t kNameBytesMax = 256;
 inline constexpr std::uint32_t kRebateTiersMax = 20;
+// FlatBuffers lays out an event for a buffer that starts at this alignment (its largest scalar).
+inline constexpr std::size_t kEventAlignment = 8;
 
 // Stable reason codes: producers and dead-letter tooling match on the names (reason_name()).
 enum class RejectReason : std::uint16_t {
@@ -68,6 +70,8 @@ struct Event {
 
 using Decoded = std::variant<Event, Rejection>;
 
+// `bytes` must start kEventAlignment-aligned (heap buffers are; Kafka record values are copied when
+// they are not, see connectors/kafka.cc).
 Decoded decode(std::span<const std::uint8_t> bytes);
 
 }  // namespace qudao

@@ -73,10 +73,18 @@ std::variant<std::vector<std::uint8_t>, Rejection> from_json(std::string_view js
     return Rejection{RejectReason::malformed, "",
                      fmt::format("JSON document is {} bytes, the limit is {}", json.size(), kEventBytesMax)};
   }
+  if (const auto nul = json.find('\0'); nul != std::string_view::npos) {
+    return Rejection{RejectReason::malformed, "", fmt::format("invalid JSON event: a NUL byte at offset {}", nul)};
+  }
   flatbuffers::Parser& p = parser(JsonStyle::compact);
   const std::string doc(json);  // the parser needs a NUL-terminated string
   if (!p.ParseJson(doc.c_str())) {
-    return Rejection{RejectReason::malformed, "", fmt::format("invalid JSON event: {}", tidy_parser_error(p.error_))};
+    Rejection r{RejectReason::malformed, "", fmt::format("invalid JSON event: {}", tidy_parser_error(p.error_))};
+    // FlatBuffers 2.0.8's ParseJson leaves the fields a failed parse had read on the parser's
+    // private field stack, so a reused parser grows with every rejected document; only Parse()
+    // clears that stack. An empty document fails right after the clear and defines nothing.
+    (void)p.Parse("");
+    return r;
   }
   std::vector<std::uint8_t> bytes(p.builder_.GetBufferPointer(), p.builder_.GetBufferPointer() + p.builder_.GetSize());
   Decoded d = decode(bytes);

@@ -22,6 +22,7 @@ enum class JsonStyle : std::uint8_t { compact, pretty };
 
 // Event bytes to JSON. Needs only verifiable bytes (a semantically invalid event still prints, so
 // a dead letter can be read); fails with a Rejection if the bytes do not verify.
+// `bytes` must start kEventAlignment-aligned, as for decode().
 std::variant<std::string, Rejection> to_json(std::span<const std::uint8_t> bytes, JsonStyle style);
 
 // JSON to event bytes that decode() accepts, or the Rejection: a JSON syntax or schema error

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -56,6 +57,41 @@ TEST_CASE("json: a JSON event fails validation exactly as its bytes would") {
   json no_id = golden("ScanOut");
   no_id.erase("event_id");
   CHECK(rejection_of(no_id.dump()).find("event_id") != std::string::npos);
+}
+
+TEST_CASE("validate: text must be UTF-8 without control characters (it must print as JSON and parse back)") {
+  CHECK(rejection_with("PartyRegistered", "/payload/name"_json_pointer, "a\u0007b") ==
+        "payload.name: must be UTF-8 text without control characters, byte 1 is 0x07 (invalid_value)");
+  CHECK(rejection_with("ScanOut", "/payload/item_code"_json_pointer, "QR\n1") ==
+        "payload.item_code: must be UTF-8 text without control characters, byte 2 is 0x0a (invalid_value)");
+  // Broken UTF-8 cannot be written in JSON: patch it into the bytes of the golden ScanOut's source.
+  std::ifstream in(std::filesystem::path(QUDAO_SOURCE_DIR) / "tests" / "golden" / "v1" / "ScanOut.bin", std::ios::binary);
+  Bytes b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto* source = fb::GetEnvelope(b.data())->source();
+  b[static_cast<std::size_t>(reinterpret_cast<const std::uint8_t*>(source->data()) - b.data())] = 0xea;
+  CHECK(must_reject(b).to_string() == "source: must be UTF-8 text without control characters, byte 0 is 0xea (invalid_value)");
+  // Chinese names are text like any other.
+  CHECK(std::holds_alternative<Bytes>(from_json(golden("SkuDefined").dump())));
+}
+
+TEST_CASE("json: a document with a NUL byte is rejected, not cut short") {
+  const std::string doc = golden("ScanOut").dump() + std::string(1, '\0') + "garbage";
+  CHECK(rejection_of(doc) == fmt::format("invalid JSON event: a NUL byte at offset {} (malformed)", doc.find('\0')));
+}
+
+TEST_CASE("decode: a struct vector placed off its alignment is malformed (found by decode_fuzz)") {
+  const std::string hex =
+      "180000005144414f10002a00080020001800060005001c001000000000050100f0debc9a785634120e00200000513ddc3000000018000000"
+      "c8dada769b01000000000a0014000c00040008000a0000002c0000000c000000323032362d513100010000000000002d310000005131000100000000";
+  Bytes b;
+  for (std::size_t i = 0; i < hex.size(); i += 2) b.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  // The fuzzer's input also had a NUL in its source, which is now rejected first: make it text.
+  const auto* source = fb::GetEnvelope(b.data())->source();
+  const auto at = static_cast<std::size_t>(reinterpret_cast<const std::uint8_t*>(source->data()) - b.data());
+  for (std::size_t i = 0; i < source->size(); ++i) b[at + i] = 'x';
+  const Rejection r = must_reject(b);
+  CHECK(r.reason == RejectReason::malformed);
+  CHECK(r.to_string() == "payload.lines: elements are not aligned (malformed)");
 }
 
 TEST_CASE("validate: missing fields are named") {
