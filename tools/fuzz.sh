@@ -25,6 +25,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${QUDAO_FUZZ_BUILD_DIR:-$root/build-fuzz}
 cache_dir=${QUDAO_CACHE_DIR:-$HOME/.cache/qudao}
+. "$root/tools/debian_source.sh"
 
 # Per-input limits, set explicitly rather than left to libFuzzer's defaults (timeout 1200 s).
 max_len_bytes=65536   # far above any golden event; decode's own limit is kEventBytesMax (1 MiB)
@@ -50,44 +51,17 @@ case "${runs:-$seconds}" in ''|*[!0-9]*) echo "fuzz: --seconds/--runs need a pos
 
 log() { printf 'fuzz: %s\n' "$*"; }
 
-# The first URIs line of the machine's own deb822 sources, or the first deb line of sources.list
-# (as in tools/setup.sh).
-configured_mirror() {
-  local m=""
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    m=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources)
-  fi
-  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
-    m=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) {print $i; exit}}' /etc/apt/sources.list)
-  fi
-  [ -n "$m" ] || return 1
-  printf '%s\n' "$m"
-}
-
 # Prints the directory of the FlatBuffers sources of exactly the installed libflatbuffers-dev,
-# unpacked once into the cache from this Debian release's source package, so the fuzz tree can
-# build the JSON parser instrumented (tests/fuzz/CMakeLists.txt). A private apt state directory
-# leaves the system's apt configuration untouched. Prints nothing if they cannot be fetched.
+# unpacked once into the cache from this Debian release's source package (tools/debian_source.sh),
+# so the fuzz tree can build the JSON parser instrumented (tests/fuzz/CMakeLists.txt). Prints
+# nothing if they cannot be fetched.
 flatbuffers_source() {
-  local version codename dir work
+  local version codename dir
   version=$(dpkg-query -W -f='${source:Version}' libflatbuffers-dev)
   codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
   dir=$cache_dir/flatbuffers-$version-src
   if [ ! -f "$dir/src/idl_parser.cpp" ]; then
-    work=$(mktemp -d)
-    mkdir -p "$work/etc" "$work/lists/partial" "$cache_dir"
-    local apt_opts=(-q -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/etc"
-                    -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
-    # apt checks the files against the signed Sources index; the .dsc's own signature is not.
-    if printf 'Types: deb-src\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: %s\n' \
-         "$(configured_mirror)" "$codename" "$codename" /usr/share/keyrings/debian-archive-keyring.gpg \
-         > "$work/etc/src.sources" &&
-       apt-get "${apt_opts[@]}" update >/dev/null 2>&1 &&
-       (cd "$work" && apt-get "${apt_opts[@]}" source --download-only "flatbuffers=$version" >/dev/null 2>&1) &&
-       dpkg-source --no-check -x "$work"/flatbuffers_*.dsc "$work/src" >/dev/null 2>&1; then
-      rm -rf "$dir" && mv "$work/src" "$dir"
-    fi
-    rm -rf "$work"
+    debian_source "$codename $codename-updates" "flatbuffers=$version" "$dir" || true
   fi
   [ -f "$dir/src/idl_parser.cpp" ] && printf '%s\n' "$dir"
   return 0

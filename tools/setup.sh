@@ -9,9 +9,10 @@
 #     build tree ($QUDAO_CACHE_DIR, default ~/.cache/qudao). Debian 12's own librdkafka (2.0.2)
 #     has known bugs that lose or duplicate data and is never linked.
 #
-# The trixie deb-src entry reuses the mirror already configured in this machine's apt sources and
-# lives in a private apt state directory, so the system's apt configuration is left untouched.
+# The trixie sources come through tools/debian_source.sh: the machine's own mirror, a private apt
+# state directory, the system's apt configuration left untouched.
 set -euo pipefail
+. "$(dirname "$0")/debian_source.sh"
 
 cache_dir=${QUDAO_CACHE_DIR:-$HOME/.cache/qudao}
 rdkafka_version=2.8.0
@@ -43,19 +44,6 @@ install_packages() {
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1
 }
 
-# The first URIs line of the machine's own deb822 sources, or the first deb line of sources.list.
-configured_mirror() {
-  local m=""
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    m=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources)
-  fi
-  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
-    m=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) {print $i; exit}}' /etc/apt/sources.list)
-  fi
-  [ -n "$m" ] || { echo "setup: cannot find the Debian mirror in /etc/apt sources" >&2; return 1; }
-  printf '%s\n' "$m"
-}
-
 build_librdkafka() {
   if [ -f "$rdkafka_prefix/lib/librdkafka.so" ] && [ -f "$rdkafka_prefix/include/librdkafka/rdkafka.h" ]; then
     return 0
@@ -63,16 +51,7 @@ build_librdkafka() {
   local work; work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   log "building librdkafka $rdkafka_version from Debian trixie sources into $rdkafka_prefix (about 1-2 minutes)"
-  mkdir -p "$work/etc" "$work/lists/partial"
-  printf 'Types: deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-    "$(configured_mirror)" > "$work/etc/trixie-src.sources"
-  local apt_opts=(-q -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/etc"
-                  -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
-  apt-get "${apt_opts[@]}" update >/dev/null
-  (cd "$work" && apt-get "${apt_opts[@]}" source --download-only "librdkafka=$rdkafka_debian_version" >/dev/null)
-  # apt already checked every file against the signed trixie Sources index; the maintainer's own
-  # .dsc signature cannot be checked without debian-keyring, so dpkg-source is told not to try.
-  dpkg-source --no-check -x "$work/librdkafka_$rdkafka_debian_version.dsc" "$work/src" >/dev/null
+  debian_source trixie "librdkafka=$rdkafka_debian_version" "$work/src"
   (cd "$work/src" &&
      ./configure --prefix="$rdkafka_prefix" --disable-gssapi --disable-curl >"$work/configure.log" 2>&1 &&
      make -j"$(nproc)" libs >"$work/make.log" 2>&1 &&
