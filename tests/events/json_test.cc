@@ -174,6 +174,12 @@ TEST_CASE("validate: the rules of the catalogue, party and money events") {
   CHECK(rejection_with("ScanOut", "/payload/item_code"_json_pointer, std::string(300, 'x')) ==
         "payload.item_code: must be at most 256 bytes, got 300 (invalid_value)");
   CHECK(rejection_with("OrderPlaced", "/payload/store"_json_pointer, 0) == "payload.store: must be > 0, got 0 (invalid_value)");
+  json twice = golden("OrderPlaced");
+  twice["payload"]["lines"].push_back(twice["payload"]["lines"][0]);
+  CHECK(rejection_of(twice.dump()) == "payload.lines[1].sku: sku 1 is already ordered in lines[0] (invalid_value)");
+  CHECK(rejection_with("TrainingCompleted", "/payload/course"_json_pointer, "") == "payload.course: must not be empty (invalid_value)");
+  CHECK(rejection_with("PartyRegistered", "/payload/industry"_json_pointer, std::string(257, 'i')) ==
+        "payload.industry: must be at most 256 bytes, got 257 (invalid_value)");
   CHECK(rejection_with("LocationDefined", "/payload/city"_json_pointer, std::string(257, 'c')) ==
         "payload.city: must be at most 256 bytes, got 257 (invalid_value)");
   CHECK(rejection_with("ScanOut", "/occurred_at_ms"_json_pointer, 4102444800000LL) ==
