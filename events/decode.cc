@@ -87,14 +87,22 @@ Check require_aligned(const flatbuffers::Vector<const T*>* v, std::string_view f
   return std::nullopt;
 }
 
+// A vector of structs that must be present, aligned, and hold 1..max elements.
+template <class T>
+Check require_structs(const flatbuffers::Vector<const T*>* v, std::string_view field, std::uint32_t max,
+                      std::string_view noun) {
+  if (v == nullptr) return reject(RejectReason::missing_field, std::string(field), "is required");
+  if (auto r = require_aligned(v, field)) return r;
+  if (v->size() == 0 || v->size() > max) {
+    return reject(RejectReason::invalid_value, std::string(field),
+                  fmt::format("must have 1..{} {}, got {}", max, noun, v->size()));
+  }
+  return std::nullopt;
+}
+
 template <class Line>
 Check require_lines(const flatbuffers::Vector<const Line*>* lines) {
-  if (lines == nullptr) return reject(RejectReason::missing_field, "payload.lines", "is required");
-  if (auto r = require_aligned(lines, "payload.lines")) return r;
-  if (lines->size() == 0 || lines->size() > kLinesMax) {
-    return reject(RejectReason::invalid_value, "payload.lines",
-                  fmt::format("must have 1..{} lines, got {}", kLinesMax, lines->size()));
-  }
+  if (auto r = require_structs(lines, "payload.lines", kLinesMax, "lines")) return r;
   for (flatbuffers::uoffset_t i = 0; i < lines->size(); ++i) {
     const Line* line = lines->Get(i);
     if (auto r = require_id(line->sku(), fmt::format("payload.lines[{}].sku", i))) return r;
@@ -250,12 +258,7 @@ Check validate(const fb::OrderCancelled& e) {
 Check validate(const fb::StockCounted& e) {
   if (auto r = require_id(e.location(), "payload.location")) return r;
   const auto* lines = e.lines();
-  if (lines == nullptr) return reject(RejectReason::missing_field, "payload.lines", "is required");
-  if (auto r = require_aligned(lines, "payload.lines")) return r;
-  if (lines->size() == 0 || lines->size() > kLinesMax) {
-    return reject(RejectReason::invalid_value, "payload.lines",
-                  fmt::format("must have 1..{} lines, got {}", kLinesMax, lines->size()));
-  }
+  if (auto r = require_structs(lines, "payload.lines", kLinesMax, "lines")) return r;
   for (flatbuffers::uoffset_t i = 0; i < lines->size(); ++i) {
     const fb::StockLine* l = lines->Get(i);
     if (auto r = require_id(l->sku(), fmt::format("payload.lines[{}].sku", i))) return r;
@@ -283,12 +286,7 @@ Check validate(const fb::RebatePolicySet& e) {
   if (auto r = require_id(e.party(), "payload.party")) return r;
   if (auto r = require_period(e.period())) return r;
   const auto* tiers = e.tiers();
-  if (tiers == nullptr) return reject(RejectReason::missing_field, "payload.tiers", "is required");
-  if (auto r = require_aligned(tiers, "payload.tiers")) return r;
-  if (tiers->size() == 0 || tiers->size() > kRebateTiersMax) {
-    return reject(RejectReason::invalid_value, "payload.tiers",
-                  fmt::format("must have 1..{} tiers, got {}", kRebateTiersMax, tiers->size()));
-  }
+  if (auto r = require_structs(tiers, "payload.tiers", kRebateTiersMax, "tiers")) return r;
   for (flatbuffers::uoffset_t i = 0; i < tiers->size(); ++i) {
     const fb::RebateTier* t = tiers->Get(i);
     if (t->attainment_bp() < 0) {

@@ -18,34 +18,15 @@
 
 #include "events/decode.h"
 #include "events/json.h"
+#include "tests/fuzz/fuzz_support.h"
 
 namespace {
 
 using namespace qudao;
 
-// The JSON in a report, with every byte outside printable ASCII as \xNN: the text may hold NULs,
-// control characters or broken UTF-8, and those are what a reader needs to see.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto b = static_cast<unsigned char>(c);
-    if (b >= 0x20 && b < 0x7f) {
-      out += c;
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", b);
-      out += hex;
-    }
-  }
-  return out;
-}
+using fuzz::printable;
 
-// A broken contract property is a finding: say which one, then abort so libFuzzer keeps the input.
-void require(bool ok, const char* property, const std::string& detail) {
-  if (ok) return;
-  std::fprintf(stderr, "decode_fuzz: broken property: %s\n%s\n", property, detail.c_str());
-  std::abort();
-}
+void require(bool ok, const char* property, const std::string& detail) { fuzz::require(ok, "decode_fuzz", property, detail); }
 
 void check_round_trip(const Event& event, const std::string& json) {
   auto rebuilt = from_json(json);
