@@ -80,6 +80,10 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   return std::unique_ptr<Store>(new Store(std::move(db), options));
 }
 
+Store::~Store() {
+  if (options_.mode == OpenMode::read_write) (void)db_->Flush(rocksdb::FlushOptions());
+}
+
 Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_events) {
   std::map<std::int32_t, Shard> shards;
   std::map<std::int32_t, std::uint64_t> stored_digests;

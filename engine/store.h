@@ -68,6 +68,8 @@ struct CommitStats {
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
+  // A clean close flushes the memtables, so the next start need not replay the write-ahead log.
+  ~Store();
 
   // Restores every shard committed so far, keyed by partition, and checks each stored digest
   // against the state it describes (a mismatch means corrupt state: the caller must not go on).
