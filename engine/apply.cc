@@ -71,13 +71,13 @@ Outcome Applier::dispatch(Shard& shard, const Event& event) {
     case fb::Payload::LocationDefined: return apply(shard, *env.payload_as_LocationDefined());
     case fb::Payload::ProductionCompleted: return apply(shard, *env.payload_as_ProductionCompleted());
     case fb::Payload::OrderPlaced: return apply(shard, *env.payload_as_OrderPlaced());
-    case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched(), event);
+    case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched());
     case fb::Payload::ShipmentReceived: return apply(shard, *env.payload_as_ShipmentReceived());
     case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut());
     case fb::Payload::StockCounted: return apply(shard, *env.payload_as_StockCounted());
-    case fb::Payload::OrderPaid: return apply(shard, *env.payload_as_OrderPaid(), event);
+    case fb::Payload::OrderPaid: return apply(shard, *env.payload_as_OrderPaid());
     case fb::Payload::OrderCancelled: return apply(shard, *env.payload_as_OrderCancelled());
-    // Valid facts that no part of the ledger reads yet (catalogue, parties, payments, targets,
+    // Valid facts that no part of the ledger reads yet (catalogue, parties, store claims, targets,
     // rebates, ratings, training): applied without postings, so they count and replay later.
     case fb::Payload::SkuDefined:
     case fb::Payload::PartyRegistered:
@@ -183,7 +183,7 @@ Outcome Applier::apply(Shard& shard, const fb::OrderPlaced& e) {
   return {};
 }
 
-Outcome Applier::apply(Shard& shard, const fb::OrderPaid& e, const Event&) {
+Outcome Applier::apply(Shard& shard, const fb::OrderPaid& e) {
   const OrderId id{e.order()};
   const Order* o = shard.order(id);
   if (o == nullptr) return rejected(RejectReason::unknown_order, "payload.order", fmt::format("order {} is not known", id.value));
@@ -236,7 +236,7 @@ void Applier::expire_due(Shard& shard, TimeMs now) {
   }
 }
 
-Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e, const Event&) {
+Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
   const ShipmentId id{e.shipment()};
   if (shard.shipment(id) != nullptr) {
     return rejected(RejectReason::already_exists, "payload.shipment", fmt::format("shipment {} already exists", id.value));

@@ -49,8 +49,8 @@ class Applier {
   Outcome apply(Shard& shard, const fb::LocationDefined& e);
   Outcome apply(Shard& shard, const fb::ProductionCompleted& e);
   Outcome apply(Shard& shard, const fb::OrderPlaced& e);
-  Outcome apply(Shard& shard, const fb::ShipmentDispatched& e, const Event& event);
-  Outcome apply(Shard& shard, const fb::OrderPaid& e, const Event& event);
+  Outcome apply(Shard& shard, const fb::ShipmentDispatched& e);
+  Outcome apply(Shard& shard, const fb::OrderPaid& e);
   Outcome apply(Shard& shard, const fb::OrderCancelled& e);
   // Expires the unpaid proxy orders whose deadline is before `now`, releasing their reservations.
   void expire_due(Shard& shard, TimeMs now);
