@@ -39,6 +39,10 @@ struct KafkaSettings {
 Status ensure_topic(const KafkaSettings& settings, const std::string& topic, int partitions,
                     std::chrono::milliseconds timeout);
 
+// The partition Kafka's Java client (and qudao's producers, `murmur2_random`) picks for a non-empty
+// key: murmur2 of the key, modulo the partition count.
+PartitionId partition_for_key(std::span<const std::uint8_t> key, int partitions);
+
 // Reads the value of the one record at `offset` of `partition` (for inspection; commits nothing).
 Result<std::string> fetch_record(const KafkaSettings& settings, const std::string& topic, PartitionId partition,
                                  Offset offset, std::chrono::milliseconds timeout);

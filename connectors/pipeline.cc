@@ -51,7 +51,9 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
     auto polled = source_.poll(options_.poll_batch_events_max, options_.poll_timeout);
     if (!polled.is_ok()) {
       // Keep what was applied; the source's error is what the operator must see first.
-      if (Status s = commit(); !s.is_ok()) spdlog::error("final commit: {}", s.message());
+      Status s = commit();
+      if (s.is_ok()) s = finish_commit();
+      if (!s.is_ok()) spdlog::error("final commit: {}", s.message());
       return polled.status();
     }
     const std::span<const Record> records = polled.value();
@@ -68,7 +70,8 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
       last_commit = Clock::now();
     }
   }
-  return commit();
+  if (Status s = commit(); !s.is_ok()) return s;
+  return finish_commit();
 }
 
 void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
@@ -94,19 +97,22 @@ RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, 
 }
 
 Status Pipeline::commit() {
-  const auto start = Clock::now();
-  auto committed = store_.commit(shard_list_);
-  if (!committed.is_ok()) return committed.status();
+  if (Status s = finish_commit(); !s.is_ok()) return s;
+  committer_.submit(store_.prepare(shard_list_));
   since_commit_ = 0;
+  return Status::ok();
+}
+
+Status Pipeline::finish_commit() {
+  auto written = committer_.wait();
+  if (!written.is_ok()) return written.status();
+  if (!written.value()) return Status::ok();
   crash_point("after_commit_before_offset_commit");
-  std::vector<std::pair<PartitionId, Offset>> next;
-  next.reserve(shard_list_.size());
-  for (const Shard* s : shard_list_) next.emplace_back(s->partition(), s->next_offset());
-  source_.offset_commit(next);
+  source_.offset_commit(written.value()->next_offsets);
   {
     std::lock_guard lock(stats_mutex_);
     ++stats_.commits;
-    stats_.last_commit_latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+    stats_.last_commit_latency = written.value()->latency;
   }
   publish_stats();
   return Status::ok();
@@ -147,7 +153,7 @@ Status Pipeline::wait_and_assign(const std::atomic<bool>& stop) {
 
 Pipeline::Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
                    std::map<std::int32_t, Shard> shards)
-    : store_(store), source_(source), stock_(stock), options_(options), shards_(std::move(shards)) {
+    : store_(store), source_(source), stock_(stock), options_(options), shards_(std::move(shards)), committer_(store) {
   stats_.topic = source_.topic();
   for (auto& [p, s] : shards_) shard_list_.push_back(&s);
 }

@@ -4,7 +4,9 @@
 //        --> project into the read models --> every commit interval: one RocksDB WriteBatch with
 //        the dirty state, dead letters and next offsets --> advisory Kafka offset commit.
 //
-// One thread runs the pipeline and owns every Shard; stats() may be called from any thread.
+// One thread runs the pipeline and owns every Shard; stats() may be called from any thread. The
+// commit's write (and fsync) runs on the Committer's thread while the next events are applied; the
+// next commit first waits for it, so one commit at most is in flight.
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,7 @@
 
 #include "connectors/kafka.h"
 #include "engine/apply.h"
+#include "engine/committer.h"
 #include "engine/store.h"
 #include "projections/stock.h"
 
@@ -79,7 +82,8 @@ class Pipeline {
   Status loop(const std::atomic<bool>& stop);
   bool reached_end() const;
   void step(const Record& record, StockProjection::Writer& projection);
-  Status commit();
+  Status commit();          // waits for the commit in flight, then submits the next
+  Status finish_commit();   // waits for the commit in flight; the advisory offset commit after it
   void publish_stats();
 
   Store& store_;
@@ -89,6 +93,7 @@ class Pipeline {
   std::map<std::int32_t, Shard> shards_;
   std::vector<Shard*> shard_list_;
   Applier applier_;
+  Committer committer_;
   std::size_t since_commit_ = 0;
   std::map<std::int32_t, Offset> end_;  // run_until's bound per partition; empty: unbounded
 

@@ -147,19 +147,21 @@ void Shard::define_location(LocationId id, LocationInfo info) {
   }
 }
 
-std::uint64_t Shard::order_hash(OrderId id, const Order& o) const {
-  std::string buf(1, 'O');
+std::uint64_t Shard::order_hash(OrderId id, const Order& o) {
+  std::string& buf = hash_scratch_;
+  buf.assign(1, 'O');
   codec::put_le<std::int32_t>(buf, partition_.value);
   codec::put_le<std::uint64_t>(buf, id.value);
-  buf += encode(o);
+  encode_to(buf, o);
   return XXH3_64bits(buf.data(), buf.size());
 }
 
-std::uint64_t Shard::shipment_hash(ShipmentId id, const Shipment& s) const {
-  std::string buf(1, 'S');
+std::uint64_t Shard::shipment_hash(ShipmentId id, const Shipment& s) {
+  std::string& buf = hash_scratch_;
+  buf.assign(1, 'S');
   codec::put_le<std::int32_t>(buf, partition_.value);
   codec::put_le<std::uint64_t>(buf, id.value);
-  buf += encode(s);
+  encode_to(buf, s);
   return XXH3_64bits(buf.data(), buf.size());
 }
 
@@ -169,32 +171,40 @@ bool expires(const Order& o) { return o.state == OrderState::placed && o.proxy()
 
 const Order* Shard::order(OrderId id) const {
   auto it = orders_.find(id);
-  return it == orders_.end() ? nullptr : &it->second;
+  return it == orders_.end() ? nullptr : &it->second.order;
 }
 
 void Shard::put_order(OrderId id, Order o) {
   auto [it, inserted] = orders_.try_emplace(id);
+  OrderEntry& e = it->second;
   if (!inserted) {
-    digest_ -= order_hash(id, it->second);
-    if (expires(it->second)) expiry_.erase({it->second.deadline.value, id.value});
+    digest_ -= order_hash(id, e.order);
+    if (expires(e.order)) expiry_.erase({e.order.deadline.value, id.value});
   }
-  it->second = std::move(o);
-  digest_ += order_hash(id, it->second);
-  if (expires(it->second)) expiry_.insert({it->second.deadline.value, id.value});
-  if (dirty_order_set_.insert(id).second) dirty_orders_.push_back(id);
+  e.order = std::move(o);
+  digest_ += order_hash(id, e.order);
+  if (expires(e.order)) expiry_.insert({e.order.deadline.value, id.value});
+  if (!e.dirty) {
+    e.dirty = true;
+    dirty_orders_.push_back(id);
+  }
 }
 
 const Shipment* Shard::shipment(ShipmentId id) const {
   auto it = shipments_.find(id);
-  return it == shipments_.end() ? nullptr : &it->second;
+  return it == shipments_.end() ? nullptr : &it->second.shipment;
 }
 
 void Shard::put_shipment(ShipmentId id, Shipment s) {
   auto [it, inserted] = shipments_.try_emplace(id);
-  if (!inserted) digest_ -= shipment_hash(id, it->second);
-  it->second = std::move(s);
-  digest_ += shipment_hash(id, it->second);
-  if (dirty_shipment_set_.insert(id).second) dirty_shipments_.push_back(id);
+  ShipmentEntry& e = it->second;
+  if (!inserted) digest_ -= shipment_hash(id, e.shipment);
+  e.shipment = std::move(s);
+  digest_ += shipment_hash(id, e.shipment);
+  if (!e.dirty) {
+    e.dirty = true;
+    dirty_shipments_.push_back(id);
+  }
 }
 
 std::vector<OrderId> Shard::orders_due(TimeMs now) const {
@@ -209,18 +219,18 @@ std::vector<OrderId> Shard::orders_due(TimeMs now) const {
 void Shard::restore_order(OrderId id, Order o) {
   digest_ += order_hash(id, o);
   if (expires(o)) expiry_.insert({o.deadline.value, id.value});
-  orders_[id] = std::move(o);
+  orders_[id].order = std::move(o);
 }
 
 void Shard::restore_shipment(ShipmentId id, Shipment s) {
   digest_ += shipment_hash(id, s);
-  shipments_[id] = std::move(s);
+  shipments_[id].shipment = std::move(s);
 }
 
 void Shard::mark_clean() {
-  dirty_order_set_.clear();
+  for (OrderId id : dirty_orders_) orders_[id].dirty = false;
+  for (ShipmentId id : dirty_shipments_) shipments_[id].dirty = false;
   dirty_orders_.clear();
-  dirty_shipment_set_.clear();
   dirty_shipments_.clear();
   for (const Account& a : dirty_balances_) balances_[a].dirty = false;
   for (LocationId id : dirty_locations_) locations_[id].dirty = false;

@@ -214,12 +214,19 @@ class Shard {
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
 
-  std::uint64_t order_hash(OrderId id, const Order& o) const;
-  std::uint64_t shipment_hash(ShipmentId id, const Shipment& s) const;
-  absl::flat_hash_map<OrderId, Order> orders_;
-  absl::flat_hash_map<ShipmentId, Shipment> shipments_;
-  absl::flat_hash_set<OrderId> dirty_order_set_;
-  absl::flat_hash_set<ShipmentId> dirty_shipment_set_;
+  std::uint64_t order_hash(OrderId id, const Order& o);
+  std::uint64_t shipment_hash(ShipmentId id, const Shipment& s);
+  std::string hash_scratch_;  // reused by the hashes above: no allocation per event
+  struct OrderEntry {
+    Order order;
+    bool dirty = false;
+  };
+  struct ShipmentEntry {
+    Shipment shipment;
+    bool dirty = false;
+  };
+  absl::flat_hash_map<OrderId, OrderEntry> orders_;
+  absl::flat_hash_map<ShipmentId, ShipmentEntry> shipments_;
   std::vector<OrderId> dirty_orders_;
   std::vector<ShipmentId> dirty_shipments_;
   absl::btree_set<std::pair<std::int64_t, std::uint64_t>> expiry_;  // (deadline ms, order id)

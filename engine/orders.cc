@@ -16,8 +16,7 @@ const char* order_state_name(OrderState s) {
   return "unknown";
 }
 
-std::string encode(const Order& o) {
-  std::string v;
+void encode_to(std::string& v, const Order& o) {
   codec::put_le<std::uint64_t>(v, o.store.value);
   codec::put_le<std::uint64_t>(v, o.fulfilment.value);
   codec::put_le<std::uint64_t>(v, o.placed_by);
@@ -33,11 +32,9 @@ std::string encode(const Order& o) {
     codec::put_le<std::int64_t>(v, l.reserved);
     codec::put_le<std::int64_t>(v, l.dispatched);
   }
-  return v;
 }
 
-std::string encode(const Shipment& s) {
-  std::string v;
+void encode_to(std::string& v, const Shipment& s) {
   codec::put_le<std::uint64_t>(v, s.from.value);
   codec::put_le<std::uint64_t>(v, s.to.value);
   codec::put_le<std::uint64_t>(v, s.order.value);
@@ -47,7 +44,6 @@ std::string encode(const Shipment& s) {
     codec::put_le<std::uint64_t>(v, sku.value);
     codec::put_le<std::int64_t>(v, qty);
   }
-  return v;
 }
 
 std::optional<Order> decode_order(std::string_view bytes) {

@@ -12,6 +12,8 @@
 //   shipment := from:u64 to:u64 order:u64 received:u8 line_count:u32 (sku:u64 qty:i64)*
 #pragma once
 
+#include <absl/container/inlined_vector.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,7 +44,8 @@ struct Order {
   Fen due;
   Fen paid;
   std::uint32_t shipments_open = 0;  // dispatched, not yet received
-  std::vector<OrderLine> lines;
+  // Inline for the usual few lines: an order is copied on every state change without allocating.
+  absl::InlinedVector<OrderLine, 4> lines;
 
   bool proxy() const { return placed_by != store.value; }
   bool fully_dispatched() const {
@@ -60,11 +63,14 @@ struct Shipment {
   LocationId to;
   OrderId order;
   bool received = false;
-  std::vector<std::pair<SkuId, std::int64_t>> lines;
+  absl::InlinedVector<std::pair<SkuId, std::int64_t>, 4> lines;
 };
 
-std::string encode(const Order& o);
-std::string encode(const Shipment& s);
+// Append the encoding to `out` (which the hot path reuses, so nothing is allocated per event).
+void encode_to(std::string& out, const Order& o);
+void encode_to(std::string& out, const Shipment& s);
+inline std::string encode(const Order& o) { std::string v; encode_to(v, o); return v; }
+inline std::string encode(const Shipment& s) { std::string v; encode_to(v, s); return v; }
 std::optional<Order> decode_order(std::string_view bytes);
 std::optional<Shipment> decode_shipment(std::string_view bytes);
 

@@ -26,7 +26,8 @@
 //   text         := length:u32 utf-8 bytes
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
-// cost a tombstone. Not thread-safe: one thread commits.
+// cost a tombstone. Not thread-safe, except that one write() may run on another thread (the
+// engine's Committer) while the owning thread applies and reads.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -65,6 +66,13 @@ struct CommitStats {
   std::size_t bytes = 0;
 };
 
+// A commit encoded on the applying thread, to be written from any thread.
+struct PreparedCommit {
+  rocksdb::WriteBatch batch;
+  CommitStats stats;
+  std::vector<std::pair<PartitionId, Offset>> next_offsets;  // stored in the batch
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
@@ -77,6 +85,13 @@ class Store {
 
   // Writes what changed in the given shards since their last commit, then marks them clean.
   Result<CommitStats> commit(std::span<Shard* const> shards);
+
+  // commit() in two steps, so the write can overlap the next events' apply (engine/committer.h):
+  // prepare() encodes what changed and marks the shards clean (on the thread that owns them);
+  // write() makes it durable, and may run on another thread. A failed write leaves the shards'
+  // in-memory state ahead of the store: the caller must stop and restart from the store.
+  PreparedCommit prepare(std::span<Shard* const> shards);
+  [[nodiscard]] Status write(PreparedCommit& commit);
 
   // SHA-256 (hex) of the canonical export of the ledger: every header, balance, location, order,
   // shipment and dead letter entry in key order, as stored. Two stores that applied the same log have the same

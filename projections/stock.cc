@@ -11,6 +11,7 @@ void StockProjection::define_location(LocationId id, const LocationInfo& info) {
   it->second.info = info;
   RegionTotals& r = regions_[info.region];
   r.region = info.region;
+  it->second.region = &r;
   if (inserted) ++r.locations;
 }
 
@@ -24,7 +25,7 @@ void StockProjection::project(std::span<const Posting> postings) {
     auto it = locations_.find(p.account.location);
     assert(it != locations_.end() && "the ledger only posts to defined locations");
     StockLevels& at = it->second.skus[p.account.sku];
-    StockLevels& region = regions_[it->second.info.region].levels;
+    StockLevels& region = it->second.region->levels;
     if (p.account.bucket == Bucket::on_hand) {
       at.on_hand.value += p.delta.value;
       region.on_hand.value += p.delta.value;

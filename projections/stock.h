@@ -10,6 +10,7 @@
 #include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -66,6 +67,7 @@ class StockProjection {
  private:
   struct LocationStock {
     LocationInfo info;
+    RegionTotals* region = nullptr;  // in regions_, whose nodes never move
     absl::btree_map<SkuId, StockLevels> skus;
   };
 
@@ -74,7 +76,7 @@ class StockProjection {
 
   mutable std::shared_mutex mutex_;
   absl::flat_hash_map<LocationId, LocationStock> locations_;
-  absl::btree_map<std::string, RegionTotals> regions_;
+  std::map<std::string, RegionTotals> regions_;
 };
 
 }  // namespace qudao

@@ -6,6 +6,7 @@
 //   qudao inspect    print one event as JSON, or why it is rejected
 //   qudao replay     rebuild all state from offset 0; events/s and digests
 //   qudao audit      check a store's invariants against a fresh replay
+//   qudao bench      measure the engine against this machine's raw Kafka consumption
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -13,7 +14,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 
+#include "tools/bench.h"
 #include "tools/commands.h"
 
 namespace {
@@ -111,7 +114,22 @@ int main(int argc, char** argv) {
   add_kafka_options(*audit_cmd, audit.kafka);
   audit_cmd->add_option("-d,--data", audit.data_dir, "the store to audit (may be in use by serve)")->capture_default_str();
 
+  qudao::BenchArgs bench;
+  auto* bench_cmd = app.add_subcommand(
+      "bench", "run the benchmark workloads and print one table: generate, decode, apply, apply+commit from memory;\n"
+               "with -b also raw librdkafka consumption, ingest and replay from the broker, restart times");
+  add_kafka_options(*bench_cmd, bench.kafka);
+  bench_cmd->add_option("--preset", bench.preset, "workload size: small (~1M events), medium, large")
+      ->capture_default_str()->check(CLI::IsMember({"small", "medium", "large"}));
+  bench_cmd->add_option("--rows", bench.rows,
+                        "only these rows: decode, apply, apply+commit, kafka raw, ingest, replay, restart, memory")
+      ->delimiter(',');
+  bench_cmd->add_option("--json", bench.json_path, "also write the table as JSON to this file");
+  bench_cmd->add_option("--stock-keys", bench.stock_keys, "stock keys for the memory row")->capture_default_str()
+      ->check(CLI::Range(1'000, 100'000'000));
+
   CLI11_PARSE(app, argc, argv);
+  bench.qudao_binary = std::filesystem::read_symlink("/proc/self/exe").string();
 
   struct sigaction sa{};
   sa.sa_handler = on_signal;
@@ -124,5 +142,6 @@ int main(int argc, char** argv) {
   if (*inspect_cmd) return qudao::run_inspect(inspect);
   if (*replay_cmd) return qudao::run_replay(replay, g_stop);
   if (*audit_cmd) return qudao::run_audit(audit, g_stop);
+  if (*bench_cmd) return qudao::run_bench(bench, g_stop);
   return 2;
 }

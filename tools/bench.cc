@@ -1,0 +1,604 @@
+#include "tools/bench.h"
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "connectors/pipeline.h"
+#include "events/encode.h"
+
+namespace qudao {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::uint64_t dir_bytes(const fs::path& dir) {
+  std::uint64_t sum = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) sum += e.file_size();
+  }
+  return sum;
+}
+
+std::string temp_dir(const char* prefix) {
+  std::string tmpl = (fs::temp_directory_path() / fmt::format("{}-XXXXXX", prefix)).string();
+  if (mkdtemp(tmpl.data()) == nullptr) return {};
+  return tmpl;
+}
+
+// One table row. A row measures a rate (events over seconds) or latencies; `ceiling` marks the raw
+// consumption row that the others are compared with.
+struct Row {
+  std::string name;
+  std::uint64_t events = 0;
+  double seconds = 0;
+  double cpu_seconds = 0;
+  std::string note;
+  std::optional<double> value;  // a row that is not a rate: its one figure (see `unit`)
+  std::string unit;
+  double rate() const { return seconds > 0 ? static_cast<double>(events) / seconds : 0; }
+};
+
+SimulateOptions preset_options(const std::string& preset) {
+  // Sizes chosen for the number of events each emits with the default seed.
+  if (preset == "large") return {.seed = 7, .regions = 24, .cities_per_region = 3, .stores_per_city = 10, .skus = 300, .days = 90};
+  if (preset == "medium") return {.seed = 7, .regions = 16, .cities_per_region = 2, .stores_per_city = 10, .skus = 200, .days = 60};
+  return {.seed = 7, .regions = 8, .cities_per_region = 2, .stores_per_city = 10, .skus = 100, .days = 60};
+}
+
+constexpr int kPartitions = 8;
+
+// The workload in memory, each record 8-byte aligned as the decoder requires.
+struct Workload {
+  struct Item {
+    PartitionId partition;
+    std::size_t word;  // index into arena
+    std::uint32_t bytes;
+    std::string key;
+  };
+  std::vector<std::uint64_t> arena;
+  std::vector<Item> items;
+
+  std::span<const std::uint8_t> value(const Item& i) const {
+    return {reinterpret_cast<const std::uint8_t*>(arena.data() + i.word), i.bytes};
+  }
+};
+
+// Generating the workload into memory: the simulator's own rate (with the copy).
+Row generate(const SimulateOptions& options, Workload& w, std::string& mix) {
+  w.arena.reserve(64 << 20);
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  const SimulationSummary summary = simulate(options, [&](std::string_view key, std::span<const std::uint8_t> value) {
+    const std::size_t words = (value.size() + 7) / 8;
+    const std::size_t at = w.arena.size();
+    w.arena.resize(at + words);
+    std::memcpy(w.arena.data() + at, value.data(), value.size());
+    const auto* k = reinterpret_cast<const std::uint8_t*>(key.data());
+    w.items.push_back({partition_for_key({k, key.size()}, kPartitions), at, static_cast<std::uint32_t>(value.size()),
+                       std::string(key)});
+  });
+  Row r{"simulate", w.items.size(), seconds_since(start), cpu_seconds() - cpu0,
+        "seeded generator into memory, with the copy", {}, {}};
+  for (const auto& [type, n] : summary.events_by_type) {
+    mix += fmt::format("{}{} {:.1f}%", mix.empty() ? "" : ", ", type, 100.0 * static_cast<double>(n) / static_cast<double>(summary.events));
+  }
+  return r;
+}
+
+Row decode_only(const Workload& w) {
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  std::uint64_t ok = 0;
+  for (const auto& item : w.items) ok += std::holds_alternative<Event>(decode(w.value(item))) ? 1 : 0;
+  Row r{"decode", w.items.size(), seconds_since(start), cpu_seconds() - cpu0, "", {}, {}};
+  r.note = fmt::format("verify + validate; {} valid", ok);
+  return r;
+}
+
+enum class Commits : std::uint8_t { none, every_100_ms };
+
+// Everything the engine does per record, from memory: decode, duplicate window, apply, project;
+// with Commits::every_100_ms also a durable (fsync) RocksDB commit every 100 ms.
+Result<Row> apply_from_memory(const Workload& w, Commits commits) {
+  std::map<std::int32_t, Shard> shards;
+  std::vector<Shard*> shard_list;
+  for (int p = 0; p < kPartitions; ++p) shard_list.push_back(&shards.try_emplace(p, PartitionId{p}).first->second);
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Committer> committer;
+  std::string dir;
+  if (commits == Commits::every_100_ms) {
+    dir = temp_dir("qudao-bench-store");
+    auto opened = Store::open(StoreOptions{dir, "bench", SyncMode::fsync});
+    if (!opened.is_ok()) return opened.status();
+    store = opened.take();
+    committer = std::make_unique<Committer>(*store);
+  }
+  StockProjection stock;
+  Applier applier;
+  std::vector<std::int64_t> next(kPartitions, 0);
+  std::uint64_t commits_made = 0, keys_committed = 0, write_us = 0;
+  constexpr std::size_t kBatch = 10'000;  // as a poll batch
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  auto last_commit = start;
+  for (std::size_t i = 0; i < w.items.size(); i += kBatch) {
+    StockProjection::Writer projection(stock);
+    for (std::size_t j = i; j < std::min(i + kBatch, w.items.size()); ++j) {
+      const auto& item = w.items[j];
+      ingest_and_project(applier, shards.at(item.partition.value), Offset{next[item.partition.value]++}, w.value(item),
+                         projection);
+    }
+    // As the pipeline commits: the write of one commit overlaps the apply of the next events.
+    if (committer && Clock::now() - last_commit >= std::chrono::milliseconds(100)) {
+      auto c = committer->wait();
+      if (!c.is_ok()) return c.status();
+      if (c.value()) write_us += static_cast<std::uint64_t>(c.value()->latency.count());
+      PreparedCommit prepared = store->prepare(shard_list);
+      keys_committed += prepared.batch.Count();
+      committer->submit(std::move(prepared));
+      ++commits_made;
+      last_commit = Clock::now();
+    }
+  }
+  if (committer) {
+    if (auto c = committer->wait(); !c.is_ok()) return c.status();
+    committer->submit(store->prepare(shard_list));
+    if (auto c = committer->wait(); !c.is_ok()) return c.status();
+    ++commits_made;
+  }
+  Row r{commits == Commits::none ? "apply" : "apply+commit", w.items.size(), seconds_since(start),
+        cpu_seconds() - cpu0, "", {}, {}};
+  OutcomeCounts totals;
+  for (const auto& [p, s] : shards) totals += s.counts();
+  r.note = fmt::format("one thread, {} shards; applied {} rejected {}", kPartitions, totals.applied, totals.rejected);
+  if (store) {
+    const std::uint64_t n = std::max<std::uint64_t>(1, commits_made - 1);
+    r.note += fmt::format("; {} fsync'ed commits of {} keys, written in {} ms on average", commits_made,
+                          keys_committed / n, write_us / n / 1000);
+  }
+  committer.reset();
+  store.reset();
+  if (!dir.empty()) fs::remove_all(dir);
+  return r;
+}
+
+// Resident memory and disk per million stock keys: one shard holding `keys` (sku, warehouse)
+// balances, projected, and committed to a store.
+Result<std::vector<Row>> memory_per_keys(std::size_t keys) {
+  constexpr int kSkus = 1000;
+  const int locations = static_cast<int>((keys + kSkus - 1) / kSkus);
+  const std::size_t before = resident_bytes();
+  auto shard = std::make_unique<Shard>(PartitionId{0});
+  StockProjection stock;
+  Applier applier;
+  EventWriter writer;
+  std::vector<std::uint64_t> aligned;
+  std::int64_t offset = 0;
+  std::uint64_t id = 1;
+  auto ingest = [&](std::span<const std::uint8_t> bytes) {
+    aligned.assign((bytes.size() + 7) / 8, 0);
+    std::memcpy(aligned.data(), bytes.data(), bytes.size());
+    StockProjection::Writer projection(stock);
+    ingest_and_project(applier, *shard, Offset{offset++},
+                       {reinterpret_cast<const std::uint8_t*>(aligned.data()), bytes.size()}, projection);
+  };
+  std::vector<Line> lines;
+  for (int l = 0; l < locations; ++l) {
+    const Header h{EventId{0, id++}, TimeMs{1'767'225'600'000}, "bench"};
+    ingest(writer.location_defined(h, LocationId{static_cast<std::uint64_t>(100 + l)}, fb::LocationKind::SubWarehouse,
+                                   fmt::format("W{}", l), fmt::format("City{}", l / 10), "East"));
+    lines.clear();
+    for (int s = 0; s < kSkus; ++s) lines.push_back({SkuId{static_cast<std::uint64_t>(s + 1)}, Quantity{100}});
+    const Header p{EventId{0, id++}, TimeMs{1'767'225'600'000}, "bench"};
+    ingest(writer.production_completed(p, id, LocationId{static_cast<std::uint64_t>(100 + l)}, lines));
+  }
+  const std::size_t after = resident_bytes();
+  const std::string dir = temp_dir("qudao-bench-keys");
+  std::uint64_t disk = 0;
+  {
+    auto store = Store::open(StoreOptions{dir, "bench", SyncMode::no_fsync});
+    if (!store.is_ok()) return store.status();
+    Shard* list[] = {shard.get()};
+    if (auto c = store.value()->commit(list); !c.is_ok()) return c.status();
+  }
+  disk = dir_bytes(dir);
+  fs::remove_all(dir);
+  const double millions = static_cast<double>(locations) * kSkus / 1e6;
+  std::vector<Row> rows;
+  Row mem{"memory", 0, 0, 0, fmt::format("{} stock keys in the ledger and the stock projection", locations * kSkus), {}, "MB per 1M keys"};
+  mem.value = static_cast<double>(after - before) / 1e6 / millions;
+  Row d{"disk", 0, 0, 0, "the same keys committed to RocksDB, after close (flushed, not compacted further)", {}, "MB per 1M keys"};
+  d.value = static_cast<double>(disk) / 1e6 / millions;
+  rows.push_back(mem);
+  rows.push_back(d);
+  return rows;
+}
+
+// ---- rows against the real broker ----
+
+Result<std::string> produce_workload(const KafkaSettings& kafka, const std::string& topic, const Workload& w,
+                                     const std::atomic<bool>& stop) {
+  if (Status s = ensure_topic(kafka, topic, kPartitions, std::chrono::seconds(30)); !s.is_ok()) return s;
+  auto producer = KafkaProducer::open(kafka);
+  if (!producer.is_ok()) return producer.status();
+  const auto start = Clock::now();
+  auto last = start;
+  for (std::size_t i = 0; i < w.items.size() && !stop.load(); ++i) {
+    const auto& item = w.items[i];
+    const auto* k = reinterpret_cast<const std::uint8_t*>(item.key.data());
+    if (Status s = producer.value()->produce(topic, {k, item.key.size()}, w.value(item)); !s.is_ok()) return s;
+    if (Clock::now() - last >= std::chrono::seconds(5)) {
+      last = Clock::now();
+      spdlog::info("bench: produced {} of {} events to {}", i, w.items.size(), topic);
+    }
+  }
+  if (Status s = producer.value()->flush(std::chrono::minutes(5)); !s.is_ok()) return s;
+  spdlog::info("bench: produced {} events to {} in {:.1f} s", w.items.size(), topic, seconds_since(start));
+  return topic;
+}
+
+// Bare librdkafka: assign every partition from the beginning and count records until `total`,
+// with the same fetch settings as qudao's source. Nothing decoded or copied.
+Result<Row> kafka_raw(const KafkaSettings& kafka, const std::string& topic, std::uint64_t total) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::vector<std::pair<std::string, std::string>> settings = {
+      {"bootstrap.servers", kafka.brokers}, {"group.id", "qudao-bench-raw"}, {"enable.auto.commit", "false"},
+      {"enable.partition.eof", "false"}, {"queued.max.messages.kbytes", "65536"}, {"fetch.max.bytes", "52428800"},
+      {"fetch.queue.backoff.ms", "10"}};
+  settings.insert(settings.end(), kafka.overrides.begin(), kafka.overrides.end());
+  for (const auto& [k, v] : settings) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return Status::error(fmt::format("kafka raw: {}={}: {}", k, v, err));
+    }
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (rk == nullptr) return Status::error(fmt::format("kafka raw: {}", err));
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(kPartitions);
+  for (int p = 0; p < kPartitions; ++p) {
+    rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(rk, parts);
+  rd_kafka_topic_partition_list_destroy(parts);
+  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk);
+  std::vector<rd_kafka_message_t*> batch(10'000);
+  std::uint64_t n = 0, bytes = 0;
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  while (n < total && seconds_since(start) < 600) {
+    const ssize_t got = rd_kafka_consume_batch_queue(q, 100, batch.data(), batch.size());
+    for (ssize_t i = 0; i < got; ++i) {
+      if (batch[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR) ++n, bytes += batch[i]->len;
+      rd_kafka_message_destroy(batch[i]);
+    }
+  }
+  Row r{"kafka raw", n, seconds_since(start), cpu_seconds() - cpu0, "", {}, {}};
+  r.note = fmt::format("bare librdkafka consumer, {:.0f} MB/s", static_cast<double>(bytes) / 1e6 / r.seconds);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  if (n < total) return Status::error(fmt::format("kafka raw: read {} of {} records in 600 s", n, total));
+  return r;
+}
+
+// qudao's own source (fetch settings, aligned copies), nothing applied: where the pipeline's
+// consumption cost ends and the engine's begins.
+Result<Row> source_only(const KafkaSettings& kafka, const std::string& topic, std::uint64_t total) {
+  auto source = KafkaSource::open(kafka, topic, "qudao-bench-source");
+  if (!source.is_ok()) return source.status();
+  auto partitions = source.value()->partitions(std::chrono::seconds(10));
+  if (!partitions.is_ok()) return partitions.status();
+  if (Status s = source.value()->assign(partitions.value(), {}); !s.is_ok()) return s;
+  std::uint64_t n = 0;
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  while (n < total && seconds_since(start) < 600) {
+    auto polled = source.value()->poll(10'000, std::chrono::milliseconds(50));
+    if (!polled.is_ok()) return polled.status();
+    n += polled.value().size();
+  }
+  return Row{"source", n, seconds_since(start), cpu_seconds() - cpu0, "qudao's Kafka source, nothing decoded", {}, {}};
+}
+
+// The pipeline from the broker into an empty store at `dir`, to the end of the topic.
+Result<Row> pipeline_from_zero(const char* name, const KafkaSettings& kafka, const std::string& topic,
+                               const std::string& dir, SyncMode sync, std::chrono::milliseconds commit_interval,
+                               const std::atomic<bool>& stop) {
+  auto store = Store::open(StoreOptions{dir, topic, sync});
+  if (!store.is_ok()) return store.status();
+  auto source = KafkaSource::open(kafka, topic, fmt::format("qudao-bench-{}", name));
+  if (!source.is_ok()) return source.status();
+  StockProjection stock;
+  PipelineOptions options;
+  options.commit_interval = commit_interval;
+  auto pipeline = Pipeline::open(*store.value(), *source.value(), stock, options);
+  if (!pipeline.is_ok()) return pipeline.status();
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  Status status = pipeline.value()->run_until(stop, {});
+  if (!status.is_ok()) return status;
+  Row r{name, pipeline.value()->stats().totals.consumed, seconds_since(start), cpu_seconds() - cpu0, "", {}, {}};
+  const PipelineStats stats = pipeline.value()->stats();
+  r.note = fmt::format("{} commits ({}, every {} ms); applied {} rejected {}", stats.commits,
+                       sync == SyncMode::fsync ? "fsync" : "no fsync", commit_interval.count(), stats.totals.applied,
+                       stats.totals.rejected);
+  return r;
+}
+
+// ---- restart rows: a real `qudao serve` process ----
+
+Result<std::string> http_get(std::uint16_t port, const std::string& target) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  try {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(socket, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    if (res.result_int() != 200) return Status::error(fmt::format("GET {}: {}", target, res.result_int()));
+    return std::move(res.body());
+  } catch (const std::exception& e) {
+    return Status::error(fmt::format("GET {}: {}", target, e.what()));
+  }
+}
+
+std::uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+class ServeProcess {
+ public:
+  static Result<ServeProcess> start(const std::string& binary, const KafkaArgs& kafka, const std::string& topic,
+                                    const std::string& dir, std::uint16_t port) {
+    std::vector<std::string> args = {binary, "serve", "-b", kafka.brokers, "-t", topic, "-d", dir,
+                                     "--http-port", std::to_string(port)};
+    for (const auto& x : kafka.settings) args.insert(args.end(), {"-X", x});
+    if (!kafka.properties_file.empty()) args.insert(args.end(), {"-F", kafka.properties_file});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) return Status::error(fmt::format("spawn {}: {}", binary, std::strerror(rc)));
+    return ServeProcess(pid, port);
+  }
+
+  // Waits until /v1/status reports `total` records consumed; the seconds it took.
+  Result<double> wait_ready(std::uint64_t total, std::chrono::seconds timeout) const {
+    const auto start = Clock::now();
+    while (Clock::now() - start < timeout) {
+      auto body = http_get(port_, "/v1/status");
+      if (body.is_ok()) {
+        const json j = json::parse(body.value(), nullptr, false);
+        if (!j.is_discarded() && j["totals"]["consumed"].get<std::uint64_t>() == total &&
+            http_get(port_, "/v1/stock/regions").is_ok()) {
+          return seconds_since(start);
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return Status::error(fmt::format("serve did not report {} events within {} s", total, timeout.count()));
+  }
+
+  void stop(int signal) {
+    if (pid_ <= 0) return;
+    kill(pid_, signal);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  ServeProcess(ServeProcess&& o) noexcept : pid_(std::exchange(o.pid_, -1)), port_(o.port_) {}
+  ~ServeProcess() { stop(SIGKILL); }
+
+ private:
+  ServeProcess(pid_t pid, std::uint16_t port) : pid_(pid), port_(port) {}
+  pid_t pid_;
+  std::uint16_t port_;
+};
+
+// Restart after a clean stop and after kill -9: from process start until the query API reports
+// every event and answers a stock query. The store is the one the ingest row filled.
+Result<std::vector<Row>> restarts(const BenchArgs& args, const std::string& topic, const std::string& dir,
+                                  std::uint64_t total) {
+  std::vector<Row> rows;
+  for (int signal : {SIGTERM, SIGKILL}) {
+    const std::uint16_t port = free_port();
+    auto first = ServeProcess::start(args.qudao_binary, args.kafka, topic, dir, port);
+    if (!first.is_ok()) return first.status();
+    if (auto ready = first.value().wait_ready(total, std::chrono::seconds(120)); !ready.is_ok()) return ready.status();
+    first.value().stop(signal);
+    const auto start = Clock::now();
+    auto second = ServeProcess::start(args.qudao_binary, args.kafka, topic, dir, port);
+    if (!second.is_ok()) return second.status();
+    auto ready = second.value().wait_ready(total, std::chrono::seconds(120));
+    if (!ready.is_ok()) return ready.status();
+    Row r{signal == SIGTERM ? "restart clean" : "restart kill -9", 0, 0, 0, "", {}, "s"};
+    r.value = seconds_since(start);
+    r.note = fmt::format("process start until /v1/status shows all {} events and stock answers", total);
+    rows.push_back(r);
+    second.value().stop(SIGTERM);
+  }
+  return rows;
+}
+
+// ---- the table ----
+
+void print_table(const std::vector<Row>& rows, double ceiling) {
+  fmt::print("\n{:<16} {:>11} {:>9} {:>13} {:>13} {:>8}  {}\n", "row", "events", "seconds", "events/s",
+             "CPU s/M ev", "x raw", "note");
+  for (const Row& r : rows) {
+    if (r.value) {
+      fmt::print("{:<16} {:>11} {:>9} {:>13} {:>13} {:>8}  {:.2f} {}; {}\n", r.name, "", "", "", "", "", *r.value, r.unit,
+                 r.note);
+      continue;
+    }
+    const double cpu_per_m = r.events > 0 ? r.cpu_seconds / (static_cast<double>(r.events) / 1e6) : 0;
+    const std::string ratio = ceiling > 0 ? fmt::format("{:.2f}", r.rate() / ceiling) : "-";
+    fmt::print("{:<16} {:>11} {:>9.2f} {:>13.0f} {:>13.2f} {:>8}  {}\n", r.name, r.events, r.seconds, r.rate(),
+               cpu_per_m, ratio, r.note);
+  }
+}
+
+json table_json(const std::vector<Row>& rows, double ceiling, const std::string& preset) {
+  json out = json::array();
+  for (const Row& r : rows) {
+    json j{{"row", r.name}, {"note", r.note}};
+    if (r.value) {
+      j["value"] = *r.value;
+      j["unit"] = r.unit;
+    } else {
+      j["events"] = r.events;
+      j["seconds"] = r.seconds;
+      j["events_per_s"] = r.rate();
+      j["cpu_s_per_million_events"] = r.events > 0 ? r.cpu_seconds / (static_cast<double>(r.events) / 1e6) : 0;
+      if (ceiling > 0) j["ratio_to_raw"] = r.rate() / ceiling;
+    }
+    out.push_back(std::move(j));
+  }
+  return json{{"preset", preset}, {"cores", std::thread::hardware_concurrency()}, {"rows", std::move(out)}};
+}
+
+}  // namespace
+
+int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
+  auto wanted = [&](std::string_view row) {
+    return args.rows.empty() || std::find(args.rows.begin(), args.rows.end(), row) != args.rows.end();
+  };
+  std::vector<Row> rows;
+  auto fail = [&](const Status& s) {
+    spdlog::error("bench: {}", s.message());
+    return 1;
+  };
+
+  // First, while nothing has been allocated and freed yet, so the resident-memory delta is honest.
+  if (wanted("memory") && !stop.load()) {
+    spdlog::info("bench: memory ({} stock keys)", args.stock_keys);
+    auto r = memory_per_keys(args.stock_keys);
+    if (!r.is_ok()) return fail(r.status());
+    for (Row& row : r.value()) rows.push_back(std::move(row));
+  }
+
+  const SimulateOptions options = preset_options(args.preset);
+  spdlog::info("bench: generating the {} workload (seed {}, {} regions, {} skus, {} days)", args.preset, options.seed,
+               options.regions, options.skus, options.days);
+  Workload workload;
+  std::string mix;
+  rows.push_back(generate(options, workload, mix));
+  spdlog::info("bench: {} events, {:.0f} MB: {}", workload.items.size(),
+               static_cast<double>(workload.arena.size()) * 8 / 1e6, mix);
+
+  if (wanted("decode")) rows.push_back(decode_only(workload));
+  for (Commits c : {Commits::none, Commits::every_100_ms}) {
+    if (!wanted(c == Commits::none ? "apply" : "apply+commit") || stop.load()) continue;
+    spdlog::info("bench: {}", c == Commits::none ? "apply" : "apply+commit");
+    auto r = apply_from_memory(workload, c);
+    if (!r.is_ok()) return fail(r.status());
+    rows.push_back(r.take());
+  }
+
+  double ceiling = 0;
+  if (!args.kafka.brokers.empty() && !stop.load()) {
+    auto kafka = args.kafka.to_settings();
+    if (!kafka.is_ok()) return fail(kafka.status());
+    const std::string topic = fmt::format("qudao-bench-{}-{}", args.preset, getpid());
+    if (auto t = produce_workload(kafka.value(), topic, workload, stop); !t.is_ok()) return fail(t.status());
+    const std::uint64_t total = workload.items.size();
+    if (wanted("kafka raw") && !stop.load()) {
+      spdlog::info("bench: kafka raw");
+      auto r = kafka_raw(kafka.value(), topic, total);
+      if (!r.is_ok()) return fail(r.status());
+      ceiling = r.value().rate();
+      rows.push_back(r.take());
+    }
+    if (wanted("source") && !stop.load()) {
+      auto r = source_only(kafka.value(), topic, total);
+      if (!r.is_ok()) return fail(r.status());
+      rows.push_back(r.take());
+    }
+    const std::string ingest_dir = temp_dir("qudao-bench-ingest");
+    const bool ingested = wanted("ingest") || wanted("restart");
+    if (ingested && !stop.load()) {
+      spdlog::info("bench: ingest");
+      auto r = pipeline_from_zero("ingest", kafka.value(), topic, ingest_dir, SyncMode::fsync,
+                                  std::chrono::milliseconds(100), stop);
+      if (!r.is_ok()) return fail(r.status());
+      rows.push_back(r.take());
+    }
+    if (wanted("replay") && !stop.load()) {
+      spdlog::info("bench: replay");
+      const std::string dir = temp_dir("qudao-bench-replay");
+      auto r = pipeline_from_zero("replay", kafka.value(), topic, dir, SyncMode::no_fsync, std::chrono::seconds(1), stop);
+      fs::remove_all(dir);
+      if (!r.is_ok()) return fail(r.status());
+      rows.push_back(r.take());
+    }
+    if (ingested && wanted("restart") && !stop.load()) {
+      spdlog::info("bench: restart");
+      auto r = restarts(args, topic, ingest_dir, total);
+      if (!r.is_ok()) return fail(r.status());
+      for (Row& row : r.value()) rows.push_back(std::move(row));
+    }
+    fs::remove_all(ingest_dir);
+  } else if (args.kafka.brokers.empty()) {
+    spdlog::info("bench: no --brokers: the kafka raw, ingest, replay and restart rows are skipped");
+  }
+
+  print_table(rows, ceiling);
+  if (!args.json_path.empty()) {
+    std::ofstream out(args.json_path);
+    out << table_json(rows, ceiling, args.preset).dump(2) << "\n";
+    if (!out) return fail(Status::error(fmt::format("cannot write {}", args.json_path)));
+  }
+  return stop.load() ? 130 : 0;
+}
+
+}  // namespace qudao

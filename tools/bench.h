@@ -1,0 +1,36 @@
+// qudao bench: named workloads that measure the engine against this machine's own ceiling, printed
+// as one table (and JSON). Every row runs the same simulated channel (tools/simulate.h):
+//
+//   simulate         generating the workload into memory (must never limit the other rows)
+//   decode           decode + verify + validate from memory, nothing applied
+//   apply            decode, duplicate window, apply and project from memory, one thread
+//   apply+commit     as apply, plus a durable RocksDB commit (fsync) every 100 ms
+//   kafka raw        bare librdkafka consumption of the topic (the ceiling; needs --brokers)
+//   ingest           the pipeline from the real broker into an empty store, fsync every 100 ms
+//   replay           qudao replay's settings: commits every second without fsync
+//   restart clean    `qudao serve` restarted after a clean stop until its totals are correct
+//   restart kill -9  the same after kill -9
+//   memory           resident memory and disk per million (sku, location) stock keys
+//
+// Rows that need a broker are skipped (and say so) without --brokers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tools/commands.h"
+
+namespace qudao {
+
+struct BenchArgs {
+  KafkaArgs kafka;              // brokers empty: the in-memory rows only
+  std::string preset = "small"; // small | medium | large
+  std::vector<std::string> rows;  // empty: all
+  std::string json_path;        // also write the table as JSON here
+  std::string qudao_binary;     // for the restart rows (default: this program)
+  std::size_t stock_keys = 1'000'000;
+};
+
+int run_bench(const BenchArgs& args, const std::atomic<bool>& stop);
+
+}  // namespace qudao
