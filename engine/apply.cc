@@ -54,6 +54,9 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
     shard.record_rejected(offset, std::move(outcome.rejection), original());
     return {RecordOutcome::rejected, nullptr};
   }
+  // An order placed when event time is already past its deadline (a late event) expires with the
+  // event that placed it, so no state between records holds stock for an expired order.
+  expire_due(shard, shard.watermark());
   shard.remember(event.id, bytes_hash);
   shard.record_applied(offset, outcome.anomaly);
   return {RecordOutcome::applied, event.envelope};
