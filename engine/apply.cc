@@ -311,6 +311,14 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
   }
   if (order) {
     ++order->shipments_open;
+    // Shipped from another location, a line may now hold more than is left to ship: the rest goes back.
+    for (OrderLine& l : order->lines) {
+      const std::int64_t excess = l.reserved - (l.ordered - l.dispatched);
+      if (excess <= 0) continue;
+      postings_.push_back({Account{l.sku, order->fulfilment, Bucket::reserved}, Quantity{-excess}});
+      postings_.push_back({Account{l.sku, order->fulfilment, Bucket::on_hand}, Quantity{excess}});
+      l.reserved -= excess;
+    }
     if (order->fully_dispatched()) {
       release(*order);  // nothing left to ship: what is still held goes back
       order->state = OrderState::dispatched;

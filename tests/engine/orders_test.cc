@@ -113,6 +113,31 @@ TEST_CASE("orders: a proxy order placed when event time is already past its dead
   l.check_conserved();
 }
 
+TEST_CASE("orders: shipping part of a proxy order from another warehouse frees the reservation it no longer needs") {
+  // Found by the simulation (seeds 108, 141, 153): the reservation stayed whole until the order was
+  // fully shipped, holding more than was left to ship (and for good, if the rest never shipped).
+  Ledger l;
+  constexpr std::uint64_t kOtherWarehouse = 3;
+  REQUIRE(l.feed(l.ev.location(kOtherWarehouse, fb::LocationKind::SubWarehouse, "East")) == RecordOutcome::applied);
+  REQUIRE(l.feed(l.ev.production(kOtherWarehouse, {line(1, 10)})) == RecordOutcome::applied);
+  REQUIRE(l.feed(l.ev.proxy_order(7, kStore, kDistributor, kWarehouse, l.ev.time_after(100), kSixOfOne)) == RecordOutcome::applied);
+  REQUIRE(l.feed(l.ev.paid(7, 600)) == RecordOutcome::applied);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 6);
+
+  REQUIRE(l.feed(l.ev.dispatch(kOtherWarehouse, kStore, {line(1, 4)}, 7)) == RecordOutcome::applied);
+  CHECK(l.state(7) == OrderState::paid);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 2);  // what is left to ship
+  CHECK(l.qty(kWarehouse, 1) == 8);
+  CHECK(l.qty(kOtherWarehouse, 1) == 6);
+  CHECK(l.shard.order(OrderId{7})->lines[0].reserved == 2);
+
+  REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 2)}, 7)) == RecordOutcome::applied);
+  CHECK(l.state(7) == OrderState::dispatched);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 0);
+  CHECK(l.qty(kWarehouse, 1) == 8);
+  l.check_conserved();
+}
+
 TEST_CASE("orders: cancelling releases the reservation; a cancelled order cannot be paid or shipped") {
   Ledger l;
   REQUIRE(l.feed(l.ev.proxy_order(7, kStore, kDistributor, kWarehouse, l.ev.time_after(100), kSixOfOne)) == RecordOutcome::applied);
