@@ -829,8 +829,7 @@ struct CheckedShard {
 struct Tally {
   std::uint64_t records = 0, applied = 0, duplicates = 0, rejected = 0, anomalies = 0;
   std::uint64_t predicted = 0;       // records whose outcome was predicted from the shard's state
-  std::uint64_t expired_orders = 0;  // orders that ended expired
-  std::uint64_t received_orders = 0;
+  std::map<OrderState, std::uint64_t> orders;  // orders by the state they ended in
   std::uint64_t store_runs = 0;
   double store_seconds = 0;  // wall time of the RocksDB runs: mostly fsyncs, so the disk's load shows here
   std::map<RejectReason, std::uint64_t> reasons;
@@ -896,10 +895,7 @@ class Simulation {
       tally_.records += n.consumed, tally_.applied += n.applied, tally_.duplicates += n.duplicates;
       tally_.rejected += n.rejected, tally_.anomalies += n.anomalies;
       for (const DeadLetter& d : c.shard.dead_letters()) ++tally_.reasons[d.rejection.reason];
-      for (const auto& [id, o] : c.orders) {
-        tally_.expired_orders += o.state == OrderState::expired;
-        tally_.received_orders += o.state == OrderState::received;
-      }
+      for (const auto& [id, o] : c.orders) ++tally_.orders[o.state];
     }
     return out;
   }
@@ -1429,14 +1425,15 @@ TEST_CASE("simulation: seeded streams with faults keep conservation, legal order
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string reasons;
   for (const auto& [reason, n] : tally.reasons) reasons += fmt::format(" {} {}", reason_name(reason), n);
+  std::string orders;
+  for (const auto& [state, n] : tally.orders) orders += fmt::format(" {} {}", order_state_name(state), n);
   MESSAGE(fmt::format("simulation: seeds [{}, {}) in {:.1f} s, {} of them also against RocksDB (2 stores each, {:.1f} s); "
                       "{} failed{}\n"
                       "  records {} (outcome predicted for {}): applied {} (anomalies {}), duplicates {}, rejected {}\n"
-                      "  rejections:{}\n  orders ended received {}, expired {}",
+                      "  rejections:{}\n  orders ended:{}",
                       first, first + count, seconds, tally.store_runs / 2, tally.store_seconds, failed,
                       failed > 0 ? fmt::format(" (first: {})", first_failed) : "", tally.records, tally.predicted,
-                      tally.applied, tally.anomalies, tally.duplicates, tally.rejected, reasons, tally.received_orders,
-                      tally.expired_orders));
+                      tally.applied, tally.anomalies, tally.duplicates, tally.rejected, reasons, orders));
   CHECK(failed == 0);
 }
 
