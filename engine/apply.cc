@@ -54,6 +54,9 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
     shard.record_rejected(offset, std::move(outcome.rejection), original());
     return {RecordOutcome::rejected, nullptr};
   }
+  // An order placed when event time is already past its deadline (a late event) expires with the
+  // event that placed it, so no state between records holds stock for an expired order.
+  expire_due(shard, shard.watermark());
   shard.remember(event.id, bytes_hash);
   shard.record_applied(offset, outcome.anomaly);
   return {RecordOutcome::applied, event.envelope};
@@ -308,6 +311,14 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
   }
   if (order) {
     ++order->shipments_open;
+    // Shipped from another location, a line may now hold more than is left to ship: the rest goes back.
+    for (OrderLine& l : order->lines) {
+      const std::int64_t excess = l.reserved - (l.ordered - l.dispatched);
+      if (excess <= 0) continue;
+      postings_.push_back({Account{l.sku, order->fulfilment, Bucket::reserved}, Quantity{-excess}});
+      postings_.push_back({Account{l.sku, order->fulfilment, Bucket::on_hand}, Quantity{excess}});
+      l.reserved -= excess;
+    }
     if (order->fully_dispatched()) {
       release(*order);  // nothing left to ship: what is still held goes back
       order->state = OrderState::dispatched;
@@ -333,33 +344,42 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
   if (s->received) {
     return rejected(RejectReason::illegal_transition, "payload.shipment", fmt::format("shipment {} is already received", id.value));
   }
-  // Received per sku, checked against what the shipment carries; the rest of it is lost.
+  // Received per sku, checked against what the shipment carries of it (a dispatch may put one sku on
+  // several lines: their sum); the rest of it is lost.
   Shipment next = *s;
-  std::vector<std::pair<SkuId, std::int64_t>> received;
-  for (const auto& [sku, qty] : next.lines) received.emplace_back(sku, 0);
+  struct Carried {
+    SkuId sku;
+    std::int64_t sent = 0;
+    std::int64_t got = 0;
+  };
+  std::vector<Carried> carried;
+  for (const auto& [sku, qty] : next.lines) {
+    auto it = std::find_if(carried.begin(), carried.end(), [&](const Carried& c) { return c.sku == sku; });
+    if (it == carried.end()) carried.push_back(Carried{sku, qty, 0});
+    else it->sent += qty;
+  }
   for (flatbuffers::uoffset_t i = 0; i < e.lines()->size(); ++i) {
     const fb::StockLine* l = e.lines()->Get(i);
-    auto it = std::find_if(received.begin(), received.end(), [&](const auto& r) { return r.first.value == l->sku(); });
-    const std::int64_t sent = it == received.end() ? 0 : next.lines[it - received.begin()].second;
-    if (it == received.end() || it->second + l->qty() > sent) {
+    auto it = std::find_if(carried.begin(), carried.end(), [&](const Carried& c) { return c.sku.value == l->sku(); });
+    if (it == carried.end() || it->got + l->qty() > it->sent) {
       return rejected(RejectReason::exceeds_order, fmt::format("payload.lines[{}].qty", i),
-                      fmt::format("shipment {} carries {} of sku {}, the receipt says {}", id.value, sent, l->sku(),
-                                  (it == received.end() ? 0 : it->second) + l->qty()));
+                      fmt::format("shipment {} carries {} of sku {}, the receipt says {}", id.value,
+                                  it == carried.end() ? 0 : it->sent, l->sku(),
+                                  (it == carried.end() ? 0 : it->got) + l->qty()));
     }
-    it->second += l->qty();
+    it->got += l->qty();
   }
   Anomaly anomaly = Anomaly::none;
-  for (std::size_t i = 0; i < received.size(); ++i) {
-    const SkuId sku = received[i].first;
-    const std::int64_t got = received[i].second, lost = next.lines[i].second - got;
-    if (got > 0) {
-      postings_.push_back({Account{sku, at, Bucket::in_transit}, Quantity{-got}});
-      postings_.push_back({Account{sku, at, Bucket::on_hand}, Quantity{got}});
+  for (const Carried& c : carried) {
+    const std::int64_t lost = c.sent - c.got;
+    if (c.got > 0) {
+      postings_.push_back({Account{c.sku, at, Bucket::in_transit}, Quantity{-c.got}});
+      postings_.push_back({Account{c.sku, at, Bucket::on_hand}, Quantity{c.got}});
     }
     if (lost > 0) {
       anomaly = Anomaly::flagged;  // a shortage or damage: a fact, and worth a look
-      postings_.push_back({Account{sku, at, Bucket::in_transit}, Quantity{-lost}});
-      postings_.push_back({Account{sku, kVirtualLocation, Bucket::losses}, Quantity{lost}});
+      postings_.push_back({Account{c.sku, at, Bucket::in_transit}, Quantity{-lost}});
+      postings_.push_back({Account{c.sku, kVirtualLocation, Bucket::losses}, Quantity{lost}});
     }
   }
   next.received = true;

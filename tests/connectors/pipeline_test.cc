@@ -20,7 +20,8 @@ TEST_CASE("pipeline: the projection follows the ledger, also when a rejected eve
   REQUIRE(feed(ev.location(1, fb::LocationKind::SubWarehouse, "East")) == RecordOutcome::applied);
   REQUIRE(feed(ev.location(2, fb::LocationKind::Store, "East")) == RecordOutcome::applied);
   REQUIRE(feed(ev.production(1, {line(1, 10)})) == RecordOutcome::applied);
-  REQUIRE(feed(ev.proxy_order(7, 2, 500, 1, ev.time_after(0), {PricedLine{SkuId{1}, Quantity{4}, Fen{100}}})) ==
+  // The deadline is the order's own event time: not yet past, so the order holds its stock.
+  REQUIRE(feed(ev.proxy_order(7, 2, 500, 1, ev.time_after(1), {PricedLine{SkuId{1}, Quantity{4}, Fen{100}}})) ==
           RecordOutcome::applied);
   CHECK(stock.location_stock(LocationId{1}, SkuId{1}).at(0).levels.reserved == Quantity{4});
   // A scan-out at an unknown store is rejected, but its event time expires the unpaid order.

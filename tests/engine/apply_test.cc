@@ -133,6 +133,37 @@ TEST_CASE("apply: a short receipt puts the shortfall in losses and flags it") {
   CHECK(l.feed(l.ev.receive(kStore, {line(1, 1)})).rejection.reason == RejectReason::illegal_transition);
 }
 
+TEST_CASE("apply: a shipment with one sku on two lines is received against their sum") {
+  // Found by the simulation (seed 1): a dispatch may carry a sku on several lines, and a receipt
+  // was checked against the first of them only, so receiving all of it was rejected.
+  Ledger l;
+  REQUIRE(l.feed(l.ev.production(kWarehouse, {line(1, 10), line(2, 5)})).kind == OutcomeKind::applied);
+  REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 7), line(2, 2), line(1, 1)})).kind == OutcomeKind::applied);
+  const Outcome o = l.feed(l.ev.receive(kStore, {line(1, 7), line(2, 2), line(1, 1)}));
+  CHECK(o.kind == OutcomeKind::applied);
+  CHECK(o.anomaly == Anomaly::none);
+  CHECK(l.qty(kStore, 1) == 8);
+  CHECK(l.qty(kStore, 1, Bucket::in_transit) == 0);
+  CHECK(l.qty(0, 1, Bucket::losses) == 0);
+  check_conserved(l);
+}
+
+TEST_CASE("apply: a receipt of one sku beyond the sum of its shipment lines is rejected, a short one loses the rest") {
+  Ledger l;
+  REQUIRE(l.feed(l.ev.production(kWarehouse, {line(1, 10)})).kind == OutcomeKind::applied);
+  REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 3), line(1, 4)})).kind == OutcomeKind::applied);
+  const Outcome over = l.feed(l.ev.receive(kStore, {line(1, 8)}));
+  CHECK(over.kind == OutcomeKind::rejected);
+  CHECK(over.rejection.to_string() == "payload.lines[0].qty: shipment 1 carries 7 of sku 1, the receipt says 8 (exceeds_order)");
+  const Outcome short_receipt = l.feed(l.ev.receive(kStore, {line(1, 5)}));
+  CHECK(short_receipt.kind == OutcomeKind::applied);
+  CHECK(short_receipt.anomaly == Anomaly::flagged);
+  CHECK(l.qty(kStore, 1) == 5);
+  CHECK(l.qty(kStore, 1, Bucket::in_transit) == 0);
+  CHECK(l.qty(0, 1, Bucket::losses) == 2);
+  check_conserved(l);
+}
+
 TEST_CASE("apply: events naming unknown locations or the wrong kind are rejected with the field") {
   Ledger l;
   CHECK(l.feed(l.ev.scan_out(99, 1, 1)).rejection.to_string() == "payload.store: location 99 is not defined (unknown_location)");

@@ -87,10 +87,55 @@ TEST_CASE("orders: an unpaid proxy order expires when event time passes its dead
 
 TEST_CASE("orders: a late payment finds the order already expired by its own event time") {
   Ledger l;
-  REQUIRE(l.feed(l.ev.proxy_order(7, kStore, kDistributor, kWarehouse, l.ev.time_after(0), kSixOfOne)) == RecordOutcome::applied);
+  // Due at the order's own event time; the payment, a second later, is past it.
+  REQUIRE(l.feed(l.ev.proxy_order(7, kStore, kDistributor, kWarehouse, l.ev.time_after(1), kSixOfOne)) == RecordOutcome::applied);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 6);
   CHECK(l.feed(l.ev.paid(7, 600)) == RecordOutcome::rejected);
   CHECK(l.last_rejection.reason == RejectReason::illegal_transition);
   CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 0);  // the expiry stands although the payment did not
+}
+
+TEST_CASE("orders: a proxy order placed when event time is already past its deadline expires at once and holds nothing") {
+  // Found by the simulation (seeds 2 and 5): such an order stayed placed, holding stock, until the
+  // next record on the shard, so a commit or a query in between saw a reservation that had expired.
+  Ledger l;
+  REQUIRE(l.feed(l.ev.proxy_order(7, kStore, kDistributor, kWarehouse, l.ev.time_after(0), kSixOfOne)) == RecordOutcome::applied);
+  CHECK(l.state(7) == OrderState::expired);
+  CHECK(l.qty(kWarehouse, 1) == 10);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 0);
+  // A late order event: its own time is old, but the shard's event time has passed its deadline.
+  const Bytes late = copy(l.ev.writer().order_placed(Header{EventId{7, 100}, TimeMs{kT0}, "test"}, OrderId{8}, LocationId{kStore},
+                                                     kDistributor, LocationId{kWarehouse}, TimeMs{kT0 + 500}, kSixOfOne));
+  REQUIRE(l.feed(late) == RecordOutcome::applied);
+  CHECK(l.state(8) == OrderState::expired);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 0);
+  CHECK(l.shard.orders_due(l.shard.watermark()).empty());
+  l.check_conserved();
+}
+
+TEST_CASE("orders: shipping part of a proxy order from another warehouse frees the reservation it no longer needs") {
+  // Found by the simulation (seeds 108, 141, 153): the reservation stayed whole until the order was
+  // fully shipped, holding more than was left to ship (and for good, if the rest never shipped).
+  Ledger l;
+  constexpr std::uint64_t kOtherWarehouse = 3;
+  REQUIRE(l.feed(l.ev.location(kOtherWarehouse, fb::LocationKind::SubWarehouse, "East")) == RecordOutcome::applied);
+  REQUIRE(l.feed(l.ev.production(kOtherWarehouse, {line(1, 10)})) == RecordOutcome::applied);
+  REQUIRE(l.feed(l.ev.proxy_order(7, kStore, kDistributor, kWarehouse, l.ev.time_after(100), kSixOfOne)) == RecordOutcome::applied);
+  REQUIRE(l.feed(l.ev.paid(7, 600)) == RecordOutcome::applied);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 6);
+
+  REQUIRE(l.feed(l.ev.dispatch(kOtherWarehouse, kStore, {line(1, 4)}, 7)) == RecordOutcome::applied);
+  CHECK(l.state(7) == OrderState::paid);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 2);  // what is left to ship
+  CHECK(l.qty(kWarehouse, 1) == 8);
+  CHECK(l.qty(kOtherWarehouse, 1) == 6);
+  CHECK(l.shard.order(OrderId{7})->lines[0].reserved == 2);
+
+  REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, {line(1, 2)}, 7)) == RecordOutcome::applied);
+  CHECK(l.state(7) == OrderState::dispatched);
+  CHECK(l.qty(kWarehouse, 1, Bucket::reserved) == 0);
+  CHECK(l.qty(kWarehouse, 1) == 8);
+  l.check_conserved();
 }
 
 TEST_CASE("orders: cancelling releases the reservation; a cancelled order cannot be paid or shipped") {
