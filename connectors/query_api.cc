@@ -80,15 +80,17 @@ HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req
   if (auto e = parse_param(req, "location", location)) return error(400, *e);
   if (auto e = parse_param(req, "sku", sku)) return error(400, *e);
   if (!location) return error(400, "query parameter location: required");
-  const auto info = stock.location(LocationId{*location});
-  if (!info) return error(404, fmt::format("location {} not found", *location));
+  // Every region until tokens with region scopes exist.
+  const auto found = stock.location_stock(LocationId{*location}, sku ? std::optional(SkuId{*sku}) : std::nullopt,
+                                          RegionScope::all());
+  if (!found) return error(404, fmt::format("location {} not found", *location));
   json rows = json::array();
-  for (const StockRow& r : stock.location_stock(LocationId{*location}, sku ? std::optional(SkuId{*sku}) : std::nullopt)) {
+  for (const StockRow& r : found->rows) {
     rows.push_back({{"sku", r.sku.value}, {"on_hand", r.levels.on_hand.value}, {"reserved", r.levels.reserved.value},
                     {"available", r.levels.available().value}, {"in_transit", r.levels.in_transit.value}});
   }
-  return json_response(200, json{{"location", *location}, {"name", info->name}, {"city", info->city},
-                                 {"region", info->region}, {"kind", fb::EnumNameLocationKind(info->kind)},
+  return json_response(200, json{{"location", *location}, {"name", found->info.name}, {"city", found->info.city},
+                                 {"region", found->info.region}, {"kind", fb::EnumNameLocationKind(found->info.kind)},
                                  {"skus", std::move(rows)}});
 }
 
@@ -96,7 +98,7 @@ HttpResponse region_stock(const StockProjection& stock) {
   json regions = json::array();
   std::int64_t on_hand = 0, reserved = 0, in_transit = 0;
   std::size_t locations = 0;
-  for (const RegionTotals& r : stock.region_totals()) {
+  for (const RegionTotals& r : stock.region_totals(RegionScope::all())) {
     regions.push_back({{"region", r.region}, {"locations", r.locations}, {"on_hand", r.levels.on_hand.value},
                        {"reserved", r.levels.reserved.value}, {"available", r.levels.available().value},
                        {"in_transit", r.levels.in_transit.value}});

@@ -21,7 +21,7 @@ constexpr std::uint64_t kLeadEventsMax = 50'000;
 void print_region_summary(const StockProjection& stock) {
   fmt::print("\n  {:<12} {:>9} {:>12} {:>12}\n", "region", "locations", "on hand", "in transit");
   std::int64_t on_hand = 0, in_transit = 0;
-  for (const RegionTotals& r : stock.region_totals()) {
+  for (const RegionTotals& r : stock.region_totals(RegionScope::all())) {
     fmt::print("  {:<12} {:>9} {:>12} {:>12}\n", r.region, r.locations, r.levels.on_hand.value, r.levels.in_transit.value);
     on_hand += r.levels.on_hand.value;
     in_transit += r.levels.in_transit.value;
