@@ -56,6 +56,7 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
       rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
     }
   }
+  out.authorization = std::string(req[http::field::authorization]);
   out.body = req.body();
   return out;
 }
@@ -119,6 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
     res->set(http::field::server, "qudao");
     res->set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res->set(name, value);
     res->keep_alive(keep_alive == KeepAlive::yes);
     res->body() = r.body;
     res->prepare_payload();

@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "events/status.h"
 
@@ -18,6 +20,7 @@ struct HttpRequest {
   std::string method;
   std::string path;                          // without the query string
   std::map<std::string, std::string> query;  // decoded ?key=value pairs
+  std::string authorization;                 // the Authorization header as sent; empty if none
   std::string body;
 };
 
@@ -25,6 +28,7 @@ struct HttpResponse {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // more fields, e.g. WWW-Authenticate
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;

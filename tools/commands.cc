@@ -34,8 +34,14 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
     spdlog::error("{}", kafka.status().message());
     return 2;
   }
+  auto tokens = AccessTokens::load_file(args.tokens_file);
+  if (!tokens.is_ok()) {
+    spdlog::error("{}", tokens.status().message());
+    return 2;
+  }
   ServiceOptions o;
   o.kafka = kafka.take();
+  o.tokens = tokens.take();
   o.topic = args.kafka.topic;
   o.group_id = args.group_id;
   o.data_dir = args.data_dir;
@@ -49,8 +55,8 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
     spdlog::error("{}", service.status().message());
     return 1;
   }
-  spdlog::info("serving http://{}:{}/ (topic {}, brokers {}, data {})", args.http_address, service.value()->http_port(),
-               o.topic, args.kafka.brokers, o.data_dir);
+  spdlog::info("serving http://{}:{}/ (topic {}, brokers {}, data {}, {} tokens)", args.http_address,
+               service.value()->http_port(), o.topic, args.kafka.brokers, o.data_dir, o.tokens.size());
   if (Status s = service.value()->run(stop); !s.is_ok()) {
     spdlog::error("pipeline stopped: {}", s.message());
     return 1;

@@ -25,6 +25,7 @@ struct ServeArgs {
   std::string data_dir = "qudao-data";
   std::string http_address = "127.0.0.1";
   std::uint16_t http_port = 8080;
+  std::string tokens_file;  // required: who may read what (connectors/access.h)
   std::string group_id = "qudao";
   int commit_interval_ms = 100;
   std::string sync = "fsync";
@@ -40,6 +41,7 @@ struct SimulateArgs {
 struct DemoArgs {
   int duration_s = 0;
   std::uint16_t http_port = 8080;
+  std::string tokens_file;  // empty: the fixed demo tokens (demo_tokens() in demo.cc)
   int partitions = 8;
   std::string data_dir;
   SimulateOptions simulation{.seed = 1, .regions = 8, .cities_per_region = 2, .stores_per_city = 10, .skus = 100,

@@ -149,7 +149,7 @@ struct Env {
   enum class Commits { frequent, default_interval };
   std::unique_ptr<Serve> serve(const std::string& name, Commits commits, const std::vector<std::string>& env = {}) const {
     std::vector<std::string> argv{bin, "serve", "-b", brokers, "-t", topic, "--data", dir.path() + "/" + name,
-                                  "--http-port", "0"};
+                                  "--http-port", "0", "--tokens", write_tokens_file(dir.path())};
     if (commits == Commits::frequent) argv.insert(argv.end(), {"--commit-interval-ms", std::to_string(kCommitIntervalMs)});
     return std::make_unique<Serve>(std::move(argv), log_path(name), env);
   }
