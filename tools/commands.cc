@@ -48,6 +48,10 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
   o.sync = args.sync == "none" ? SyncMode::no_fsync : SyncMode::fsync;
   o.http.address = args.http_address;
   o.http.port = args.http_port;
+  o.http.header_bytes_max = args.http_header_bytes_max;
+  o.http.body_bytes_max = args.http_body_bytes_max;
+  o.http.read_timeout = std::chrono::milliseconds(args.http_read_timeout_ms);
+  o.http.connections_max = args.http_connections_max;
   o.pipeline.commit_interval = std::chrono::milliseconds(args.commit_interval_ms);
   o.pipeline.dedup_window_events = args.dedup_window_events;
   auto service = Service::open(o);

@@ -26,6 +26,10 @@ struct ServeArgs {
   std::string http_address = "127.0.0.1";
   std::uint16_t http_port = 8080;
   std::string tokens_file;  // required: who may read what (connectors/access.h)
+  std::uint32_t http_header_bytes_max = HttpOptions{}.header_bytes_max;
+  std::uint64_t http_body_bytes_max = HttpOptions{}.body_bytes_max;
+  std::int64_t http_read_timeout_ms = HttpOptions{}.read_timeout.count();
+  std::size_t http_connections_max = HttpOptions{}.connections_max;
   std::string group_id = "qudao";
   int commit_interval_ms = 100;
   std::string sync = "fsync";

@@ -77,6 +77,18 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--tokens", serve.tokens_file,
                         "bearer tokens file (JSON: token -> role hq|regional|metrics|ingest and regions; see README)")
       ->required()->check(CLI::ExistingFile);
+  serve_cmd->add_option("--http-header-bytes-max", serve.http_header_bytes_max,
+                        "largest request header (request line + fields); larger: 431")
+      ->capture_default_str()->check(CLI::Range(1024, 1024 * 1024));
+  serve_cmd->add_option("--http-body-bytes-max", serve.http_body_bytes_max,
+                        "largest request body; a larger declared body: 413 without reading it")
+      ->capture_default_str()->check(CLI::Range(0, 64 * 1024 * 1024));
+  serve_cmd->add_option("--http-read-timeout-ms", serve.http_read_timeout_ms,
+                        "deadline for a whole request, idle keep-alive time included; then the connection is closed")
+      ->capture_default_str()->check(CLI::Range(100, 600'000));
+  serve_cmd->add_option("--http-connections-max", serve.http_connections_max,
+                        "open connections; one more is answered 503 and closed")
+      ->capture_default_str()->check(CLI::Range(1, 100'000));
   serve_cmd->add_option("--group", serve.group_id, "consumer group for advisory offset commits (lag monitoring)")
       ->capture_default_str();
   serve_cmd->add_option("--commit-interval-ms", serve.commit_interval_ms, "RocksDB commit interval")->capture_default_str()
