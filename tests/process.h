@@ -159,11 +159,14 @@ inline std::string test_tokens_json() {
       .dump(2);
 }
 
-// Writes the test tokens file into `dir`; returns its path (for `qudao serve --tokens`).
+// Writes the test tokens file into `dir`; returns its path (for `qudao serve --tokens`). Written
+// aside and renamed, so that a serve starting meanwhile reads the old file or the new, never half.
 inline std::string write_tokens_file(const std::string& dir) {
   const std::string path = dir + "/tokens.json";
-  std::ofstream(path) << test_tokens_json();
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::string aside = path + ".tmp";
+  std::ofstream(aside) << test_tokens_json();
+  std::filesystem::permissions(aside, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::filesystem::rename(aside, path);
   return path;
 }
 

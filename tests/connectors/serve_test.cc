@@ -19,6 +19,7 @@ struct Env {
   std::string topic = fmt::format("qudao-it-{}-{}", getpid(),
                                   std::chrono::system_clock::now().time_since_epoch().count() % 1'000'000'007);
   TempDir dir;
+  std::string tokens_file = write_tokens_file(dir.path());
   std::uint16_t port = free_port();
 
   json simulate(int days, int from_day) {
@@ -33,7 +34,7 @@ struct Env {
     return std::make_unique<Child>(
         std::vector<std::string>{bin, "serve", "-b", brokers, "-t", topic, "--data", dir.path() + "/data",
                                  "--http-port", std::to_string(port), "--commit-interval-ms", "20",
-                                 "--tokens", write_tokens_file(dir.path())},
+                                 "--tokens", tokens_file},
         dir.path() + "/serve.log");
   }
 
