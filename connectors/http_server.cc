@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <optional>
@@ -56,28 +58,48 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
       rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
     }
   }
+  out.authorization = std::string(req[http::field::authorization]);
   out.body = req.body();
   return out;
 }
+
+// Beast reads at most this much per read; the read buffer holds a whole header plus one read.
+constexpr std::size_t kReadChunkBytes = 64 * 1024;
+// After a failed accept (out of file descriptors, say), wait this long rather than spin.
+constexpr std::chrono::milliseconds kAcceptRetry{100};
+
+// What a connection beyond connections_max is told before it is closed.
+constexpr std::string_view kBusyBody = R"({"error":"too many open connections"})";
+constexpr std::string_view kBusyHeader =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: qudao\r\nContent-Type: application/json\r\n"
+    "Retry-After: 1\r\nConnection: close\r\nContent-Length: 37\r\n\r\n";
+static_assert(kBusyBody.size() == 37, "Content-Length of the 503 answer");
 
 }  // namespace
 
 struct HttpServer::Impl {
   HttpOptions options;
   HttpHandler handler;
-  std::atomic<std::size_t> connections{0};  // outlives io: sessions destroyed with io decrement it
+  // Both outlive io: sessions destroyed with io decrement the count, and may be lingering into the
+  // buffer. One discard buffer serves every lingering session: its contents are never read, and the
+  // one I/O thread fills it one read at a time.
+  std::atomic<std::size_t> connections{0};
+  std::array<char, 16 * 1024> discard{};
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
+  asio::steady_timer accept_retry{io};
   std::thread thread;
 
   void accept();
+  void refuse(tcp::socket socket);
 };
 
 namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl& server) : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket socket, HttpServer::Impl& server)
+      : stream_(std::move(socket)), server_(server), buffer_(server.options.header_bytes_max + kReadChunkBytes) {}
   ~Session() { server_.connections.fetch_sub(1); }
 
   void read() {
@@ -94,8 +116,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted) {
       return close();
     }
-    if (ec == http::error::header_limit) return reply_error(431, "request headers too large");
-    if (ec == http::error::body_limit) return reply_error(413, "request body too large");
+    if (ec == http::error::header_limit) {
+      return reply_error(431, fmt::format("request header larger than {} bytes", server_.options.header_bytes_max));
+    }
+    if (ec == http::error::body_limit) {
+      return reply_error(413, fmt::format("request body larger than {} bytes", server_.options.body_bytes_max));
+    }
     if (ec) return reply_error(400, fmt::format("bad request: {}", ec.message()));
 
     const auto& req = parser_->get();
@@ -119,14 +145,36 @@ class Session : public std::enable_shared_from_this<Session> {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
     res->set(http::field::server, "qudao");
     res->set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res->set(name, value);
     res->keep_alive(keep_alive == KeepAlive::yes);
     res->body() = r.body;
     res->prepare_payload();
     stream_.expires_after(server_.options.read_timeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-      if (ec || !res->keep_alive()) return self->close();
+      if (ec) return self->close();
+      if (!res->keep_alive()) return self->linger();
       self->read();
     });
+  }
+
+  // A graceful close: send FIN, then read and drop what the client is still sending (the rest of
+  // an oversized header or body) until it closes too, so that closing with unread bytes does not
+  // make the kernel send a reset that would destroy the answer before the client reads it. Bounded
+  // in bytes and time, so a client cannot keep the slot this way.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::min<std::chrono::milliseconds>(kLinger, server_.options.read_timeout));
+    discard();
+  }
+
+  void discard() {
+    stream_.async_read_some(asio::buffer(server_.discard),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->discarded_bytes_ += n;
+                              if (ec || self->discarded_bytes_ >= kLingerBytesMax) return self->close();
+                              self->discard();
+                            });
   }
 
   void close() {
@@ -139,6 +187,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpServer::Impl& server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::size_t discarded_bytes_ = 0;
 };
 
 }  // namespace
@@ -146,17 +195,34 @@ class Session : public std::enable_shared_from_this<Session> {
 void HttpServer::Impl::accept() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      if (connections.fetch_add(1) >= options.connections_max) {
-        connections.fetch_sub(1);
-        beast::error_code ignored;
-        socket.close(ignored);  // over the cap: refuse rather than queue without bound
-      } else {
-        std::make_shared<Session>(std::move(socket), *this)->read();
-      }
+    if (ec) {
+      spdlog::warn("http: accept failed, retrying in {} ms: {}", kAcceptRetry.count(), ec.message());
+      accept_retry.expires_after(kAcceptRetry);
+      accept_retry.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) accept();
+      });
+      return;
+    }
+    if (connections.fetch_add(1) >= options.connections_max) {
+      connections.fetch_sub(1);
+      refuse(std::move(socket));
+    } else {
+      std::make_shared<Session>(std::move(socket), *this)->read();
     }
     accept();
   });
+}
+
+// Over the cap: answer 503 and close rather than queue without bound. The answer is one small
+// non-blocking write into the empty send buffer of a new socket, so refusing costs no state.
+void HttpServer::Impl::refuse(tcp::socket socket) {
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  const std::array<asio::const_buffer, 2> answer{asio::buffer(kBusyHeader.data(), kBusyHeader.size()),
+                                                 asio::buffer(kBusyBody.data(), kBusyBody.size())};
+  socket.write_some(answer, ignored);
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -192,5 +258,7 @@ HttpServer::~HttpServer() {
 }
 
 std::uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+std::size_t HttpServer::connections() const { return impl_->connections.load(); }
 
 }  // namespace qudao

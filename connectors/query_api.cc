@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -75,28 +77,30 @@ HttpResponse metrics(const Pipeline& pipeline) {
   return HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
 }
 
-HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req) {
+HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req, const Principal& principal) {
   std::optional<std::uint64_t> location, sku;
   if (auto e = parse_param(req, "location", location)) return error(400, *e);
   if (auto e = parse_param(req, "sku", sku)) return error(400, *e);
   if (!location) return error(400, "query parameter location: required");
-  const auto info = stock.location(LocationId{*location});
-  if (!info) return error(404, fmt::format("location {} not found", *location));
+  const auto found =
+      stock.location_stock(LocationId{*location}, sku ? std::optional(SkuId{*sku}) : std::nullopt, principal.scope);
+  // Unknown and out of scope are one answer, so that ids cannot be probed for other regions.
+  if (!found) return error(404, fmt::format("location {} not found", *location));
   json rows = json::array();
-  for (const StockRow& r : stock.location_stock(LocationId{*location}, sku ? std::optional(SkuId{*sku}) : std::nullopt)) {
+  for (const StockRow& r : found->rows) {
     rows.push_back({{"sku", r.sku.value}, {"on_hand", r.levels.on_hand.value}, {"reserved", r.levels.reserved.value},
                     {"available", r.levels.available().value}, {"in_transit", r.levels.in_transit.value}});
   }
-  return json_response(200, json{{"location", *location}, {"name", info->name}, {"city", info->city},
-                                 {"region", info->region}, {"kind", fb::EnumNameLocationKind(info->kind)},
+  return json_response(200, json{{"location", *location}, {"name", found->info.name}, {"city", found->info.city},
+                                 {"region", found->info.region}, {"kind", fb::EnumNameLocationKind(found->info.kind)},
                                  {"skus", std::move(rows)}});
 }
 
-HttpResponse region_stock(const StockProjection& stock) {
+HttpResponse region_stock(const StockProjection& stock, const Principal& principal) {
   json regions = json::array();
   std::int64_t on_hand = 0, reserved = 0, in_transit = 0;
   std::size_t locations = 0;
-  for (const RegionTotals& r : stock.region_totals()) {
+  for (const RegionTotals& r : stock.region_totals(principal.scope)) {
     regions.push_back({{"region", r.region}, {"locations", r.locations}, {"on_hand", r.levels.on_hand.value},
                        {"reserved", r.levels.reserved.value}, {"available", r.levels.available().value},
                        {"in_transit", r.levels.in_transit.value}});
@@ -105,9 +109,13 @@ HttpResponse region_stock(const StockProjection& stock) {
     in_transit += r.levels.in_transit.value;
     locations += r.locations;
   }
-  return json_response(200, json{{"regions", std::move(regions)},
-                                 {"nation", {{"locations", locations}, {"on_hand", on_hand}, {"reserved", reserved},
-                                             {"available", on_hand - reserved}, {"in_transit", in_transit}}}});
+  json out{{"regions", std::move(regions)}};
+  // The nation is every region: only a scope of every region may see its totals.
+  if (principal.scope.is_all()) {
+    out["nation"] = {{"locations", locations}, {"on_hand", on_hand}, {"reserved", reserved},
+                     {"available", on_hand - reserved}, {"in_transit", in_transit}};
+  }
+  return json_response(200, out);
 }
 
 HttpResponse dead_letters(Store& store, const HttpRequest& req) {
@@ -132,18 +140,72 @@ HttpResponse dead_letters(Store& store, const HttpRequest& req) {
   return json_response(200, json{{"dead_letters", std::move(out)}});
 }
 
+constexpr std::uint8_t role_bit(Role r) { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(r)); }
+
+struct Api {
+  const StockProjection& stock;
+  const Pipeline& pipeline;
+  Store& store;
+};
+
+struct Endpoint {
+  std::string_view path;
+  std::uint8_t roles;  // role_bit()s of the roles admitted
+  HttpResponse (*serve)(const Api&, const HttpRequest&, const Principal&);
+};
+
+// Every endpoint behind a token. Status, metrics and dead letters are per partition, and a
+// partition holds several regions' events, so no regional scope can be applied to them.
+constexpr std::array<Endpoint, 5> kEndpoints{{
+    {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
+     [](const Api& a, const HttpRequest&, const Principal&) { return metrics(a.pipeline); }},
+    {"/v1/status", role_bit(Role::hq), [](const Api& a, const HttpRequest&, const Principal&) { return status(a.pipeline); }},
+    {"/v1/stock", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return location_stock(a.stock, req, p); }},
+    {"/v1/stock/regions", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest&, const Principal& p) { return region_stock(a.stock, p); }},
+    {"/v1/dead-letters", role_bit(Role::hq),
+     [](const Api& a, const HttpRequest& req, const Principal&) { return dead_letters(a.store, req); }},
+}};
+
+HttpResponse unauthorized(std::string message, std::string challenge) {
+  HttpResponse r = error(401, message);
+  r.headers.emplace_back("WWW-Authenticate", std::move(challenge));
+  return r;
+}
+
+HttpResponse method_not_allowed(const HttpRequest& req) {
+  HttpResponse r = error(405, fmt::format("method {} not allowed", req.method));
+  r.headers.emplace_back("Allow", "GET");
+  return r;
+}
+
 }  // namespace
 
-HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store) {
-  return [&stock, &pipeline, &store](const HttpRequest& req) -> HttpResponse {
-    if (req.method != "GET") return error(405, fmt::format("method {} not allowed", req.method));
-    if (req.path == "/health") return json_response(200, json{{"status", "ok"}, {"assigned", pipeline.stats().assigned}});
-    if (req.path == "/metrics") return metrics(pipeline);
-    if (req.path == "/v1/status") return status(pipeline);
-    if (req.path == "/v1/stock") return location_stock(stock, req);
-    if (req.path == "/v1/stock/regions") return region_stock(stock);
-    if (req.path == "/v1/dead-letters") return dead_letters(store, req);
-    return error(404, fmt::format("no such endpoint: {}", req.path));
+HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
+                           const AccessTokens& tokens) {
+  return [api = Api{stock, pipeline, store}, &tokens](const HttpRequest& req) -> HttpResponse {
+    if (req.path == "/health") {
+      if (req.method != "GET") return method_not_allowed(req);
+      return json_response(200, json{{"status", "ok"}, {"assigned", api.pipeline.stats().assigned}});
+    }
+    // Authenticate before routing: without a token, not even which paths exist is told.
+    const std::string_view token = bearer_token(req.authorization);
+    if (token.empty()) {
+      return unauthorized("an Authorization: Bearer token is required", R"(Bearer realm="qudao")");
+    }
+    const Principal* principal = tokens.authenticate(token);
+    if (principal == nullptr) {
+      return unauthorized("unknown token", R"(Bearer realm="qudao", error="invalid_token")");
+    }
+    const auto endpoint = std::find_if(kEndpoints.begin(), kEndpoints.end(),
+                                       [&](const Endpoint& e) { return e.path == req.path; });
+    if (endpoint == kEndpoints.end()) return error(404, fmt::format("no such endpoint: {}", req.path));
+    if (req.method != "GET") return method_not_allowed(req);
+    if ((endpoint->roles & role_bit(principal->role)) == 0) {
+      return error(403, fmt::format("role {} may not read {}", role_name(principal->role), req.path));
+    }
+    return endpoint->serve(api, req, *principal);
   };
 }
 

@@ -1,16 +1,27 @@
-// The HTTP query API over the projections and the pipeline's counters (JSON unless noted):
+// The HTTP query API over the projections and the pipeline's counters (JSON unless noted), and
+// the roles (connectors/access.h) each endpoint admits:
 //
-//   GET /health                          liveness, and whether the topic is assigned yet
-//   GET /metrics                         Prometheus text: events by outcome, commits, offsets
-//   GET /v1/status                       per-partition next offset, outcome counts and digest
-//   GET /v1/stock?location=ID[&sku=ID]   one location's stock per sku (404 if unknown)
-//   GET /v1/stock/regions                on hand and in transit per region, and the nation
+//   GET /health                          anyone        liveness, and whether the topic is assigned yet
+//   GET /metrics                         hq, metrics   Prometheus text: events by outcome, commits, offsets
+//   GET /v1/status                       hq            per-partition next offset, outcome counts, digest
+//   GET /v1/stock?location=ID[&sku=ID]   hq, regional  one location's stock per sku
+//   GET /v1/stock/regions                hq, regional  on hand, reserved, in transit per region in
+//                                                      scope; the nation's totals for hq only
 //   GET /v1/dead-letters?partition=P[&from=OFFSET][&limit=N]
-//                                        rejected records with reason, field and original bytes
+//                                        hq            rejected records: reason, field, original bytes
 //
-// Authentication and region scopes are not built yet (README); bind to 127.0.0.1 until they are.
+// Deny by default. The answer to a request, in the order checked:
+//   /health                              200 to anyone (405 for another method)
+//   no Authorization: Bearer header      401, WWW-Authenticate: Bearer realm="qudao"
+//   a token not in the tokens file       401, WWW-Authenticate: Bearer realm="qudao", error="invalid_token"
+//   a path that is no endpoint           404
+//   a method other than GET              405, Allow: GET
+//   a role the endpoint does not admit   403 (status, metrics and dead letters span every region)
+//   an object outside the token's scope  404, the same answer as for an object that does not exist:
+//                                        the scope is passed into the projection's lookup
 #pragma once
 
+#include "connectors/access.h"
 #include "connectors/http_server.h"
 #include "connectors/pipeline.h"
 
@@ -18,6 +29,8 @@ namespace qudao {
 
 inline constexpr std::size_t kDeadLettersPageMax = 1'000;
 
-HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store);
+// The handler reads the four objects it is given for as long as it is called; they must outlive it.
+HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
+                           const AccessTokens& tokens);
 
 }  // namespace qudao

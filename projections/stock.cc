@@ -41,34 +41,37 @@ void StockProjection::project(std::span<const Posting> postings) {
   }
 }
 
-std::vector<StockRow> StockProjection::location_stock(LocationId location, std::optional<SkuId> sku) const {
+std::optional<LocationStock> StockProjection::location_stock(LocationId location, std::optional<SkuId> sku,
+                                                             const RegionScope& scope) const {
   std::shared_lock lock(mutex_);
-  std::vector<StockRow> rows;
   auto it = locations_.find(location);
-  if (it == locations_.end()) return rows;
+  if (it == locations_.end() || !scope.contains(it->second.info.region)) return std::nullopt;
+  const Entry& e = it->second;
+  LocationStock out{location, e.info, {}};
   if (sku) {
-    auto s = it->second.skus.find(*sku);
-    if (s != it->second.skus.end()) rows.push_back({location, *sku, s->second});
-    return rows;
+    auto s = e.skus.find(*sku);
+    if (s != e.skus.end()) out.rows.push_back({location, *sku, s->second});
+    return out;
   }
-  rows.reserve(it->second.skus.size());
-  for (const auto& [id, levels] : it->second.skus) rows.push_back({location, id, levels});
-  return rows;
-}
-
-std::vector<RegionTotals> StockProjection::region_totals() const {
-  std::shared_lock lock(mutex_);
-  std::vector<RegionTotals> out;
-  out.reserve(regions_.size());
-  for (const auto& [name, totals] : regions_) out.push_back(totals);
+  out.rows.reserve(e.skus.size());
+  for (const auto& [id, levels] : e.skus) out.rows.push_back({location, id, levels});
   return out;
 }
 
-std::optional<LocationInfo> StockProjection::location(LocationId id) const {
+std::vector<RegionTotals> StockProjection::region_totals(const RegionScope& scope) const {
   std::shared_lock lock(mutex_);
-  auto it = locations_.find(id);
-  if (it == locations_.end()) return std::nullopt;
-  return it->second.info;
+  std::vector<RegionTotals> out;
+  if (scope.is_all()) {
+    out.reserve(regions_.size());
+    for (const auto& [name, totals] : regions_) out.push_back(totals);
+    return out;
+  }
+  // Look up only the scope's regions (sorted, so the output stays ordered by name).
+  for (const std::string& name : scope.regions()) {
+    auto it = regions_.find(name);
+    if (it != regions_.end()) out.push_back(it->second);
+  }
+  return out;
 }
 
 }  // namespace qudao

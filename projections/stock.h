@@ -3,6 +3,9 @@
 // engine/apply.cc) and the locations the ledger defines; it keeps no durable state of its own and
 // is rebuilt from the loaded ledger on start.
 //
+// Readers pass the RegionScope they may see (projections/scope.h): a location outside it is not
+// found, exactly like an unknown one, and region totals list only the scope's regions.
+//
 // Thread-safety: one writer (the pipeline thread, through a Writer that holds the exclusive lock
 // for a whole poll batch) and any number of concurrent readers (HTTP handlers).
 #pragma once
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "engine/ledger.h"
+#include "projections/scope.h"
 
 namespace qudao {
 
@@ -36,6 +40,13 @@ struct StockRow {
   LocationId location;
   SkuId sku;
   StockLevels levels;
+};
+
+// One location's attributes and its stock per sku, ordered by sku.
+struct LocationStock {
+  LocationId location;
+  LocationInfo info;
+  std::vector<StockRow> rows;
 };
 
 struct RegionTotals {
@@ -57,15 +68,15 @@ class StockProjection {
     std::unique_lock<std::shared_mutex> lock_;
   };
 
-  // Every sku stocked at one location (or just `sku`), ordered by sku. Empty if unknown.
-  std::vector<StockRow> location_stock(LocationId location, std::optional<SkuId> sku) const;
-  // Totals per region, ordered by region name.
-  std::vector<RegionTotals> region_totals() const;
-  // The location's attributes, if the ledger defined it.
-  std::optional<LocationInfo> location(LocationId id) const;
+  // One location with every sku stocked there (or just `sku`, no rows if it has none); nothing if
+  // the ledger has not defined the location or its region is outside `scope`.
+  std::optional<LocationStock> location_stock(LocationId location, std::optional<SkuId> sku,
+                                              const RegionScope& scope) const;
+  // Totals of the scope's regions that have locations, ordered by region name.
+  std::vector<RegionTotals> region_totals(const RegionScope& scope) const;
 
  private:
-  struct LocationStock {
+  struct Entry {
     LocationInfo info;
     RegionTotals* region = nullptr;  // in regions_, whose nodes never move
     absl::btree_map<SkuId, StockLevels> skus;
@@ -75,7 +86,7 @@ class StockProjection {
   void project(std::span<const Posting> postings);
 
   mutable std::shared_mutex mutex_;
-  absl::flat_hash_map<LocationId, LocationStock> locations_;
+  absl::flat_hash_map<LocationId, Entry> locations_;
   std::map<std::string, RegionTotals> regions_;
 };
 

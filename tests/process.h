@@ -1,4 +1,5 @@
-// Helpers for integration tests: run the qudao binary as a child process, and make HTTP GETs.
+// Helpers for tests that talk to qudao over HTTP: run the qudao binary as a child process, write a
+// tokens file, and make HTTP GETs with a bearer token.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -15,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -139,13 +141,50 @@ inline std::uint16_t free_port() {
   return a.local_endpoint().port();
 }
 
+// The tokens of the file write_tokens_file() writes: every role, regional ones for East and West.
+inline constexpr const char* kTestHqToken = "qudao-test-hq-token-0123456789";
+inline constexpr const char* kTestEastToken = "qudao-test-east-token-0123456789";
+inline constexpr const char* kTestWestToken = "qudao-test-west-token-0123456789";
+inline constexpr const char* kTestMetricsToken = "qudao-test-metrics-token-0123456789";
+inline constexpr const char* kTestIngestToken = "qudao-test-ingest-token-0123456789";
+
+inline std::string test_tokens_json() {
+  return nlohmann::json{
+      {"tokens",
+       {{{"name", "hq"}, {"role", "hq"}, {"token", kTestHqToken}},
+        {{"name", "east"}, {"role", "regional"}, {"regions", {"East"}}, {"token", kTestEastToken}},
+        {{"name", "west"}, {"role", "regional"}, {"regions", {"West"}}, {"token", kTestWestToken}},
+        {{"name", "prometheus"}, {"role", "metrics"}, {"token", kTestMetricsToken}},
+        {{"name", "ingest"}, {"role", "ingest"}, {"token", kTestIngestToken}}}}}
+      .dump(2);
+}
+
+// Writes the test tokens file into `dir`; returns its path (for `qudao serve --tokens`). Written
+// aside and renamed, so that a serve starting meanwhile reads the old file or the new, never half.
+inline std::string write_tokens_file(const std::string& dir) {
+  const std::string path = dir + "/tokens.json";
+  const std::string aside = path + ".tmp";
+  std::ofstream(aside) << test_tokens_json();
+  std::filesystem::permissions(aside, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::filesystem::rename(aside, path);
+  return path;
+}
+
 struct HttpReply {
   unsigned status = 0;  // 0: could not connect
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
   nlohmann::json json() const { return nlohmann::json::parse(body); }
+  std::string header(std::string_view name) const {
+    for (const auto& [n, v] : headers) {
+      if (boost::beast::iequals(n, boost::beast::string_view(name.data(), name.size()))) return v;
+    }
+    return "";
+  }
 };
 
-inline HttpReply http_get(std::uint16_t port, const std::string& target) {
+// GET `target` with `Authorization: Bearer <token>` (none if `token` is empty).
+inline HttpReply http_get(std::uint16_t port, const std::string& target, const std::string& token = kTestHqToken) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   boost::asio::io_context io;
@@ -156,13 +195,16 @@ inline HttpReply http_get(std::uint16_t port, const std::string& target) {
   if (ec) return {};
   http::request<http::empty_body> req(http::verb::get, target, 11);
   req.set(http::field::host, "127.0.0.1");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
   http::write(stream, req, ec);
   if (ec) return {};
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(stream, buf, res, ec);
   if (ec) return {};
-  return {res.result_int(), res.body()};
+  HttpReply reply{res.result_int(), res.body(), {}};
+  for (const auto& f : res) reply.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  return reply;
 }
 
 // Polls `pred` every 50 ms until it holds or `timeout` passes.

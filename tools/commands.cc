@@ -34,14 +34,24 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
     spdlog::error("{}", kafka.status().message());
     return 2;
   }
+  auto tokens = AccessTokens::load_file(args.tokens_file);
+  if (!tokens.is_ok()) {
+    spdlog::error("{}", tokens.status().message());
+    return 2;
+  }
   ServiceOptions o;
   o.kafka = kafka.take();
+  o.tokens = tokens.take();
   o.topic = args.kafka.topic;
   o.group_id = args.group_id;
   o.data_dir = args.data_dir;
   o.sync = args.sync == "none" ? SyncMode::no_fsync : SyncMode::fsync;
   o.http.address = args.http_address;
   o.http.port = args.http_port;
+  o.http.header_bytes_max = args.http_header_bytes_max;
+  o.http.body_bytes_max = args.http_body_bytes_max;
+  o.http.read_timeout = std::chrono::milliseconds(args.http_read_timeout_ms);
+  o.http.connections_max = args.http_connections_max;
   o.pipeline.commit_interval = std::chrono::milliseconds(args.commit_interval_ms);
   o.pipeline.dedup_window_events = args.dedup_window_events;
   auto service = Service::open(o);
@@ -49,8 +59,8 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
     spdlog::error("{}", service.status().message());
     return 1;
   }
-  spdlog::info("serving http://{}:{}/ (topic {}, brokers {}, data {})", args.http_address, service.value()->http_port(),
-               o.topic, args.kafka.brokers, o.data_dir);
+  spdlog::info("serving http://{}:{}/ (topic {}, brokers {}, data {}, {} tokens)", args.http_address,
+               service.value()->http_port(), o.topic, args.kafka.brokers, o.data_dir, o.tokens.size());
   if (Status s = service.value()->run(stop); !s.is_ok()) {
     spdlog::error("pipeline stopped: {}", s.message());
     return 1;

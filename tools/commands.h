@@ -25,6 +25,11 @@ struct ServeArgs {
   std::string data_dir = "qudao-data";
   std::string http_address = "127.0.0.1";
   std::uint16_t http_port = 8080;
+  std::string tokens_file;  // required: who may read what (connectors/access.h)
+  std::uint32_t http_header_bytes_max = HttpOptions{}.header_bytes_max;
+  std::uint64_t http_body_bytes_max = HttpOptions{}.body_bytes_max;
+  std::int64_t http_read_timeout_ms = HttpOptions{}.read_timeout.count();
+  std::size_t http_connections_max = HttpOptions{}.connections_max;
   std::string group_id = "qudao";
   int commit_interval_ms = 100;
   std::string sync = "fsync";
@@ -40,6 +45,7 @@ struct SimulateArgs {
 struct DemoArgs {
   int duration_s = 0;
   std::uint16_t http_port = 8080;
+  std::string tokens_file;  // empty: the fixed demo tokens (demo_tokens() in demo.cc)
   int partitions = 8;
   std::string data_dir;
   SimulateOptions simulation{.seed = 1, .regions = 8, .cities_per_region = 2, .stores_per_city = 10, .skus = 100,

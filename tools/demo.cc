@@ -18,10 +18,25 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kLeadEventsMax = 50'000;
 
+// Fixed, so that the README's curl commands work as printed. The demo listens on 127.0.0.1 only;
+// anything reachable from elsewhere takes `qudao serve --tokens FILE` with secrets of its own.
+constexpr std::string_view kDemoHqToken = "qudao-demo-hq-token";
+constexpr std::string_view kDemoEastToken = "qudao-demo-east-token";
+constexpr std::string_view kDemoMetricsToken = "qudao-demo-metrics-token";
+
+Result<AccessTokens> demo_tokens() {
+  const std::string text = fmt::format(R"({{"tokens": [
+      {{"name": "demo-hq", "role": "hq", "token": "{}"}},
+      {{"name": "demo-east", "role": "regional", "regions": ["East"], "token": "{}"}},
+      {{"name": "demo-metrics", "role": "metrics", "token": "{}"}}]}})",
+                                       kDemoHqToken, kDemoEastToken, kDemoMetricsToken);
+  return AccessTokens::parse(text, "demo tokens");
+}
+
 void print_region_summary(const StockProjection& stock) {
   fmt::print("\n  {:<12} {:>9} {:>12} {:>12}\n", "region", "locations", "on hand", "in transit");
   std::int64_t on_hand = 0, in_transit = 0;
-  for (const RegionTotals& r : stock.region_totals()) {
+  for (const RegionTotals& r : stock.region_totals(RegionScope::all())) {
     fmt::print("  {:<12} {:>9} {:>12} {:>12}\n", r.region, r.locations, r.levels.on_hand.value, r.levels.in_transit.value);
     on_hand += r.levels.on_hand.value;
     in_transit += r.levels.in_transit.value;
@@ -53,7 +68,14 @@ int run_demo(const DemoArgs& args, const std::atomic<bool>& stop) {
     data_dir = tmpl;
   }
 
+  auto tokens = args.tokens_file.empty() ? demo_tokens() : AccessTokens::load_file(args.tokens_file);
+  if (!tokens.is_ok()) {
+    spdlog::error("{}", tokens.status().message());
+    return 1;
+  }
+
   ServiceOptions o;
+  o.tokens = tokens.take();
   o.kafka.brokers = broker.value()->bootstrap();
   o.data_dir = data_dir;
   o.http.port = args.http_port;
@@ -68,10 +90,17 @@ int run_demo(const DemoArgs& args, const std::atomic<bool>& stop) {
              "  embedded Kafka broker  {}  (librdkafka mock cluster, in memory)\n"
              "  events topic           {} ({} partitions)\n"
              "  ledger (RocksDB)       {}{}\n"
-             "  HTTP API               {}\n"
-             "  try:  curl '{}/v1/stock/regions'   curl '{}/v1/stock?location=2'   curl '{}/v1/status'\n\n",
+             "  HTTP API               {}\n",
              broker.value()->bootstrap(), kDefaultTopic, args.partitions, data_dir,
-             temporary_data ? " (temporary)" : "", url, url, url, url);
+             temporary_data ? " (temporary)" : "", url);
+  if (args.tokens_file.empty()) {
+    fmt::print("  bearer tokens (demo)   HQ {}   East region {}   metrics {}\n"
+               "  try:  curl -H 'Authorization: Bearer {}' '{}/v1/stock/regions'\n"
+               "        curl -H 'Authorization: Bearer {}' '{}/v1/stock?location=2'\n\n",
+               kDemoHqToken, kDemoEastToken, kDemoMetricsToken, kDemoHqToken, url, kDemoEastToken, url);
+  } else {
+    fmt::print("  bearer tokens          {} from {}\n\n", o.tokens.size(), args.tokens_file);
+  }
   std::fflush(stdout);
 
   // Producer: the simulated channel, as fast as the embedded broker takes it.

@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   auto* demo_cmd = app.add_subcommand("demo", "run everything on the embedded broker: simulate a channel, ingest it, serve the API");
   demo_cmd->add_option("--duration", demo.duration_s, "stop after this many seconds (0 = until Ctrl-C)")->capture_default_str();
   demo_cmd->add_option("--http-port", demo.http_port, "HTTP port on 127.0.0.1")->capture_default_str();
+  demo_cmd->add_option("--tokens", demo.tokens_file,
+                       "bearer tokens file (JSON, see README); default: the fixed demo tokens the demo prints")
+      ->check(CLI::ExistingFile);
   demo_cmd->add_option("--partitions", demo.partitions, "partitions of the embedded events topic")->capture_default_str()
       ->check(CLI::Range(1, 64));
   demo_cmd->add_option("--data", demo.data_dir, "RocksDB directory (default: a fresh temporary directory, removed at exit)");
@@ -74,6 +77,21 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("-d,--data", serve.data_dir, "RocksDB directory (created if missing)")->capture_default_str();
   serve_cmd->add_option("--http-address", serve.http_address, "HTTP listen address")->capture_default_str();
   serve_cmd->add_option("--http-port", serve.http_port, "HTTP port (0 = any free port)")->capture_default_str();
+  serve_cmd->add_option("--tokens", serve.tokens_file,
+                        "bearer tokens file (JSON: token -> role hq|regional|metrics|ingest and regions; see README)")
+      ->required()->check(CLI::ExistingFile);
+  serve_cmd->add_option("--http-header-bytes-max", serve.http_header_bytes_max,
+                        "largest request header (request line + fields); larger: 431")
+      ->capture_default_str()->check(CLI::Range(1024, 1024 * 1024));
+  serve_cmd->add_option("--http-body-bytes-max", serve.http_body_bytes_max,
+                        "largest request body; a larger declared body: 413 without reading it")
+      ->capture_default_str()->check(CLI::Range(0, 64 * 1024 * 1024));
+  serve_cmd->add_option("--http-read-timeout-ms", serve.http_read_timeout_ms,
+                        "deadline for a whole request, idle keep-alive time included; then the connection is closed")
+      ->capture_default_str()->check(CLI::Range(100, 600'000));
+  serve_cmd->add_option("--http-connections-max", serve.http_connections_max,
+                        "open connections; one more is answered 503 and closed")
+      ->capture_default_str()->check(CLI::Range(1, 100'000));
   serve_cmd->add_option("--group", serve.group_id, "consumer group for advisory offset commits (lag monitoring)")
       ->capture_default_str();
   serve_cmd->add_option("--commit-interval-ms", serve.commit_interval_ms, "RocksDB commit interval")->capture_default_str()

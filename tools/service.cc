@@ -28,7 +28,8 @@ Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options) {
   const OutcomeCounts loaded = s->pipeline_->stats().totals;
   spdlog::info("store {}: {} events already applied, {} rejected", options.data_dir, loaded.applied, loaded.rejected);
 
-  auto http = HttpServer::start(options.http, make_query_api(s->stock_, *s->pipeline_, *s->store_));
+  s->tokens_ = options.tokens;
+  auto http = HttpServer::start(options.http, make_query_api(s->stock_, *s->pipeline_, *s->store_, s->tokens_));
   if (!http.is_ok()) return http.status();
   s->http_ = http.take();
   return s;

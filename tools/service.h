@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "connectors/access.h"
 #include "connectors/http_server.h"
 #include "connectors/kafka.h"
 #include "connectors/pipeline.h"
@@ -23,6 +24,7 @@ struct ServiceOptions {
   std::string data_dir = "qudao-data";
   SyncMode sync = SyncMode::fsync;
   HttpOptions http;
+  AccessTokens tokens;  // who may read what over HTTP; none: only /health answers
   PipelineOptions pipeline;
 };
 
@@ -44,6 +46,7 @@ class Service {
   std::unique_ptr<KafkaSource> source_;
   StockProjection stock_;
   std::unique_ptr<Pipeline> pipeline_;
+  AccessTokens tokens_;
   std::unique_ptr<HttpServer> http_;  // last: stops before what its handlers read
 };
 

@@ -132,6 +132,7 @@ struct Env {
   std::string topic = fmt::format("qudao-crash-{}-{}", getpid(),
                                   std::chrono::system_clock::now().time_since_epoch().count() % 1'000'000'007);
   TempDir dir;
+  std::string tokens_file = write_tokens_file(dir.path());  // once: serves start while others run
 
   std::string log_path(const std::string& name) const { return dir.path() + "/" + name + ".log"; }
 
@@ -149,7 +150,7 @@ struct Env {
   enum class Commits { frequent, default_interval };
   std::unique_ptr<Serve> serve(const std::string& name, Commits commits, const std::vector<std::string>& env = {}) const {
     std::vector<std::string> argv{bin, "serve", "-b", brokers, "-t", topic, "--data", dir.path() + "/" + name,
-                                  "--http-port", "0"};
+                                  "--http-port", "0", "--tokens", tokens_file};
     if (commits == Commits::frequent) argv.insert(argv.end(), {"--commit-interval-ms", std::to_string(kCommitIntervalMs)});
     return std::make_unique<Serve>(std::move(argv), log_path(name), env);
   }

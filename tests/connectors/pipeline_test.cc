@@ -23,11 +23,11 @@ TEST_CASE("pipeline: the projection follows the ledger, also when a rejected eve
   // The deadline is the order's own event time: not yet past, so the order holds its stock.
   REQUIRE(feed(ev.proxy_order(7, 2, 500, 1, ev.time_after(1), {PricedLine{SkuId{1}, Quantity{4}, Fen{100}}})) ==
           RecordOutcome::applied);
-  CHECK(stock.location_stock(LocationId{1}, SkuId{1}).at(0).levels.reserved == Quantity{4});
+  CHECK(stock.location_stock(LocationId{1}, SkuId{1}, RegionScope::all())->rows.at(0).levels.reserved == Quantity{4});
   // A scan-out at an unknown store is rejected, but its event time expires the unpaid order.
   REQUIRE(feed(ev.scan_out(99, 1, 1)) == RecordOutcome::rejected);
   CHECK(shard.order(OrderId{7})->state == OrderState::expired);
-  const StockRow row = stock.location_stock(LocationId{1}, SkuId{1}).at(0);
+  const StockRow row = stock.location_stock(LocationId{1}, SkuId{1}, RegionScope::all())->rows.at(0);
   CHECK(row.levels.reserved == Quantity{0});
   CHECK(row.levels.on_hand == Quantity{10});
   CHECK(row.levels.available() == Quantity{10});

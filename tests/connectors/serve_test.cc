@@ -19,6 +19,7 @@ struct Env {
   std::string topic = fmt::format("qudao-it-{}-{}", getpid(),
                                   std::chrono::system_clock::now().time_since_epoch().count() % 1'000'000'007);
   TempDir dir;
+  std::string tokens_file = write_tokens_file(dir.path());
   std::uint16_t port = free_port();
 
   json simulate(int days, int from_day) {
@@ -32,7 +33,8 @@ struct Env {
   std::unique_ptr<Child> serve() {
     return std::make_unique<Child>(
         std::vector<std::string>{bin, "serve", "-b", brokers, "-t", topic, "--data", dir.path() + "/data",
-                                 "--http-port", std::to_string(port), "--commit-interval-ms", "20"},
+                                 "--http-port", std::to_string(port), "--commit-interval-ms", "20",
+                                 "--tokens", tokens_file},
         dir.path() + "/serve.log");
   }
 
@@ -85,6 +87,16 @@ TEST_CASE("serve: ingests a simulated channel from the real broker; kill -9 mid-
   CHECK(loc.json()["kind"] == "Store");
   CHECK(http_get(env.port, "/v1/stock?location=999999").status == 404);
   CHECK(http_get(env.port, "/v1/stock?location=abc").status == 400);
+  // The binary applies the tokens file: no token reads nothing, a regional token sees its region only.
+  CHECK(http_get(env.port, "/v1/stock/regions", "").status == 401);
+  {
+    const HttpReply east = http_get(env.port, "/v1/stock/regions", kTestEastToken);
+    REQUIRE(east.status == 200);
+    REQUIRE(east.json()["regions"].size() == 1);
+    CHECK(east.json()["regions"][0]["region"] == "East");
+    CHECK(http_get(env.port, "/v1/stock?location=2", kTestEastToken).status == 200);
+    CHECK(http_get(env.port, "/v1/stock?location=2", kTestWestToken).status == 404);
+  }
 
   // Produce more while serving, and kill -9 the engine in the middle of ingesting it.
   json second;

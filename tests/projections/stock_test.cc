@@ -33,17 +33,21 @@ TEST_CASE("stock projection: per-location stock and region totals follow the led
   feed(ev.dispatch(1, 2, {line(2, 5)}));
   feed(ev.scan_out(2, 1, 8));
 
-  const auto rows = stock.location_stock(LocationId{2}, std::nullopt);
+  const RegionScope hq = RegionScope::all();
+  const auto at2 = stock.location_stock(LocationId{2}, std::nullopt, hq);
+  REQUIRE(at2.has_value());
+  CHECK(at2->info.region == "East");
+  const auto& rows = at2->rows;
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].sku == SkuId{1});
   CHECK(rows[0].levels.on_hand == Quantity{22});
   CHECK(rows[0].levels.in_transit == Quantity{0});
   CHECK(rows[1].levels.in_transit == Quantity{5});
-  CHECK(stock.location_stock(LocationId{1}, SkuId{2}).at(0).levels.on_hand == Quantity{35});
-  CHECK(stock.location_stock(LocationId{1}, SkuId{9}).empty());
-  CHECK(stock.location_stock(LocationId{42}, std::nullopt).empty());
+  CHECK(stock.location_stock(LocationId{1}, SkuId{2}, hq)->rows.at(0).levels.on_hand == Quantity{35});
+  CHECK(stock.location_stock(LocationId{1}, SkuId{9}, hq)->rows.empty());
+  CHECK_FALSE(stock.location_stock(LocationId{42}, std::nullopt, hq).has_value());
 
-  const auto regions = stock.region_totals();
+  const auto regions = stock.region_totals(hq);
   REQUIRE(regions.size() == 2);
   CHECK(regions[0].region == "East");
   CHECK(regions[0].locations == 2);
@@ -51,6 +55,26 @@ TEST_CASE("stock projection: per-location stock and region totals follow the led
   CHECK(regions[0].levels.in_transit == Quantity{5});
   CHECK(regions[1].region == "West");
   CHECK(regions[1].levels.on_hand == Quantity{5});
+
+  SUBCASE("a location outside the reader's scope is not found, exactly like an unknown one") {
+    const RegionScope west = RegionScope::only({"West"});
+    CHECK_FALSE(stock.location_stock(LocationId{1}, std::nullopt, west).has_value());
+    CHECK_FALSE(stock.location_stock(LocationId{1}, SkuId{2}, west).has_value());
+    CHECK_FALSE(stock.location_stock(LocationId{42}, std::nullopt, west).has_value());
+    REQUIRE(stock.location_stock(LocationId{3}, std::nullopt, west).has_value());
+    CHECK(stock.location_stock(LocationId{3}, std::nullopt, west)->rows.at(0).levels.on_hand == Quantity{5});
+    CHECK_FALSE(stock.location_stock(LocationId{3}, std::nullopt, RegionScope::only({})).has_value());
+  }
+  SUBCASE("region totals list only the scope's regions that have locations, by name") {
+    const auto west = stock.region_totals(RegionScope::only({"West", "Nowhere"}));
+    REQUIRE(west.size() == 1);
+    CHECK(west[0].region == "West");
+    CHECK(west[0].levels.on_hand == Quantity{5});
+    const auto both = stock.region_totals(RegionScope::only({"West", "East"}));
+    REQUIRE(both.size() == 2);
+    CHECK(both[0].region == "East");
+    CHECK(stock.region_totals(RegionScope::only({})).empty());
+  }
 }
 
 }  // namespace qudao

@@ -1,0 +1,87 @@
+// Access control for the HTTP API: bearer tokens, each mapped to a role and (for regional
+// managers) the regions it may see. Deny by default: a request without a known token reads nothing
+// but /health.
+//
+// The tokens file is JSON (README, "Access"):
+//
+//   { "tokens": [
+//       { "name": "hq-analysts",  "role": "hq",       "token": "<secret>" },
+//       { "name": "east-manager", "role": "regional", "regions": ["East"], "token": "<secret>" },
+//       { "name": "prometheus",   "role": "metrics",  "token_sha256": "<64 hex digits>" } ] }
+//
+//   name          required, unique, 1..64 characters; what logs show (never the token)
+//   role          hq | regional | metrics | ingest
+//   regions       required, non-empty, for regional; not allowed for the other roles
+//   token         16..1024 characters of RFC 6750's b64token set (A-Z a-z 0-9 - . _ ~ + /, then
+//                 any '=' padding), e.g. `openssl rand -hex 32`
+//   token_sha256  instead of token: the SHA-256 of the token in hex, so that the file need not
+//                 hold the secret itself (`printf %s "$T" | sha256sum`)
+//
+// Unknown keys are errors, so that a typo ("region") cannot widen or narrow a scope silently.
+//
+// Thread-safety: immutable after construction; authenticate() may be called from any thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "events/status.h"
+#include "projections/scope.h"
+
+namespace qudao {
+
+enum class Role : std::uint8_t {
+  hq,        // every endpoint, every region
+  regional,  // stock endpoints, only within the token's regions
+  metrics,   // /metrics only (a Prometheus scraper)
+  ingest,    // reserved for the ingest endpoint (POST /v1/events, not built yet): reads nothing
+};
+
+std::string_view role_name(Role role);
+
+struct Principal {
+  std::string name;
+  Role role = Role::regional;
+  RegionScope scope = RegionScope::only({});  // all() for hq, the token's regions for regional, none otherwise
+};
+
+class AccessTokens {
+ public:
+  // No tokens: every request but /health is refused.
+  AccessTokens() = default;
+
+  inline static constexpr std::size_t kTokenBytesMin = 16;
+  inline static constexpr std::size_t kTokenBytesMax = 1024;
+  inline static constexpr std::size_t kNameBytesMax = 64;
+
+  // Reads a tokens file; an error names the file and the entry at fault.
+  static Result<AccessTokens> load_file(const std::string& path);
+  // Parses the JSON text of a tokens file; `origin` names it in errors.
+  static Result<AccessTokens> parse(std::string_view json_text, std::string_view origin);
+
+  // The principal holding `token`, or nullptr. The time taken does not depend on which entry
+  // matched or on how much of a wrong token was right: the token is hashed (SHA-256) and the
+  // digest compared with every entry's by CRYPTO_memcmp, without stopping at a match.
+  const Principal* authenticate(std::string_view token) const;
+
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  using Digest = std::array<std::uint8_t, 32>;
+  struct Entry {
+    Digest token_sha256;
+    Principal principal;
+  };
+  static Digest sha256(std::string_view token);
+
+  std::vector<Entry> entries_;
+};
+
+// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive); empty if
+// the value is empty, uses another scheme or has no token.
+std::string_view bearer_token(std::string_view authorization);
+
+}  // namespace qudao
