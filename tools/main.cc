@@ -2,10 +2,11 @@
 //
 //   qudao demo       embedded broker + simulated channel + engine + HTTP API, one command
 //   qudao serve      consume the events topic into the ledger and serve the query API
-//   qudao simulate   produce a seeded channel workload to Kafka
+//   qudao simulate   produce a seeded channel workload to Kafka (or write it to an event file)
 //   qudao inspect    print one event as JSON, or why it is rejected
-//   qudao replay     rebuild all state from offset 0; events/s and digests
+//   qudao replay     rebuild all state from offset 0 (of Kafka or an event file); events/s and digests
 //   qudao audit      check a store's invariants against a fresh replay
+//   qudao export     copy the events topic into an event file, for archives and replays without Kafka
 //   qudao bench      measure the engine against this machine's raw Kafka consumption
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -25,12 +26,13 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
 
-void add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
-  cmd.add_option("-b,--brokers", k.brokers, "Kafka bootstrap servers, host:port[,host:port...]");
+CLI::Option* add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
+  auto* brokers = cmd.add_option("-b,--brokers", k.brokers, "Kafka bootstrap servers, host:port[,host:port...]");
   cmd.add_option("-X", k.settings, "librdkafka setting key=value (repeatable), e.g. -X security.protocol=SASL_SSL");
   cmd.add_option("-F,--kafka-config", k.properties_file, "librdkafka settings from a properties file (key=value lines)")
       ->check(CLI::ExistingFile);
   cmd.add_option("-t,--topic", k.topic, "events topic")->capture_default_str();
+  return brokers;
 }
 
 void add_simulation_options(CLI::App& cmd, qudao::SimulateOptions& o) {
@@ -85,10 +87,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember({"fsync", "none"}));
 
   qudao::SimulateArgs sim;
-  auto* sim_cmd = app.add_subcommand("simulate", "produce a seeded channel workload to Kafka; prints the expected totals as JSON");
-  add_kafka_options(*sim_cmd, sim.kafka);
+  auto* sim_cmd = app.add_subcommand(
+      "simulate", "produce a seeded channel workload to Kafka, or write it to an event file with --out;\n"
+                  "prints the expected totals as JSON");
+  auto* sim_brokers = add_kafka_options(*sim_cmd, sim.kafka);
   sim_cmd->add_option("--partitions", sim.partitions, "partitions if the topic must be created")->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  sim_cmd->add_option("--out", sim.out_path,
+                      "write the events (with their keys) to this event file instead of Kafka; no broker needed")
+      ->excludes(sim_brokers);
   add_simulation_options(*sim_cmd, sim.simulation);
 
   qudao::InspectArgs inspect;
@@ -104,15 +111,31 @@ int main(int argc, char** argv) {
 
   qudao::ReplayArgs replay;
   auto* replay_cmd = app.add_subcommand(
-      "replay", "rebuild all state from offset 0 of the topic into a fresh store; print events/s and digests");
-  add_kafka_options(*replay_cmd, replay.kafka);
+      "replay", "rebuild all state from offset 0 of the topic (or of an event file, --from-file) into a fresh store;\n"
+                "print events/s, per-partition digests and the state's SHA-256");
+  auto* replay_brokers = add_kafka_options(*replay_cmd, replay.kafka);
   replay_cmd->add_option("-d,--data", replay.data_dir, "new directory to keep the rebuilt store in (default: temporary)");
+  auto* replay_file = replay_cmd->add_option(
+      "--from-file", replay.from_file,
+      "replay an event file (simulate --out, export) instead of the topic; - for stdin; no broker needed")
+      ->excludes(replay_brokers);
+  replay_cmd->add_option("--partitions", replay.partitions,
+                         "with --from-file: records go to partition murmur2(key) % N, as Kafka's producers put them;\n"
+                         "N must be the topic's partition count for the digests to equal a replay from Kafka")
+      ->capture_default_str()->check(CLI::Range(1, 1024))->needs(replay_file);
 
   qudao::AuditArgs audit;
   auto* audit_cmd = app.add_subcommand(
       "audit", "check a store: conservation, no negative warehouse stock, outcome counts, and a fresh replay's digest");
   add_kafka_options(*audit_cmd, audit.kafka);
   audit_cmd->add_option("-d,--data", audit.data_dir, "the store to audit (may be in use by serve)")->capture_default_str();
+
+  qudao::ExportArgs export_args;
+  auto* export_cmd = app.add_subcommand(
+      "export", "copy every record of the events topic (each partition up to its end when the export starts)\n"
+                "into an event file, for an archive or `replay --from-file FILE --partitions N`");
+  add_kafka_options(*export_cmd, export_args.kafka);
+  export_cmd->add_option("file", export_args.out_path, "the event file to write (replaced if it exists)")->required();
 
   qudao::BenchArgs bench;
   auto* bench_cmd = app.add_subcommand(
@@ -142,6 +165,7 @@ int main(int argc, char** argv) {
   if (*inspect_cmd) return qudao::run_inspect(inspect);
   if (*replay_cmd) return qudao::run_replay(replay, g_stop);
   if (*audit_cmd) return qudao::run_audit(audit, g_stop);
+  if (*export_cmd) return qudao::run_export(export_args, g_stop);
   if (*bench_cmd) return qudao::run_bench(bench, g_stop);
   return 2;
 }
