@@ -3,6 +3,7 @@
 //   qudao demo       embedded broker + simulated channel + engine + HTTP API, one command
 //   qudao serve      consume the events topic into the ledger and serve the query API
 //   qudao simulate   produce a seeded channel workload to Kafka (or write it to an event file)
+//   qudao produce    publish JSON lines or an event file to Kafka, each event validated first
 //   qudao inspect    print one event as JSON, or why it is rejected
 //   qudao replay     rebuild all state from offset 0 (of Kafka or an event file); events/s and digests
 //   qudao audit      check a store's invariants against a fresh replay
@@ -19,6 +20,7 @@
 
 #include "tools/bench.h"
 #include "tools/commands.h"
+#include "tools/produce.h"
 
 namespace {
 
@@ -98,6 +100,36 @@ int main(int argc, char** argv) {
       ->excludes(sim_brokers);
   add_simulation_options(*sim_cmd, sim.simulation);
 
+  qudao::ProduceArgs produce;
+  bool produce_strict = false, produce_dry_run = false;
+  auto* produce_cmd = app.add_subcommand(
+      "produce", "publish events to Kafka from JSON lines (one event per line, as `inspect` prints it) or an event\n"
+                 "file; every event is validated first and the ones that fail are reported as `line N: <field>:\n"
+                 "<message> (<reason>)` on stderr and not produced. Prints a JSON summary. Exit 0: all produced;\n"
+                 "1: some failed validation (or the input is unreadable); 2: Kafka failed; 130: interrupted");
+  add_kafka_options(*produce_cmd, produce.kafka);
+  produce_cmd->add_option("input", produce.path, "JSON lines or an event file; - for stdin")->capture_default_str();
+  produce_cmd->add_option("--format", produce.format,
+                          "input format: jsonl, file (an event file: simulate --out, export), or auto (by the file's magic)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "jsonl", "file"}));
+  auto* produce_key = produce_cmd->add_option(
+      "--key", produce.key.key, "the record key (shard key: a region) of every JSON line; without --key or -K only\n"
+                                "LocationDefined events have a key, their own payload.region");
+  produce_cmd->add_option("-K,--key-delimiter", produce.key.delimiter,
+                          "as kcat's -K: each JSON line is KEY<delimiter>EVENT, e.g. -K '\\t' for East<TAB>{...}\n"
+                          "(escapes as kcat's: \\t, \\r, \\\\, \\xNN)")
+      ->excludes(produce_key);
+  auto* strict_flag = produce_cmd->add_flag(
+      "--strict", produce_strict,
+      "validate the whole input first and produce nothing if any event fails (holds the input in\n"
+      "memory, at most 1 GiB); without it the valid events are produced and the others reported");
+  produce_cmd->add_flag("--dry-run", produce_dry_run, "validate and report only: produce nothing, need no broker")
+      ->excludes(strict_flag);
+  produce_cmd->add_option("--partitions", produce.partitions, "partitions if the topic must be created")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  produce_cmd->add_option("--progress-interval-s", produce.progress_interval_s, "seconds between progress lines on stderr")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+
   qudao::InspectArgs inspect;
   auto* inspect_cmd = app.add_subcommand(
       "inspect", "print one event as JSON, or why it is rejected (exit 1); from a file, stdin or Kafka");
@@ -162,6 +194,11 @@ int main(int argc, char** argv) {
   if (*demo_cmd) return qudao::run_demo(demo, g_stop);
   if (*serve_cmd) return qudao::run_serve(serve, g_stop);
   if (*sim_cmd) return qudao::run_simulate(sim, g_stop);
+  if (*produce_cmd) {
+    if (produce_strict) produce.mode = qudao::ProduceMode::all_or_nothing;
+    if (produce_dry_run) produce.mode = qudao::ProduceMode::validate_only;
+    return qudao::run_produce(produce, g_stop);
+  }
   if (*inspect_cmd) return qudao::run_inspect(inspect);
   if (*replay_cmd) return qudao::run_replay(replay, g_stop);
   if (*audit_cmd) return qudao::run_audit(audit, g_stop);
