@@ -4,8 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
+
+#include "events/event_file.h"
 
 namespace qudao {
 
@@ -78,7 +81,40 @@ nlohmann::json summary_json(const SimulationSummary& s) {
   return {{"events", s.events}, {"events_by_type", s.events_by_type}, {"regions", regions}};
 }
 
+namespace {
+
+// simulate --out: the same events, keys and summary, into an event file; no broker needed.
+int simulate_to_file(const SimulateArgs& args, const std::atomic<bool>& stop) {
+  auto writer = EventFileWriter::create(args.out_path);
+  if (!writer.is_ok()) {
+    spdlog::error("{}", writer.status().message());
+    return 1;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  Status failed = Status::ok();
+  const SimulationSummary summary = simulate(args.simulation, [&](std::string_view key, std::span<const std::uint8_t> value) {
+    if (!failed.is_ok() || stop.load(std::memory_order_relaxed)) return;
+    failed = writer.value()->append(key, value);
+  });
+  if (failed.is_ok() && !stop.load()) failed = writer.value()->finish();
+  if (!failed.is_ok() || stop.load()) {
+    writer.value().reset();
+    std::filesystem::remove(args.out_path);
+    spdlog::error("{}; {} removed", failed.is_ok() ? std::string("interrupted") : failed.message(), args.out_path);
+    return failed.is_ok() ? 130 : 1;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("wrote {} events ({:.1f} MB) to {} in {:.2f} s ({:.0f} events/s)", summary.events,
+               static_cast<double>(writer.value()->bytes()) / 1e6, args.out_path, seconds,
+               static_cast<double>(summary.events) / std::max(seconds, 1e-9));
+  fmt::print("{}\n", summary_json(summary).dump());
+  return 0;
+}
+
+}  // namespace
+
 int run_simulate(const SimulateArgs& args, const std::atomic<bool>& stop) {
+  if (!args.out_path.empty()) return simulate_to_file(args, stop);
   auto kafka = args.kafka.to_settings();
   if (!kafka.is_ok()) {
     spdlog::error("{}", kafka.status().message());

@@ -39,6 +39,7 @@ struct ServeArgs {
 struct SimulateArgs {
   KafkaArgs kafka;
   int partitions = 4;
+  std::string out_path;  // set: write an event file (events/event_file.h) instead of producing to Kafka
   SimulateOptions simulation;
 };
 
@@ -62,7 +63,14 @@ struct InspectArgs {
 
 struct ReplayArgs {
   KafkaArgs kafka;
-  std::string data_dir;  // empty: a temporary directory, removed afterwards
+  std::string data_dir;   // empty: a temporary directory, removed afterwards
+  std::string from_file;  // set: replay this event file instead of the topic (tools/replay.h)
+  int partitions = 8;     // with from_file: the partition count of the topic it stands for
+};
+
+struct ExportArgs {
+  KafkaArgs kafka;
+  std::string out_path;  // the event file to write
 };
 
 struct AuditArgs {
@@ -76,5 +84,6 @@ int run_demo(const DemoArgs& args, const std::atomic<bool>& stop);
 int run_inspect(const InspectArgs& args);
 int run_replay(const ReplayArgs& args, const std::atomic<bool>& stop);
 int run_audit(const AuditArgs& args, const std::atomic<bool>& stop);
+int run_export(const ExportArgs& args, const std::atomic<bool>& stop);
 
 }  // namespace qudao

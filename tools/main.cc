@@ -2,10 +2,12 @@
 //
 //   qudao demo       embedded broker + simulated channel + engine + HTTP API, one command
 //   qudao serve      consume the events topic into the ledger and serve the query API
-//   qudao simulate   produce a seeded channel workload to Kafka
+//   qudao simulate   produce a seeded channel workload to Kafka (or write it to an event file)
+//   qudao produce    publish JSON lines or an event file to Kafka, each event validated first
 //   qudao inspect    print one event as JSON, or why it is rejected
-//   qudao replay     rebuild all state from offset 0; events/s and digests
+//   qudao replay     rebuild all state from offset 0 (of Kafka or an event file); events/s and digests
 //   qudao audit      check a store's invariants against a fresh replay
+//   qudao export     copy the events topic into an event file, for archives and replays without Kafka
 //   qudao bench      measure the engine against this machine's raw Kafka consumption
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -18,6 +20,7 @@
 
 #include "tools/bench.h"
 #include "tools/commands.h"
+#include "tools/produce.h"
 
 namespace {
 
@@ -25,12 +28,13 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
 
-void add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
-  cmd.add_option("-b,--brokers", k.brokers, "Kafka bootstrap servers, host:port[,host:port...]");
+CLI::Option* add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
+  auto* brokers = cmd.add_option("-b,--brokers", k.brokers, "Kafka bootstrap servers, host:port[,host:port...]");
   cmd.add_option("-X", k.settings, "librdkafka setting key=value (repeatable), e.g. -X security.protocol=SASL_SSL");
   cmd.add_option("-F,--kafka-config", k.properties_file, "librdkafka settings from a properties file (key=value lines)")
       ->check(CLI::ExistingFile);
   cmd.add_option("-t,--topic", k.topic, "events topic")->capture_default_str();
+  return brokers;
 }
 
 void add_simulation_options(CLI::App& cmd, qudao::SimulateOptions& o) {
@@ -103,11 +107,46 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember({"fsync", "none"}));
 
   qudao::SimulateArgs sim;
-  auto* sim_cmd = app.add_subcommand("simulate", "produce a seeded channel workload to Kafka; prints the expected totals as JSON");
-  add_kafka_options(*sim_cmd, sim.kafka);
+  auto* sim_cmd = app.add_subcommand(
+      "simulate", "produce a seeded channel workload to Kafka, or write it to an event file with --out;\n"
+                  "prints the expected totals as JSON");
+  auto* sim_brokers = add_kafka_options(*sim_cmd, sim.kafka);
   sim_cmd->add_option("--partitions", sim.partitions, "partitions if the topic must be created")->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  sim_cmd->add_option("--out", sim.out_path,
+                      "write the events (with their keys) to this event file instead of Kafka; no broker needed")
+      ->excludes(sim_brokers);
   add_simulation_options(*sim_cmd, sim.simulation);
+
+  qudao::ProduceArgs produce;
+  bool produce_strict = false, produce_dry_run = false;
+  auto* produce_cmd = app.add_subcommand(
+      "produce", "publish events to Kafka from JSON lines (one event per line, as `inspect` prints it) or an event\n"
+                 "file; every event is validated first and the ones that fail are reported as `line N: <field>:\n"
+                 "<message> (<reason>)` on stderr and not produced. Prints a JSON summary. Exit 0: all produced;\n"
+                 "1: some failed validation (or the input is unreadable); 2: Kafka failed; 130: interrupted");
+  add_kafka_options(*produce_cmd, produce.kafka);
+  produce_cmd->add_option("input", produce.path, "JSON lines or an event file; - for stdin")->capture_default_str();
+  produce_cmd->add_option("--format", produce.format,
+                          "input format: jsonl, file (an event file: simulate --out, export), or auto (by the file's magic)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "jsonl", "file"}));
+  auto* produce_key = produce_cmd->add_option(
+      "--key", produce.key.key, "the record key (shard key: a region) of every JSON line; without --key or -K only\n"
+                                "LocationDefined events have a key, their own payload.region");
+  produce_cmd->add_option("-K,--key-delimiter", produce.key.delimiter,
+                          "as kcat's -K: each JSON line is KEY<delimiter>EVENT, e.g. -K '\\t' for East<TAB>{...}\n"
+                          "(escapes as kcat's: \\t, \\r, \\\\, \\xNN)")
+      ->excludes(produce_key);
+  auto* strict_flag = produce_cmd->add_flag(
+      "--strict", produce_strict,
+      "validate the whole input first and produce nothing if any event fails (holds the input in\n"
+      "memory, at most 1 GiB); without it the valid events are produced and the others reported");
+  produce_cmd->add_flag("--dry-run", produce_dry_run, "validate and report only: produce nothing, need no broker")
+      ->excludes(strict_flag);
+  produce_cmd->add_option("--partitions", produce.partitions, "partitions if the topic must be created")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  produce_cmd->add_option("--progress-interval-s", produce.progress_interval_s, "seconds between progress lines on stderr")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
 
   qudao::InspectArgs inspect;
   auto* inspect_cmd = app.add_subcommand(
@@ -122,15 +161,31 @@ int main(int argc, char** argv) {
 
   qudao::ReplayArgs replay;
   auto* replay_cmd = app.add_subcommand(
-      "replay", "rebuild all state from offset 0 of the topic into a fresh store; print events/s and digests");
-  add_kafka_options(*replay_cmd, replay.kafka);
+      "replay", "rebuild all state from offset 0 of the topic (or of an event file, --from-file) into a fresh store;\n"
+                "print events/s, per-partition digests and the state's SHA-256");
+  auto* replay_brokers = add_kafka_options(*replay_cmd, replay.kafka);
   replay_cmd->add_option("-d,--data", replay.data_dir, "new directory to keep the rebuilt store in (default: temporary)");
+  auto* replay_file = replay_cmd->add_option(
+      "--from-file", replay.from_file,
+      "replay an event file (simulate --out, export) instead of the topic; - for stdin; no broker needed")
+      ->excludes(replay_brokers);
+  replay_cmd->add_option("--partitions", replay.partitions,
+                         "with --from-file: records go to partition murmur2(key) % N, as Kafka's producers put them;\n"
+                         "N must be the topic's partition count for the digests to equal a replay from Kafka")
+      ->capture_default_str()->check(CLI::Range(1, 1024))->needs(replay_file);
 
   qudao::AuditArgs audit;
   auto* audit_cmd = app.add_subcommand(
       "audit", "check a store: conservation, no negative warehouse stock, outcome counts, and a fresh replay's digest");
   add_kafka_options(*audit_cmd, audit.kafka);
   audit_cmd->add_option("-d,--data", audit.data_dir, "the store to audit (may be in use by serve)")->capture_default_str();
+
+  qudao::ExportArgs export_args;
+  auto* export_cmd = app.add_subcommand(
+      "export", "copy every record of the events topic (each partition up to its end when the export starts)\n"
+                "into an event file, for an archive or `replay --from-file FILE --partitions N`");
+  add_kafka_options(*export_cmd, export_args.kafka);
+  export_cmd->add_option("file", export_args.out_path, "the event file to write (replaced if it exists)")->required();
 
   qudao::BenchArgs bench;
   auto* bench_cmd = app.add_subcommand(
@@ -157,9 +212,15 @@ int main(int argc, char** argv) {
   if (*demo_cmd) return qudao::run_demo(demo, g_stop);
   if (*serve_cmd) return qudao::run_serve(serve, g_stop);
   if (*sim_cmd) return qudao::run_simulate(sim, g_stop);
+  if (*produce_cmd) {
+    if (produce_strict) produce.mode = qudao::ProduceMode::all_or_nothing;
+    if (produce_dry_run) produce.mode = qudao::ProduceMode::validate_only;
+    return qudao::run_produce(produce, g_stop);
+  }
   if (*inspect_cmd) return qudao::run_inspect(inspect);
   if (*replay_cmd) return qudao::run_replay(replay, g_stop);
   if (*audit_cmd) return qudao::run_audit(audit, g_stop);
+  if (*export_cmd) return qudao::run_export(export_args, g_stop);
   if (*bench_cmd) return qudao::run_bench(bench, g_stop);
   return 2;
 }

@@ -1,6 +1,8 @@
-// qudao replay: rebuild all state from offset 0 of the events topic into a fresh store, and report
-// the rate and the digests. qudao audit: check a live store's invariants, and that a fresh replay
-// of the same log prefix reaches exactly the same state.
+// qudao replay: rebuild all state from offset 0 of the events topic (or of an event file) into a
+// fresh store, and report the rate and the digests. qudao audit: check a live store's invariants,
+// and that a fresh replay of the same log prefix reaches exactly the same state.
+#include "tools/replay.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -8,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "events/event_file.h"
 #include "tools/commands.h"
 
 namespace qudao {
@@ -15,20 +18,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Replayed {
-  std::uint64_t events = 0;
-  double seconds = 0;
-  std::map<std::int32_t, std::uint64_t> digests;
-  std::uint64_t digest = 0;
-  std::string sha256;
-};
+Status check_new_dir(const std::string& data_dir) {
+  if (std::filesystem::exists(data_dir) && !std::filesystem::is_empty(data_dir)) {
+    return Status::error(fmt::format("replay needs a new data directory; {} is not empty", data_dir));
+  }
+  return Status::ok();
+}
 
 // Replays `topic` from offset 0 into a new store at `data_dir`, up to `end` (or the log's end).
 Result<Replayed> replay_into(const KafkaSettings& kafka, const std::string& topic, const std::string& data_dir,
                              std::map<std::int32_t, Offset> end, SyncMode sync, const std::atomic<bool>& stop) {
-  if (std::filesystem::exists(data_dir) && !std::filesystem::is_empty(data_dir)) {
-    return Status::error(fmt::format("replay needs a new data directory; {} is not empty", data_dir));
-  }
+  if (Status s = check_new_dir(data_dir); !s.is_ok()) return s;
   auto store = Store::open(StoreOptions{data_dir, topic, sync});
   if (!store.is_ok()) return store.status();
   auto source = KafkaSource::open(kafka, topic, "qudao-replay");
@@ -79,23 +79,114 @@ std::string temp_dir(const char* prefix) {
 
 }  // namespace
 
+Result<Replayed> replay_file(const FileReplayOptions& o, const std::atomic<bool>& stop) {
+  if (Status s = check_new_dir(o.data_dir); !s.is_ok()) return s;
+  auto reader = EventFileReader::open(o.path);
+  if (!reader.is_ok()) return reader.status();
+  auto store = Store::open(StoreOptions{o.data_dir, o.topic, o.sync});
+  if (!store.is_ok()) return store.status();
+  // As the pipeline does once it knows the topic's partitions: one shard each, all in every commit.
+  std::map<std::int32_t, Shard> shards;
+  std::vector<Shard*> shard_list;
+  for (int p = 0; p < o.partitions; ++p) shard_list.push_back(&shards.try_emplace(p, PartitionId{p}).first->second);
+  StockProjection stock;
+  Applier applier;
+  Committer committer(*store.value());
+  auto commit = [&]() -> Status {
+    if (auto written = committer.wait(); !written.is_ok()) return written.status();
+    committer.submit(store.value()->prepare(shard_list));
+    return Status::ok();
+  };
+
+  // Records are applied in batches, as the pipeline applies a poll's records under one projection lock.
+  constexpr std::size_t kBatchRecords = 10'000;
+  const auto start = Clock::now();
+  auto last_commit = start, last_progress = start;
+  std::uint64_t events = 0;
+  std::size_t since_commit = 0;
+  for (bool more = true; more && !stop.load(std::memory_order_relaxed);) {
+    {
+      StockProjection::Writer projection(stock);
+      for (std::size_t i = 0; i < kBatchRecords; ++i) {
+        auto record = reader.value()->next();
+        if (!record.is_ok()) return record.status();
+        if (!record.value()) {
+          more = false;
+          break;
+        }
+        const FileRecord& r = *record.value();
+        if (r.key.empty()) {
+          return Status::error(fmt::format("{}: offset {}: record {} has no key, so no partition: Kafka would have "
+                                           "put it on a random one",
+                                           o.path, r.offset, r.index + 1));
+        }
+        const PartitionId p =
+            partition_for_key({reinterpret_cast<const std::uint8_t*>(r.key.data()), r.key.size()}, o.partitions);
+        Shard& shard = shards.at(p.value);
+        ingest_and_project(applier, shard, shard.next_offset(), r.value, projection);
+        ++events;
+        ++since_commit;
+      }
+    }
+    const auto now = Clock::now();
+    if (now - last_commit >= o.commit_interval || since_commit >= o.commit_events_max) {
+      if (Status s = commit(); !s.is_ok()) return s;
+      last_commit = now;
+      since_commit = 0;
+    }
+    if (now - last_progress >= o.progress_interval) {
+      last_progress = now;
+      spdlog::info("replay: {} events, {:.0f} events/s", events,
+                   static_cast<double>(events) / std::chrono::duration<double>(now - start).count());
+    }
+  }
+  if (Status s = commit(); !s.is_ok()) return s;
+  if (auto written = committer.wait(); !written.is_ok()) return written.status();
+  if (stop.load()) return Status::error("replay interrupted");
+
+  Replayed r;
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.events = events;
+  for (const auto& [p, shard] : shards) {
+    r.digests[p] = shard.digest();
+    r.digest += shard.digest();
+  }
+  auto sha = store.value()->state_sha256();
+  if (!sha.is_ok()) return sha.status();
+  r.sha256 = sha.take();
+  return r;
+}
+
 int run_replay(const ReplayArgs& args, const std::atomic<bool>& stop) {
-  auto kafka = args.kafka.to_settings();
+  const bool from_file = !args.from_file.empty();
+  Result<KafkaSettings> kafka = KafkaSettings{};
+  if (!from_file) kafka = args.kafka.to_settings();
   if (!kafka.is_ok()) {
     spdlog::error("{}", kafka.status().message());
     return 2;
   }
   const bool temporary = args.data_dir.empty();
   const std::string dir = temporary ? temp_dir("qudao-replay") : args.data_dir;
-  auto r = replay_into(kafka.value(), args.kafka.topic, dir, {}, SyncMode::no_fsync, stop);
+  Result<Replayed> r = Status::error("not run");
+  if (from_file) {
+    FileReplayOptions o;
+    o.path = args.from_file;
+    o.partitions = args.partitions;
+    o.topic = args.kafka.topic;
+    o.data_dir = dir;
+    r = replay_file(o, stop);
+  } else {
+    r = replay_into(kafka.value(), args.kafka.topic, dir, {}, SyncMode::no_fsync, stop);
+  }
   if (temporary) std::filesystem::remove_all(dir);
   if (!r.is_ok()) {
     spdlog::error("{}", r.status().message());
     return 1;
   }
   const Replayed& v = r.value();
-  fmt::print("replayed {} events of {} in {:.2f} s: {:.0f} events/s\n", v.events, args.kafka.topic, v.seconds,
-             v.events / std::max(v.seconds, 1e-9));
+  const std::string what = from_file ? fmt::format("{} ({} partitions)", args.from_file, args.partitions) : args.kafka.topic;
+  fmt::print("replayed {} events of {} in {:.2f} s: {:.0f} events/s\n", v.events, what, v.seconds,
+             static_cast<double>(v.events) / std::max(v.seconds, 1e-9));
   for (const auto& [p, d] : v.digests) fmt::print("  partition {:>3}  digest {:016x}\n", p, d);
   fmt::print("digest {:016x}\nsha256 {}\n", v.digest, v.sha256);
   if (!temporary) fmt::print("state kept in {}\n", dir);
