@@ -37,7 +37,7 @@ void add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
 void add_simulation_options(CLI::App& cmd, qudao::SimulateOptions& o) {
   auto preset = std::make_shared<std::string>();  // owned by the callback below, which lives as long as `cmd`
   cmd.add_option("--preset", *preset,
-                 "workload size: small (a demo, ~0.7M events), medium (~4M), large (~25M); the size flags "
+                 "workload size: small (a demo, ~0.8M events), medium (~4M), large (~23M); the size flags "
                  "below override it")
       ->check(CLI::IsMember(std::vector<std::string>(qudao::kSimulatePresets.begin(), qudao::kSimulatePresets.end())));
   cmd.add_option("--seed", o.seed, "random seed; the same seed and size give the same events")->capture_default_str();
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
       "bench", "run the benchmark workloads and print one table: generate, decode, apply, apply+commit from memory;\n"
                "with -b also raw librdkafka consumption, ingest and replay from the broker, restart times");
   add_kafka_options(*bench_cmd, bench.kafka);
-  bench_cmd->add_option("--preset", bench.preset, "workload size (as simulate's --preset): small (~0.7M events), medium (~4M), large (~25M)")
+  bench_cmd->add_option("--preset", bench.preset, "workload size (as simulate's --preset): small (~0.8M events), medium (~4M), large (~23M)")
       ->capture_default_str()->check(CLI::IsMember({"small", "medium", "large"}));
   bench_cmd->add_option("--rows", bench.rows,
                         "only these rows: decode, apply, apply+commit, kafka raw, ingest, replay, restart, memory")

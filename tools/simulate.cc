@@ -64,8 +64,10 @@ constexpr std::uint64_t kUnitsMeanX16 = 24;  // 1.5 × 16
 // A trend of -25 %..+40 % a year, for the first two years, never below 20 % of the start.
 constexpr std::int64_t kTrendDaysMax = 730;
 constexpr std::int64_t kTrendFloorQ16 = kOne / 5;
-// Promotions per region × sku: about one every 90 days, 3..14 days long, 1.5x..3x demand.
+// Promotions per region × sku: about one every 90 days, 3..14 days long, 1.5x..3x demand, on HQ's
+// calendar kPromoNoticeDays ahead (longer than any lead time), so production and stores plan for them.
 constexpr std::uint64_t kPromoStartPerMille = 11;
+constexpr std::int64_t kPromoNoticeDays = 60;
 
 // ---- the channel's habits ----
 
@@ -178,9 +180,16 @@ struct Region {
   bool hq = false;
   int first_store = 0, stores = 0;
   int first_city = 0, cities = 0;
-  std::vector<std::int64_t> promo_until;  // per sku: the first day without the promotion
-  std::vector<std::uint64_t> promo_q16;   // per sku: demand factor while promoted
+  // Per sku, the next or current promotion on the calendar: days [promo_start, promo_until).
+  std::vector<std::int64_t> promo_start, promo_until;
+  std::vector<std::uint64_t> promo_q16;   // demand factor while promoted
   std::vector<std::uint64_t> weight_q16;  // per sku, today: base × trend × promotion
+  std::vector<std::uint64_t> stock_weight_q16;  // as weight_q16 with a promotion starting within a store's cover
+
+  // Days of [from, to) promoted for sku k.
+  std::int64_t promo_days(int k, std::int64_t from, std::int64_t to) const {
+    return std::max<std::int64_t>(0, std::min(to, promo_until[k]) - std::max(from, promo_start[k]));
+  }
   AliasTable mix;                         // today's choice of sku per transaction
   std::uint64_t count_cursor = 0;
 };
@@ -287,12 +296,12 @@ class World {
       if (day_ == 0) define_world();
       period_events();
       settle();
-      plan_production();
-      production_arrives();
       receive();
       count_stock();
       sell();
       review_and_order();
+      plan_production();  // after the stores' orders: on day 0 the opening stock covers them
+      production_arrives();
       dispatch();
       relations();
       end_day();
@@ -320,8 +329,10 @@ class World {
       region.name = region.hq ? std::string(kHq)
                     : r < static_cast<int>(kRegionNames.size()) ? std::string(kRegionNames[r])
                                                                  : fmt::format("Region{}", r + 1);
+      region.promo_start.assign(skus(), 0);
       region.promo_until.assign(skus(), 0);
       region.promo_q16.assign(skus(), kOne);
+      region.stock_weight_q16.assign(skus(), 0);
       region.weight_q16.assign(skus(), 0);
       region.first_city = static_cast<int>(cities_.size());
       region.cities = region.hq ? 1 : o_.cities_per_region;
@@ -553,14 +564,19 @@ class World {
     }
     for (Region& r : regions_) {
       for (int k = 0; k < skus(); ++k) {
-        if (r.promo_until[k] <= day_) {
-          r.promo_q16[k] = kOne;
-          if (rng_.below(1000) < kPromoStartPerMille) {
-            r.promo_until[k] = day_ + rng_.between(3, 14);
-            r.promo_q16[k] = static_cast<std::uint64_t>(rng_.between(3 * kOne / 2, 3 * kOne));
-          }
+        // The calendar is scheduled kPromoNoticeDays ahead; on day 0 its first weeks are drawn at once.
+        const bool scheduled = r.promo_until[k] > day_;
+        if (!scheduled && (day_ == 0 ? rng_.below(1000) < kPromoStartPerMille * kPromoNoticeDays / 2
+                                     : rng_.below(1000) < kPromoStartPerMille)) {
+          r.promo_start[k] = day_ + (day_ == 0 ? static_cast<std::int64_t>(rng_.below(kPromoNoticeDays)) : kPromoNoticeDays);
+          r.promo_until[k] = r.promo_start[k] + rng_.between(3, 14);
+          r.promo_q16[k] = static_cast<std::uint64_t>(rng_.between(3 * kOne / 2, 3 * kOne));
         }
-        r.weight_q16[k] = std::max<std::uint64_t>(1, (((skus_[k].base_q16 * trend_q16_[k]) >> 16) * r.promo_q16[k]) >> 16);
+        const std::uint64_t base_q16 = (skus_[k].base_q16 * trend_q16_[k]) >> 16;
+        const std::uint64_t promo_q16 = r.promo_days(k, day_, day_ + 1) > 0 ? r.promo_q16[k] : kOne;
+        const std::uint64_t ahead_q16 = r.promo_days(k, day_, day_ + kCoverDaysStore) > 0 ? r.promo_q16[k] : kOne;
+        r.weight_q16[k] = std::max<std::uint64_t>(1, (base_q16 * promo_q16) >> 16);
+        r.stock_weight_q16[k] = std::max<std::uint64_t>(1, (base_q16 * ahead_q16) >> 16);
       }
       r.mix.build(r.weight_q16);
     }
@@ -693,11 +709,16 @@ class World {
       Warehouse& wh = warehouses_[w];
       for (int k = 0; k < skus(); ++k) {
         const Sku& sku = skus_[k];
+        // Expected demand over the lead time and the cover, promotions on the calendar included.
+        const Region& r = regions_[wh.region];
         const std::uint64_t tx_q16 = (wh.demand_mult_q16 * ((sku.base_q16 * trend_q16_[k]) >> 16)) >> 16;
+        const std::int64_t horizon = sku.lead_days + kCoverDaysWarehouse;
+        const std::uint64_t promo_extra_days_q16 =
+            static_cast<std::uint64_t>(r.promo_days(k, day_, day_ + horizon)) * (r.promo_q16[k] - kOne);
         const auto target = static_cast<std::int64_t>(
-            (tx_q16 * kUnitsMeanX16 / 16 * static_cast<std::uint64_t>(sku.lead_days + kCoverDaysWarehouse) + kOne - 1) >> 16);
+            (tx_q16 * kUnitsMeanX16 / 16 * (static_cast<std::uint64_t>(horizon) + (promo_extra_days_q16 >> 16)) + kOne - 1) >> 16);
         const std::int64_t position = wh.free[k] + wh.reserved[k] + wh.pipeline[k] - wh.backlog[k];
-        if (position >= target * 3 / 4) continue;
+        if (position >= target) continue;
         const std::int64_t qty = (target - position + sku.case_pack - 1) / sku.case_pack * sku.case_pack;
         wh.pipeline[k] += qty;
         const int arrives = day_ == 0 ? 0 : day_ + sku.lead_days;
@@ -825,7 +846,8 @@ class World {
 
   // Once a week (every store on its own weekday; all of them on day 0) a store orders up to its
   // level every sku whose stock, in transit and on order is below it — by itself or, for stores its
-  // distributor manages, through the distributor (代下单).
+  // distributor manages, through the distributor (代下单). The level: the expected demand of
+  // kCoverDaysStore days (a promotion on the calendar within them included), plus one, at least two.
   void review_and_order() {
     for (int s = 0; s < static_cast<int>(stores_.size()); ++s) {
       const Store& store = stores_[s];
@@ -835,9 +857,9 @@ class World {
       for (int k = 0; k < skus(); ++k) {
         const std::size_t i = at(s, k);
         const std::int64_t position = store_on_hand_[i] + store_in_transit_[i] + store_on_order_[i];
-        const std::uint64_t tx_q16 = (store.mult_q16 * r.weight_q16[k]) >> 16;
+        const std::uint64_t tx_q16 = (store.mult_q16 * r.stock_weight_q16[k]) >> 16;
         const auto up_to = std::max<std::int64_t>(
-            1, static_cast<std::int64_t>((tx_q16 * kUnitsMeanX16 / 16 * kCoverDaysStore + kOne - 1) >> 16));
+            2, 1 + static_cast<std::int64_t>((tx_q16 * kUnitsMeanX16 / 16 * kCoverDaysStore + kOne - 1) >> 16));
         if (position < up_to) wanted_.push_back(ShipLine{k, up_to - position});
       }
       for (std::size_t from = 0; from < wanted_.size(); from += kOrderLinesMax) {
@@ -1112,9 +1134,9 @@ SimulateOptions SimulateOptions::preset(std::string_view name) {
   assert(std::find(kSimulatePresets.begin(), kSimulatePresets.end(), name) != kSimulatePresets.end());
   SimulateOptions o;
   if (name == "large") {
-    o.regions = 32, o.cities_per_region = 6, o.stores_per_city = 30, o.skus = 500, o.days = 200;
+    o.regions = 32, o.cities_per_region = 6, o.stores_per_city = 30, o.skus = 500, o.days = 150;
   } else if (name == "medium") {
-    o.regions = 16, o.cities_per_region = 4, o.stores_per_city = 20, o.skus = 300, o.days = 150;
+    o.regions = 16, o.cities_per_region = 4, o.stores_per_city = 20, o.skus = 300, o.days = 120;
   } else {
     o.regions = 8, o.cities_per_region = 3, o.stores_per_city = 16, o.skus = 150, o.days = 90;
   }

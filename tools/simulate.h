@@ -53,7 +53,7 @@ struct SimulateOptions {
   double malformed_rate = 0;  // of valid events, followed by a record that decode() rejects
 
   // The size knobs (regions, cities, stores, skus, days) of a named workload: "small" (a demo, about
-  // 0.7 M events), "medium" (about 4 M) or "large" (about 25 M); other fields keep their defaults.
+  // 0.8 M events), "medium" (about 4 M) or "large" (about 23 M); other fields keep their defaults.
   // `name` must be one of kSimulatePresets.
   static SimulateOptions preset(std::string_view name);
 };
