@@ -40,7 +40,7 @@ void add_simulation_options(CLI::App& cmd, qudao::SimulateOptions& o) {
                  "workload size: small (a demo, ~0.8M events), medium (~4M), large (~23M); the size flags "
                  "below override it")
       ->check(CLI::IsMember(std::vector<std::string>(qudao::kSimulatePresets.begin(), qudao::kSimulatePresets.end())));
-  cmd.add_option("--seed", o.seed, "random seed; the same seed and size give the same events")->capture_default_str();
+  cmd.add_option("--seed", o.seed, "random seed; the same seed, size and fault rates give the same events")->capture_default_str();
   auto* regions = cmd.add_option("--regions", o.regions, "number of sales regions (each is one shard key; HQ's is one more)")
       ->capture_default_str()->check(CLI::Range(1, 64));
   auto* cities = cmd.add_option("--cities", o.cities_per_region, "cities per region (one sub-warehouse each)")
