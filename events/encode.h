@@ -1,7 +1,8 @@
 // EventWriter builds contract-conforming event bytes, for producers written in C++ (the simulator,
 // tests, tools). It covers every event type; any event can also be made from its JSON form
 // (events/json.h). It writes what it is given: values that break the contract's rules (a negative
-// quantity, say) are written as they are, so that tests can make rejected events too. Each call returns a view into the writer's own buffer, valid until the next call.
+// quantity, say) are written as they are, so that tests can make rejected events too. Each call
+// returns a view into the writer's own buffer, valid until the next call.
 // Not thread-safe: one writer per thread.
 #pragma once
 

@@ -179,7 +179,7 @@ struct Region {
   std::string name;  // the shard key
   bool hq = false;
   int first_store = 0, stores = 0;
-  int first_city = 0, cities = 0;
+  int cities = 0;
   // Per sku, the next or current promotion on the calendar: days [promo_start, promo_until).
   std::vector<std::int64_t> promo_start, promo_until;
   std::vector<std::uint64_t> promo_q16;   // demand factor while promoted
@@ -211,7 +211,7 @@ struct Party {
   fb::PartyKind kind = fb::PartyKind::Agent;
   std::uint64_t parent = 0;
   std::string name;
-  int region = 0, city = -1;
+  int region = 0;
   int quality = 3;  // 1..5: how stores rate it
   int never_paid_percent = kNeverPaidReliablePercent;
 };
@@ -334,7 +334,6 @@ class World {
       region.promo_q16.assign(skus(), kOne);
       region.stock_weight_q16.assign(skus(), 0);
       region.weight_q16.assign(skus(), 0);
-      region.first_city = static_cast<int>(cities_.size());
       region.cities = region.hq ? 1 : o_.cities_per_region;
       region.first_store = static_cast<int>(stores_.size());
       const int first_agent = static_cast<int>(parties_.size());
@@ -361,7 +360,8 @@ class World {
         for (auto* v : {&w.free, &w.reserved, &w.pipeline, &w.backlog}) v->assign(skus(), 0);
         warehouses_.push_back(std::move(w));
         city.first_distributor = static_cast<int>(parties_.size());
-        city.distributors = region.hq ? 0 : std::max(1, (o_.stores_per_city + kStoresPerDistributor - 1) / kStoresPerDistributor);
+        city.distributors =
+            region.hq ? 0 : std::max(1, (o_.stores_per_city + kStoresPerDistributor - 1) / kStoresPerDistributor);
         for (int d = 0; d < city.distributors; ++d) {
           Party p;
           p.id = 2'000'000'000 + parties_.size() + 1;
@@ -369,7 +369,6 @@ class World {
           p.parent = parties_[first_agent + c % agents].id;
           p.name = fmt::format("{} distributor {}", city.name, d + 1);
           p.region = r;
-          p.city = static_cast<int>(cities_.size());
           const bool unreliable = rng_.percent(kUnreliablePercent);
           p.never_paid_percent = unreliable ? kNeverPaidUnreliablePercent : kNeverPaidReliablePercent;
           p.quality = unreliable ? static_cast<int>(rng_.between(1, 3)) : static_cast<int>(rng_.between(3, 5));
@@ -380,7 +379,8 @@ class World {
         for (int s = 0; s < city.stores; ++s) {
           Store store;
           store.id = LocationId{next_location++};
-          store.name = region.hq ? fmt::format("HQ flagship store {}", s + 1) : fmt::format("{} store {}", city.name, s + 1);
+          store.name = region.hq ? fmt::format("HQ flagship store {}", s + 1)
+                                 : fmt::format("{} store {}", city.name, s + 1);
           store.region = r;
           store.city = static_cast<int>(cities_.size());
           store.warehouse = city.warehouse;
@@ -428,6 +428,7 @@ class World {
       s.codes = cat.codes;
       s.base_q16 = std::max<std::uint64_t>(1, kTopRateQ16 / rank[k]);
       s.slope_q16 = rng_.between(-16'384, 26'214);  // -25 % .. +40 % a year
+      sku_value_q16_ += s.base_q16 * static_cast<std::uint64_t>(s.store_price.value);
     }
   }
 
@@ -670,9 +671,6 @@ class World {
 
   // What a party's stores buy in a month at store prices, by the demand model's expectation.
   std::int64_t monthly_sell_in_fen(int party) const {
-    if (sku_value_q16_ == 0) {
-      for (const Sku& s : skus_) sku_value_q16_ += s.base_q16 * static_cast<std::uint64_t>(s.store_price.value);
-    }
     std::uint64_t mult = 0;
     for (const Store& s : stores_) {
       if (s.distributor == party || (s.distributor >= 0 && parties_[s.distributor].parent == parties_[party].id)) {
@@ -715,8 +713,8 @@ class World {
         const std::int64_t horizon = sku.lead_days + kCoverDaysWarehouse;
         const std::uint64_t promo_extra_days_q16 =
             static_cast<std::uint64_t>(r.promo_days(k, day_, day_ + horizon)) * (r.promo_q16[k] - kOne);
-        const auto target = static_cast<std::int64_t>(
-            (tx_q16 * kUnitsMeanX16 / 16 * (static_cast<std::uint64_t>(horizon) + (promo_extra_days_q16 >> 16)) + kOne - 1) >> 16);
+        const std::uint64_t days = static_cast<std::uint64_t>(horizon) + (promo_extra_days_q16 >> 16);
+        const auto target = static_cast<std::int64_t>((tx_q16 * kUnitsMeanX16 / 16 * days + kOne - 1) >> 16);
         const std::int64_t position = wh.free[k] + wh.reserved[k] + wh.pipeline[k] - wh.backlog[k];
         if (position >= target) continue;
         const std::int64_t qty = (target - position + sku.case_pack - 1) / sku.case_pack * sku.case_pack;
@@ -769,7 +767,9 @@ class World {
           break;
         }
       }
-      if (lines_.size() >= 2 && rng_.below(1000) < kLineLostPerMille) lines_.erase(lines_.begin() + static_cast<std::ptrdiff_t>(rng_.below(lines_.size())));
+      if (lines_.size() >= 2 && rng_.below(1000) < kLineLostPerMille) {
+        lines_.erase(lines_.begin() + static_cast<std::ptrdiff_t>(rng_.below(lines_.size())));
+      }
       for (std::uint32_t i = 0; i < sh.lines; ++i) store_in_transit_[at(sh.store, lines[i].sku)] -= lines[i].qty;
       for (const Line& l : lines_) store_on_hand_[at(sh.store, static_cast<int>(l.sku.value - 1))] += l.qty.value;
       emit(regions_[store.region].name, fb::Payload::ShipmentReceived, header(),
@@ -785,14 +785,19 @@ class World {
     for (Region& r : regions_) {
       const int s = r.first_store + static_cast<int>(r.count_cursor % static_cast<std::uint64_t>(r.stores));
       const std::size_t n = std::min<std::size_t>(kCountLinesMax, static_cast<std::size_t>(skus()));
-      const std::size_t first = (r.count_cursor / static_cast<std::uint64_t>(r.stores)) * n % static_cast<std::size_t>(skus());
+      const std::size_t rounds = r.count_cursor / static_cast<std::uint64_t>(r.stores);
+      const std::size_t first = rounds * n % static_cast<std::size_t>(skus());
       ++r.count_cursor;
       const std::size_t off = rng_.percent(kCountOffPercent) ? rng_.below(n) : n;
       lines_.clear();
       for (std::size_t j = 0; j < n; ++j) {
         const int k = static_cast<int>((first + j) % static_cast<std::size_t>(skus()));
         std::int32_t& on_hand = store_on_hand_[at(s, k)];
-        if (j == off) on_hand = on_hand > 0 && rng_.percent(80) ? on_hand - static_cast<std::int32_t>(rng_.between(1, std::min(3, on_hand))) : on_hand + 1;
+        if (j == off) {  // shrinkage, or a stray item found
+          on_hand = on_hand > 0 && rng_.percent(80)
+                        ? on_hand - static_cast<std::int32_t>(rng_.between(1, std::min(3, on_hand)))
+                        : on_hand + 1;
+        }
         lines_.push_back(Line{skus_[k].id, Quantity{on_hand}});
       }
       emit(r.name, fb::Payload::StockCounted, header(),
@@ -1104,7 +1109,7 @@ class World {
   // Per store × sku (at()): physical stock, on the way, ordered and not yet dispatched.
   std::vector<std::int32_t> store_on_hand_, store_in_transit_, store_on_order_;
   std::vector<std::uint64_t> trend_q16_;  // per sku, today
-  mutable std::uint64_t sku_value_q16_ = 0;
+  std::uint64_t sku_value_q16_ = 0;  // Σ base × store price: an average store's daily purchases, in fen
 
   std::vector<OpenOrder> orders_;
   std::vector<int> free_orders_;

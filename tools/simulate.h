@@ -19,11 +19,11 @@
 // sub-warehouse (厂家直发), and the HQ warehouse supplies the flagship stores on its own shard.
 //
 // The simulator keeps its own model of every location's stock, so it emits only events the engine
-// applies, and it reports what the ledger must show after the last day (Summary::regions) and the
-// outcome counts the engine must report. Generation is deterministic for a seed and size: days
-// [0, from_day) are generated but not emitted, so a run with --from-day continues an earlier run of
-// the same seed exactly. Faults (duplicates, late and malformed events) come from a random stream of
-// their own: the same seed gives the same channel with or without them.
+// applies, and it reports what the ledger must show after the last day (SimulationSummary::regions)
+// and the outcome counts the engine must report. Generation is deterministic for a seed and size:
+// days [0, from_day) are generated but not emitted, so a run with --from-day continues an earlier
+// run of the same seed exactly. Faults (duplicates, late and malformed events) come from a random
+// stream of their own: the same seed gives the same channel with or without them.
 //
 // Not thread-safe: one simulate() call per thread.
 #pragma once
