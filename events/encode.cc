@@ -99,4 +99,78 @@ EventWriter::Bytes EventWriter::stock_counted(const Header& h, LocationId locati
   return finish(h, fb::Payload::StockCounted, p.Union());
 }
 
+EventWriter::Bytes EventWriter::sku_defined(const Header& h, SkuId sku, std::string_view code, std::string_view name,
+                                            std::string_view category, std::string_view unit, Fen list_price,
+                                            std::int32_t lead_time_days) {
+  fbb_.Clear();
+  auto c = fbb_.CreateString(code.data(), code.size());
+  auto n = fbb_.CreateString(name.data(), name.size());
+  auto cat = fbb_.CreateString(category.data(), category.size());
+  auto u = fbb_.CreateString(unit.data(), unit.size());
+  auto p = fb::CreateSkuDefined(fbb_, sku.value, c, n, cat, u, list_price.value, lead_time_days);
+  return finish(h, fb::Payload::SkuDefined, p.Union());
+}
+
+EventWriter::Bytes EventWriter::party_registered(const Header& h, std::uint64_t party, fb::PartyKind kind,
+                                                 std::uint64_t parent, std::string_view name, std::string_view region,
+                                                 std::string_view industry, LocationId location) {
+  fbb_.Clear();
+  auto n = fbb_.CreateString(name.data(), name.size());
+  auto r = fbb_.CreateString(region.data(), region.size());
+  flatbuffers::Offset<flatbuffers::String> i;
+  if (!industry.empty()) i = fbb_.CreateString(industry.data(), industry.size());
+  auto p = fb::CreatePartyRegistered(fbb_, party, kind, parent, n, r, i, location.value);
+  return finish(h, fb::Payload::PartyRegistered, p.Union());
+}
+
+EventWriter::Bytes EventWriter::store_assigned(const Header& h, LocationId store, std::uint64_t distributor) {
+  fbb_.Clear();
+  auto p = fb::CreateStoreAssigned(fbb_, store.value, distributor);
+  return finish(h, fb::Payload::StoreAssigned, p.Union());
+}
+
+EventWriter::Bytes EventWriter::target_set(const Header& h, std::uint64_t party, std::string_view period, Fen amount) {
+  fbb_.Clear();
+  auto per = fbb_.CreateString(period.data(), period.size());
+  auto p = fb::CreateTargetSet(fbb_, party, per, amount.value);
+  return finish(h, fb::Payload::TargetSet, p.Union());
+}
+
+EventWriter::Bytes EventWriter::rebate_policy_set(const Header& h, std::uint64_t party, std::string_view period,
+                                                  std::span<const RebateTierBp> tiers) {
+  fbb_.Clear();
+  auto per = fbb_.CreateString(period.data(), period.size());
+  fb::RebateTier* out = nullptr;
+  auto t = fbb_.CreateUninitializedVectorOfStructs(tiers.size(), &out);
+  for (const RebateTierBp& x : tiers) *out++ = fb::RebateTier(x.attainment_bp, x.rebate_bp);
+  auto p = fb::CreateRebatePolicySet(fbb_, party, per, t);
+  return finish(h, fb::Payload::RebatePolicySet, p.Union());
+}
+
+EventWriter::Bytes EventWriter::rebate_adjusted(const Header& h, std::uint64_t party, std::string_view period,
+                                                Fen amount, std::string_view reason) {
+  fbb_.Clear();
+  auto per = fbb_.CreateString(period.data(), period.size());
+  auto r = fbb_.CreateString(reason.data(), reason.size());
+  auto p = fb::CreateRebateAdjusted(fbb_, party, per, amount.value, r);
+  return finish(h, fb::Payload::RebateAdjusted, p.Union());
+}
+
+EventWriter::Bytes EventWriter::feedback_recorded(const Header& h, LocationId store, std::uint64_t distributor,
+                                                  std::uint8_t rating, std::string_view comment) {
+  fbb_.Clear();
+  flatbuffers::Offset<flatbuffers::String> c;
+  if (!comment.empty()) c = fbb_.CreateString(comment.data(), comment.size());
+  auto p = fb::CreateFeedbackRecorded(fbb_, store.value, distributor, rating, c);
+  return finish(h, fb::Payload::FeedbackRecorded, p.Union());
+}
+
+EventWriter::Bytes EventWriter::training_completed(const Header& h, std::uint64_t party, std::string_view course,
+                                                   std::uint8_t score) {
+  fbb_.Clear();
+  auto c = fbb_.CreateString(course.data(), course.size());
+  auto p = fb::CreateTrainingCompleted(fbb_, party, c, score);
+  return finish(h, fb::Payload::TrainingCompleted, p.Union());
+}
+
 }  // namespace qudao

@@ -1,6 +1,8 @@
 // EventWriter builds contract-conforming event bytes, for producers written in C++ (the simulator,
-// tests, tools). It covers the events the simulator produces; any event can also be made from its
-// JSON form (events/json.h). Each call returns a view into the writer's own buffer, valid until the next call.
+// tests, tools). It covers every event type; any event can also be made from its JSON form
+// (events/json.h). It writes what it is given: values that break the contract's rules (a negative
+// quantity, say) are written as they are, so that tests can make rejected events too. Each call
+// returns a view into the writer's own buffer, valid until the next call.
 // Not thread-safe: one writer per thread.
 #pragma once
 
@@ -30,6 +32,12 @@ struct PricedLine {
   Fen unit_price;
 };
 
+// One tier of a rebate policy, in basis points (10000 = 100 %).
+struct RebateTierBp {
+  std::int32_t attainment_bp = 0;
+  std::int32_t rebate_bp = 0;
+};
+
 class EventWriter {
  public:
   using Bytes = std::span<const std::uint8_t>;
@@ -49,6 +57,22 @@ class EventWriter {
   Bytes order_paid(const Header& h, OrderId order, std::uint64_t payer, Fen amount);
   Bytes order_cancelled(const Header& h, OrderId order, std::string_view reason);
   Bytes stock_counted(const Header& h, LocationId location, std::span<const Line> counted);
+  Bytes sku_defined(const Header& h, SkuId sku, std::string_view code, std::string_view name,
+                    std::string_view category, std::string_view unit, Fen list_price, std::int32_t lead_time_days);
+  // `industry` empty: not set. `location`: a Store party's location, 0 for other kinds.
+  Bytes party_registered(const Header& h, std::uint64_t party, fb::PartyKind kind, std::uint64_t parent,
+                         std::string_view name, std::string_view region, std::string_view industry,
+                         LocationId location);
+  Bytes store_assigned(const Header& h, LocationId store, std::uint64_t distributor);
+  Bytes target_set(const Header& h, std::uint64_t party, std::string_view period, Fen amount);
+  Bytes rebate_policy_set(const Header& h, std::uint64_t party, std::string_view period,
+                          std::span<const RebateTierBp> tiers);
+  Bytes rebate_adjusted(const Header& h, std::uint64_t party, std::string_view period, Fen amount,
+                        std::string_view reason);
+  // `comment` empty: not set.
+  Bytes feedback_recorded(const Header& h, LocationId store, std::uint64_t distributor, std::uint8_t rating,
+                          std::string_view comment);
+  Bytes training_completed(const Header& h, std::uint64_t party, std::string_view course, std::uint8_t score);
 
  private:
   Bytes finish(const Header& h, fb::Payload type, flatbuffers::Offset<void> payload);

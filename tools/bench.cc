@@ -73,13 +73,6 @@ struct Row {
   double rate() const { return seconds > 0 ? static_cast<double>(events) / seconds : 0; }
 };
 
-SimulateOptions preset_options(const std::string& preset) {
-  // Sizes chosen for the number of events each emits with the default seed.
-  if (preset == "large") return {.seed = 7, .regions = 24, .cities_per_region = 3, .stores_per_city = 10, .skus = 300, .days = 90};
-  if (preset == "medium") return {.seed = 7, .regions = 16, .cities_per_region = 2, .stores_per_city = 10, .skus = 200, .days = 60};
-  return {.seed = 7, .regions = 8, .cities_per_region = 2, .stores_per_city = 10, .skus = 100, .days = 60};
-}
-
 constexpr int kPartitions = 8;
 
 // The workload in memory, each record 8-byte aligned as the decoder requires.
@@ -527,7 +520,8 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
     for (Row& row : r.value()) rows.push_back(std::move(row));
   }
 
-  const SimulateOptions options = preset_options(args.preset);
+  SimulateOptions options = SimulateOptions::preset(args.preset);
+  options.seed = 7;
   spdlog::info("bench: generating the {} workload (seed {}, {} regions, {} skus, {} days)", args.preset, options.seed,
                options.regions, options.skus, options.days);
   Workload workload;

@@ -2,7 +2,7 @@
 //
 //   qudao demo       embedded broker + simulated channel + engine + HTTP API, one command
 //   qudao serve      consume the events topic into the ledger and serve the query API
-//   qudao simulate   produce a seeded channel workload to Kafka (or write it to an event file)
+//   qudao simulate   produce a seeded channel workload (with optional faults) to Kafka or an event file
 //   qudao produce    publish JSON lines or an event file to Kafka, each event validated first
 //   qudao inspect    print one event as JSON, or why it is rejected
 //   qudao replay     rebuild all state from offset 0 (of Kafka or an event file); events/s and digests
@@ -17,6 +17,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <memory>
 
 #include "tools/bench.h"
 #include "tools/commands.h"
@@ -38,16 +39,42 @@ CLI::Option* add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
 }
 
 void add_simulation_options(CLI::App& cmd, qudao::SimulateOptions& o) {
-  cmd.add_option("--seed", o.seed, "random seed; the same seed and size give the same events")->capture_default_str();
-  cmd.add_option("--regions", o.regions, "number of sales regions (each is one shard key)")->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  cmd.add_option("--cities", o.cities_per_region, "cities per region (one sub-warehouse each)")->capture_default_str()
-      ->check(CLI::Range(1, 100));
-  cmd.add_option("--stores", o.stores_per_city, "stores per city")->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd.add_option("--skus", o.skus, "number of skus")->capture_default_str()->check(CLI::Range(1, 100000));
-  cmd.add_option("--days", o.days, "days to simulate")->capture_default_str()->check(CLI::Range(1, 3650));
-  cmd.add_option("--from-day", o.from_day, "emit only days >= this (continue an earlier run of the same seed)")
+  auto preset = std::make_shared<std::string>();  // owned by the callback below, which lives as long as `cmd`
+  cmd.add_option("--preset", *preset,
+                 "workload size: small (a demo, ~0.8M events), medium (~4M), large (~23M); the size flags "
+                 "below override it")
+      ->check(CLI::IsMember(std::vector<std::string>(qudao::kSimulatePresets.begin(), qudao::kSimulatePresets.end())));
+  cmd.add_option("--seed", o.seed, "random seed; the same seed, size and fault rates give the same events")->capture_default_str();
+  auto* regions = cmd.add_option("--regions", o.regions, "number of sales regions (each is one shard key; HQ's is one more)")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  auto* cities = cmd.add_option("--cities", o.cities_per_region, "cities per region (one sub-warehouse each)")
+      ->capture_default_str()->check(CLI::Range(1, 100));
+  auto* stores = cmd.add_option("--stores", o.stores_per_city, "stores per city")->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  auto* skus = cmd.add_option("--skus", o.skus, "number of skus")->capture_default_str()->check(CLI::Range(1, 100000));
+  auto* days = cmd.add_option("--days", o.days, "days to simulate, from 2026-01-01")->capture_default_str()
+      ->check(CLI::Range(1, 3650));
+  cmd.add_option("--from-day", o.from_day, "emit only days >= this (continue an earlier run of the same seed and size)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--duplicate-rate", o.duplicate_rate,
+                 "fraction of events sent a second time later the same day (the engine ignores them as duplicates)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--late-rate", o.late_rate,
+                 "fraction of scan-outs delivered late, occurred_at 1 h to 3 days old (valid: applied)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--malformed-rate", o.malformed_rate,
+                 "fraction of events followed by a malformed record (the engine rejects it)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  // The preset sets the size knobs that were not given explicitly.
+  cmd.callback([&o, preset, regions, cities, stores, skus, days] {
+    if (preset->empty()) return;
+    const qudao::SimulateOptions p = qudao::SimulateOptions::preset(*preset);
+    if (regions->count() == 0) o.regions = p.regions;
+    if (cities->count() == 0) o.cities_per_region = p.cities_per_region;
+    if (stores->count() == 0) o.stores_per_city = p.stores_per_city;
+    if (skus->count() == 0) o.skus = p.skus;
+    if (days->count() == 0) o.days = p.days;
+  });
 }
 
 }  // namespace
@@ -109,7 +136,7 @@ int main(int argc, char** argv) {
   qudao::SimulateArgs sim;
   auto* sim_cmd = app.add_subcommand(
       "simulate", "produce a seeded channel workload to Kafka, or write it to an event file with --out;\n"
-                  "prints the expected totals as JSON");
+                  "prints the expected totals and outcome counts as JSON");
   auto* sim_brokers = add_kafka_options(*sim_cmd, sim.kafka);
   sim_cmd->add_option("--partitions", sim.partitions, "partitions if the topic must be created")->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -192,7 +219,7 @@ int main(int argc, char** argv) {
       "bench", "run the benchmark workloads and print one table: generate, decode, apply, apply+commit from memory;\n"
                "with -b also raw librdkafka consumption, ingest and replay from the broker, restart times");
   add_kafka_options(*bench_cmd, bench.kafka);
-  bench_cmd->add_option("--preset", bench.preset, "workload size: small (~1M events), medium, large")
+  bench_cmd->add_option("--preset", bench.preset, "workload size (as simulate's --preset): small (~0.8M events), medium (~4M), large (~23M)")
       ->capture_default_str()->check(CLI::IsMember({"small", "medium", "large"}));
   bench_cmd->add_option("--rows", bench.rows,
                         "only these rows: decode, apply, apply+commit, kafka raw, ingest, replay, restart, memory")
