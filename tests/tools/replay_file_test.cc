@@ -79,7 +79,7 @@ TEST_CASE("replay --from-file: regions land on murmur2(key) % partitions, as Kaf
   simulate_to(file, {.seed = 5, .regions = 3, .cities_per_region = 1, .stores_per_city = 2, .skus = 4, .days = 3});
   const Replayed r = replay(dir, file, "r", 200'000, std::chrono::seconds(1), 4);
   std::map<std::int32_t, bool> used;
-  for (std::string_view region : {"East", "North", "South"}) {
+  for (std::string_view region : {"East", "North", "South", "HQ"}) {  // HQ: its warehouse, flagships, catalogue
     used[partition_for_key({reinterpret_cast<const std::uint8_t*>(region.data()), region.size()}, 4).value] = true;
   }
   for (const auto& [p, digest] : r.digests) {
