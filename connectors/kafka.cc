@@ -262,9 +262,10 @@ PartitionId partition_for_key(std::span<const std::uint8_t> key, int partitions)
   return PartitionId{rd_kafka_msg_partitioner_murmur2(nullptr, key.data(), key.size(), partitions, nullptr, nullptr)};
 }
 
-Result<std::unique_ptr<KafkaProducer>> KafkaProducer::open(const KafkaSettings& settings) {
+Result<rd_kafka_s*> open_producer_handle(const KafkaSettings& settings, const char* client_id,
+                                         DeliveryCallback on_delivery, void* opaque) {
   auto conf = make_conf(settings, {
-      {"client.id", "qudao-producer"},
+      {"client.id", client_id},
       {"enable.idempotence", "true"},
       {"acks", "all"},
       // Java's default (murmur2 of the key), so producers in any language put a region on the
@@ -277,9 +278,8 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::open(const KafkaSettings& 
       {"message.timeout.ms", "300000"},
   });
   if (!conf.is_ok()) return conf.status();
-  auto counters = std::make_unique<Counters>();
-  rd_kafka_conf_set_dr_msg_cb(conf.value(), delivery_cb);
-  rd_kafka_conf_set_opaque(conf.value(), counters.get());
+  rd_kafka_conf_set_dr_msg_cb(conf.value(), on_delivery);
+  rd_kafka_conf_set_opaque(conf.value(), opaque);
   rd_kafka_conf_set_log_cb(conf.value(), log_cb);
   char err[kErrorBytesMax];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), err, sizeof err);
@@ -287,7 +287,14 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::open(const KafkaSettings& 
     rd_kafka_conf_destroy(conf.value());
     return Status::error(fmt::format("kafka producer: {}", err));
   }
-  return std::unique_ptr<KafkaProducer>(new KafkaProducer(rk, std::move(counters)));
+  return rk;
+}
+
+Result<std::unique_ptr<KafkaProducer>> KafkaProducer::open(const KafkaSettings& settings) {
+  auto counters = std::make_unique<Counters>();
+  auto rk = open_producer_handle(settings, "qudao-producer", delivery_cb, counters.get());
+  if (!rk.is_ok()) return rk.status();
+  return std::unique_ptr<KafkaProducer>(new KafkaProducer(rk.value(), std::move(counters)));
 }
 
 KafkaProducer::~KafkaProducer() {
@@ -371,6 +378,85 @@ Status ensure_topic(const KafkaSettings& settings, const std::string& topic, int
   rd_kafka_queue_destroy(q);
   rd_kafka_destroy(rk);
   return status;
+}
+
+Result<std::pair<Offset, Offset>> watermarks(const KafkaSettings& settings, const std::string& topic,
+                                             PartitionId partition, std::chrono::milliseconds timeout) {
+  auto source = KafkaSource::open(settings, topic, "qudao-watermarks");
+  if (!source.is_ok()) return source.status();
+  int64_t low = 0, high = 0;
+  const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(source.value()->handle(), topic.c_str(),
+                                                                   partition.value, &low, &high,
+                                                                   static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(fmt::format("kafka watermarks of {} [{}]: {}", topic, partition.value, rd_kafka_err2str(err)));
+  }
+  return std::pair{Offset{low}, Offset{high}};
+}
+
+Result<int> partition_count(const KafkaSettings& settings, const std::string& topic, std::chrono::milliseconds timeout) {
+  auto source = KafkaSource::open(settings, topic, "qudao-metadata");
+  if (!source.is_ok()) return source.status();
+  auto partitions = source.value()->partitions(timeout);
+  if (!partitions.is_ok()) return partitions.status();
+  return static_cast<int>(partitions.value().size());
+}
+
+Result<std::vector<RecordMeta>> read_range(const KafkaSettings& settings, const std::string& topic,
+                                           PartitionId partition, Offset from, Offset to,
+                                           std::chrono::milliseconds timeout) {
+  std::vector<RecordMeta> out;
+  if (from >= to) return out;
+  auto source = KafkaSource::open(settings, topic, "qudao-read-range");
+  if (!source.is_ok()) return source.status();
+  rd_kafka_t* rk = source.value()->handle();
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition.value)->offset = from.value;
+  const rd_kafka_resp_err_t assigned = rd_kafka_assign(rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (assigned != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(fmt::format("kafka read {} [{}]: {}", topic, partition.value, rd_kafka_err2str(assigned)));
+  }
+  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk);
+  std::vector<rd_kafka_message_t*> batch(1000);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  Status status = Status::ok();
+  // Control records (transaction markers) take offsets but are never delivered: the position says
+  // when the range is read.
+  auto done = [&] { return source.value()->position(partition) >= to; };
+  while (!done() && status.is_ok()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      status = Status::error(fmt::format("kafka read {} [{}] offsets {}..{}: not done within {} ms", topic,
+                                         partition.value, from.value, to.value, timeout.count()));
+      break;
+    }
+    const ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch.data(), batch.size());
+    for (ssize_t i = 0; i < n; ++i) {
+      rd_kafka_message_t* m = batch[i];
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+          status = Status::error(fmt::format("kafka read {} [{}]: {}", topic, partition.value, rd_kafka_message_errstr(m)));
+        }
+      } else if (m->offset < to.value) {
+        RecordMeta meta{Offset{m->offset}, rd_kafka_message_timestamp(m, nullptr), {},
+                        std::string(static_cast<const char*>(m->payload), m->len)};
+        rd_kafka_headers_t* headers = nullptr;
+        if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          const char* name = nullptr;
+          const void* value = nullptr;
+          size_t size = 0;
+          for (size_t h = 0; rd_kafka_header_get_all(headers, h, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++h) {
+            meta.headers.emplace_back(name, std::string(static_cast<const char*>(value), value == nullptr ? 0 : size));
+          }
+        }
+        out.push_back(std::move(meta));
+      }
+      rd_kafka_message_destroy(m);
+    }
+  }
+  rd_kafka_queue_destroy(q);
+  if (!status.is_ok()) return status;
+  return out;
 }
 
 Result<std::string> fetch_record(const KafkaSettings& settings, const std::string& topic, PartitionId partition,

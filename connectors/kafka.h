@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,6 +43,30 @@ Status ensure_topic(const KafkaSettings& settings, const std::string& topic, int
 // The partition Kafka's Java client (and qudao's producers, `murmur2_random`) picks for a non-empty
 // key: murmur2 of the key, modulo the partition count.
 PartitionId partition_for_key(std::span<const std::uint8_t> key, int partitions);
+
+// Low and high watermarks of one partition: the first offset still on the broker and the next one.
+Result<std::pair<Offset, Offset>> watermarks(const KafkaSettings& settings, const std::string& topic,
+                                             PartitionId partition, std::chrono::milliseconds timeout);
+
+// The number of partitions of an existing topic.
+Result<int> partition_count(const KafkaSettings& settings, const std::string& topic, std::chrono::milliseconds timeout);
+
+// A record's place, time, headers and value (what the outbox relay checks on restart).
+struct RecordMeta {
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string value;
+  std::string header(std::string_view name) const {
+    for (const auto& [n, v] : headers) if (n == name) return v;
+    return {};
+  }
+};
+
+// The records of `partition` in offsets [from, to), in offset order.
+Result<std::vector<RecordMeta>> read_range(const KafkaSettings& settings, const std::string& topic,
+                                           PartitionId partition, Offset from, Offset to,
+                                           std::chrono::milliseconds timeout);
 
 // Reads the value of the one record at `offset` of `partition` (for inspection; commits nothing).
 Result<std::string> fetch_record(const KafkaSettings& settings, const std::string& topic, PartitionId partition,
@@ -85,6 +110,8 @@ class KafkaSource {
   void offset_commit(std::span<const std::pair<PartitionId, Offset>> next_offsets);
 
   const std::string& topic() const { return topic_; }
+  // The librdkafka handle, for the functions in this file that need more than the above.
+  rd_kafka_s* handle() const { return rk_; }
 
  private:
   KafkaSource(rd_kafka_s* rk, std::string topic) : rk_(rk), topic_(std::move(topic)) {}
@@ -119,6 +146,13 @@ class KafkaProducer {
   rd_kafka_s* rk_;
   std::unique_ptr<Counters> counters_;
 };
+
+// A producer handle with qudao's producer settings (idempotent, acks=all, murmur2_random, the
+// user's -X settings last), for connectors that need librdkafka's per-message delivery callback
+// (the outbox relay). The caller owns the handle (rd_kafka_destroy).
+using DeliveryCallback = void (*)(rd_kafka_s* rk, const rd_kafka_message_s* message, void* opaque);
+Result<rd_kafka_s*> open_producer_handle(const KafkaSettings& settings, const char* client_id,
+                                         DeliveryCallback on_delivery, void* opaque);
 
 // librdkafka's in-process mock cluster: speaks the Kafka protocol on a loopback port, keeps the
 // log in memory, and keeps only the newest ~5 MB (100,000 record batches) per partition, so a

@@ -98,6 +98,11 @@ RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, 
 
 Status Pipeline::commit() {
   if (Status s = finish_commit(); !s.is_ok()) return s;
+  if (relay_ != nullptr) {
+    for (const auto& [p, through] : relay_->delivered_through()) {
+      if (auto it = shards_.find(p); it != shards_.end()) it->second.mark_relayed(through);
+    }
+  }
   committer_.submit(store_.prepare(shard_list_));
   since_commit_ = 0;
   return Status::ok();
@@ -109,6 +114,7 @@ Status Pipeline::finish_commit() {
   if (!written.value()) return Status::ok();
   crash_point("after_commit_before_offset_commit");
   source_.offset_commit(written.value()->next_offsets);
+  if (relay_ != nullptr) relay_->send(std::move(written.value()->outbox));
   {
     std::lock_guard lock(stats_mutex_);
     ++stats_.commits;
@@ -152,14 +158,15 @@ Status Pipeline::wait_and_assign(const std::atomic<bool>& stop) {
 }
 
 Pipeline::Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
-                   std::map<std::int32_t, Shard> shards)
-    : store_(store), source_(source), stock_(stock), options_(options), shards_(std::move(shards)), committer_(store) {
+                   std::map<std::int32_t, Shard> shards, Relay* relay)
+    : store_(store), source_(source), stock_(stock), options_(options), shards_(std::move(shards)), committer_(store),
+      relay_(relay) {
   stats_.topic = source_.topic();
   for (auto& [p, s] : shards_) shard_list_.push_back(&s);
 }
 
 Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& source, StockProjection& stock,
-                                                 PipelineOptions options) {
+                                                 PipelineOptions options, Relay* relay) {
   auto shards = store.load(options.dedup_window_events);
   if (!shards.is_ok()) return shards.status();
   {
@@ -172,7 +179,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
       projection.project(rebuilt);
     }
   }
-  std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take()));
+  std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take(), relay));
   pipeline->publish_stats();
   return pipeline;
 }

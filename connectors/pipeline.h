@@ -2,7 +2,8 @@
 //
 //   Kafka partition --poll--> decode (verify + validate) --> apply to the shard's ledger
 //        --> project into the read models --> every commit interval: one RocksDB WriteBatch with
-//        the dirty state, dead letters and next offsets --> advisory Kafka offset commit.
+//        the dirty state, outbox rows and next offsets --> advisory Kafka offset commit --> the relay
+//        sends the committed outbox rows (dispatch requests, dead letters).
 //
 // One thread runs the pipeline and owns every Shard; stats() may be called from any thread. The
 // commit's write (and fsync) runs on the Committer's thread while the next events are applied; the
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "connectors/kafka.h"
+#include "connectors/relay.h"
 #include "engine/apply.h"
 #include "engine/committer.h"
 #include "engine/store.h"
@@ -57,8 +59,10 @@ RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, 
 class Pipeline {
  public:
   // Loads every shard from the store and rebuilds the projections from them.
+  // `relay`: where committed outbox rows go (dispatch requests, dead letters); none for replays,
+  // which must not send anything.
   static Result<std::unique_ptr<Pipeline>> open(Store& store, KafkaSource& source, StockProjection& stock,
-                                                PipelineOptions options);
+                                                PipelineOptions options, Relay* relay = nullptr);
 
   // Runs until `stop` is set, then makes a final commit. Returns an error only for failures the
   // pipeline cannot ride out (RocksDB I/O); Kafka outages are waited out.
@@ -76,7 +80,7 @@ class Pipeline {
 
  private:
   Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
-           std::map<std::int32_t, Shard> shards);
+           std::map<std::int32_t, Shard> shards, Relay* relay);
 
   Status wait_and_assign(const std::atomic<bool>& stop);
   Status loop(const std::atomic<bool>& stop);
@@ -94,6 +98,7 @@ class Pipeline {
   std::vector<Shard*> shard_list_;
   Applier applier_;
   Committer committer_;
+  Relay* relay_;
   std::size_t since_commit_ = 0;
   std::map<std::int32_t, Offset> end_;  // run_until's bound per partition; empty: unbounded
 

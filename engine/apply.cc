@@ -78,7 +78,7 @@ Outcome Applier::dispatch(Shard& shard, const Event& event) {
     case fb::Payload::ShipmentReceived: return apply(shard, *env.payload_as_ShipmentReceived());
     case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut());
     case fb::Payload::StockCounted: return apply(shard, *env.payload_as_StockCounted());
-    case fb::Payload::OrderPaid: return apply(shard, *env.payload_as_OrderPaid());
+    case fb::Payload::OrderPaid: return apply(shard, *env.payload_as_OrderPaid(), event);
     case fb::Payload::OrderCancelled: return apply(shard, *env.payload_as_OrderCancelled());
     // Valid facts that no part of the ledger reads yet (catalogue, parties, store claims, targets,
     // rebates, ratings, training): applied without postings, so they count and replay later.
@@ -91,6 +91,9 @@ Outcome Applier::dispatch(Shard& shard, const Event& event) {
     case fb::Payload::FeedbackRecorded:
     case fb::Payload::TrainingCompleted:
       return {};
+    case fb::Payload::DispatchRequested:
+      return rejected(RejectReason::invalid_value, "payload_type",
+                      "DispatchRequested is what qudao emits to warehouses; it is not an input event");
     case fb::Payload::NONE: break;
   }
   // decode() rejects events without a known payload, so reaching here is a bug.
@@ -186,7 +189,7 @@ Outcome Applier::apply(Shard& shard, const fb::OrderPlaced& e) {
   return {};
 }
 
-Outcome Applier::apply(Shard& shard, const fb::OrderPaid& e) {
+Outcome Applier::apply(Shard& shard, const fb::OrderPaid& e, const Event& event) {
   const OrderId id{e.order()};
   const Order* o = shard.order(id);
   if (o == nullptr) return rejected(RejectReason::unknown_order, "payload.order", fmt::format("order {} is not known", id.value));
@@ -196,9 +199,46 @@ Outcome Applier::apply(Shard& shard, const fb::OrderPaid& e) {
   }
   Order next = *o;
   next.paid.value += e.amount_fen();
-  if (next.paid.value >= next.due.value) next.state = OrderState::paid;
+  if (next.paid.value >= next.due.value) {
+    next.state = OrderState::paid;
+    request_dispatch(shard, id, next, event);
+  }
   shard.put_order(id, std::move(next));
   return {};
+}
+
+LocationId Applier::choose_warehouse(const Shard& shard, const Order& o) const {
+  auto has_stock = [&](LocationId w) {
+    for (const OrderLine& l : o.lines) {
+      const std::int64_t held = w == o.fulfilment ? l.reserved : 0;
+      if (shard.balance(Account{l.sku, w, Bucket::on_hand}).value + held < l.ordered - l.dispatched) return false;
+    }
+    return true;
+  };
+  if (o.fulfilment.value != 0 && has_stock(o.fulfilment)) return o.fulfilment;
+  if (const LocationInfo* store = shard.location(o.store)) {
+    for (LocationId w : shard.warehouses_in(store->city)) {
+      if (w != o.fulfilment && has_stock(w)) return w;
+    }
+  }
+  // HQ ships what no city warehouse can; 0 when the HQ warehouse is not on this shard.
+  return shard.hq_warehouses().empty() ? LocationId{0} : shard.hq_warehouses().front();
+}
+
+void Applier::request_dispatch(Shard& shard, OrderId id, const Order& o, const Event& paid) {
+  const LocationId warehouse = choose_warehouse(shard, o);
+  lines_.clear();
+  for (const OrderLine& l : o.lines) {
+    if (l.ordered > l.dispatched) lines_.push_back(Line{l.sku, Quantity{l.ordered - l.dispatched}});
+  }
+  // The id depends only on the order and the payment that completed it: a replay, or a re-sent
+  // request, carries the same id, and warehouses deduplicate on it.
+  std::uint64_t seed[3] = {id.value, paid.id.hi, paid.id.lo};
+  const XXH128_hash_t h = XXH3_128bits(seed, sizeof seed);
+  const EventId request_id{h.high64, h.low64 == 0 && h.high64 == 0 ? 1 : h.low64};
+  const auto bytes = writer_.dispatch_requested(Header{request_id, paid.occurred_at, "qudao"}, id, o.store, warehouse, lines_);
+  shard.emit(OutboxTopic::dispatch, std::to_string(warehouse.value),
+             std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 void Applier::release(Order& o) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/ledger.h"
+#include "events/encode.h"
 
 namespace qudao {
 
@@ -50,7 +51,7 @@ class Applier {
   Outcome apply(Shard& shard, const fb::ProductionCompleted& e);
   Outcome apply(Shard& shard, const fb::OrderPlaced& e);
   Outcome apply(Shard& shard, const fb::ShipmentDispatched& e);
-  Outcome apply(Shard& shard, const fb::OrderPaid& e);
+  Outcome apply(Shard& shard, const fb::OrderPaid& e, const Event& event);
   Outcome apply(Shard& shard, const fb::OrderCancelled& e);
   // Expires the unpaid proxy orders whose deadline is before `now`, releasing their reservations.
   void expire_due(Shard& shard, TimeMs now);
@@ -61,10 +62,16 @@ class Applier {
   // Posts the postings added since the last post_all (an event's own, after its checks passed).
   void post_all(Shard& shard);
   void release(Order& o);  // gives back what a proxy order holds; adds the postings
+  // A paid order goes to the warehouses through the outbox: the order's own fulfilment location if
+  // it has the stock, else a warehouse in the store's city that has it, else HQ.
+  LocationId choose_warehouse(const Shard& shard, const Order& o) const;
+  void request_dispatch(Shard& shard, OrderId id, const Order& o, const Event& paid);
 
   std::vector<Posting> postings_;
   std::size_t posted_ = 0;
   std::vector<std::pair<SkuId, std::int64_t>> per_sku_;
+  std::vector<Line> lines_;
+  EventWriter writer_;
 };
 
 }  // namespace qudao

@@ -47,7 +47,7 @@ void Committer::run() {
     const auto submitted_at = submitted_at_;
     lock.unlock();
     Status s = store_.write(commit);
-    WrittenCommit written{commit.stats, std::move(commit.next_offsets),
+    WrittenCommit written{commit.stats, std::move(commit.next_offsets), std::move(commit.outbox),
                           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                                 submitted_at)};
     lock.lock();

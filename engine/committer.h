@@ -21,6 +21,7 @@ namespace qudao {
 struct WrittenCommit {
   CommitStats stats;
   std::vector<std::pair<PartitionId, Offset>> next_offsets;  // now durable
+  std::vector<std::pair<PartitionId, OutboxRow>> outbox;      // now durable: the relay may send them
   std::chrono::microseconds latency{0};                     // submit to durable
 };
 

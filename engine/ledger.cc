@@ -55,6 +55,13 @@ void Shard::record_rejected(Offset offset, Rejection rejection, std::string byte
   next_offset_ = Offset{offset.value + 1};
   ++counts_.consumed;
   ++counts_.rejected;
+  // The dead-letter topic gets the original bytes with the reason in headers; the store keeps its
+  // own copy for listing (the D keys).
+  emit(OutboxTopic::dead_letters, std::to_string(partition_.value), bytes,
+       {{"qudao-reason", reason_name(rejection.reason)},
+        {"qudao-field", rejection.field},
+        {"qudao-message", rejection.message},
+        {"qudao-source-offset", std::to_string(offset.value)}});
   dead_letters_.push_back(DeadLetter{offset, std::move(rejection), std::move(bytes)});
   header_dirty_ = true;
 }
@@ -136,8 +143,48 @@ void Shard::post(const Posting& p) {
   }
 }
 
+namespace {
+bool is_warehouse(fb::LocationKind k) { return k == fb::LocationKind::Warehouse || k == fb::LocationKind::SubWarehouse; }
+void insert_sorted(std::vector<LocationId>& v, LocationId id) {
+  auto it = std::lower_bound(v.begin(), v.end(), id);
+  if (it == v.end() || *it != id) v.insert(it, id);
+}
+void erase_sorted(std::vector<LocationId>& v, LocationId id) {
+  auto it = std::lower_bound(v.begin(), v.end(), id);
+  if (it != v.end() && *it == id) v.erase(it);
+}
+}  // namespace
+
+void Shard::index_warehouse(LocationId id, const LocationInfo* old, const LocationInfo& info) {
+  if (old != nullptr && is_warehouse(old->kind)) {
+    erase_sorted(warehouses_by_city_[old->city], id);
+    if (old->kind == fb::LocationKind::Warehouse) erase_sorted(hq_warehouses_, id);
+  }
+  if (is_warehouse(info.kind)) insert_sorted(warehouses_by_city_[info.city], id);
+  if (info.kind == fb::LocationKind::Warehouse) insert_sorted(hq_warehouses_, id);
+}
+
+std::span<const LocationId> Shard::warehouses_in(const std::string& city) const {
+  auto it = warehouses_by_city_.find(city);
+  if (it == warehouses_by_city_.end()) return {};
+  return it->second;
+}
+
+void Shard::emit(OutboxTopic topic, std::string key, std::string value,
+                 std::vector<std::pair<std::string, std::string>> headers) {
+  outbox_pending_.push_back(OutboxRow{outbox_next_seq_++, topic, std::move(key), std::move(value), std::move(headers), 0});
+  header_dirty_ = true;
+}
+
+void Shard::mark_relayed(std::uint64_t through_seq) {
+  if (relayed_through_ && *relayed_through_ >= through_seq) return;
+  relayed_through_ = through_seq;
+  relayed_dirty_ = true;
+}
+
 void Shard::define_location(LocationId id, LocationInfo info) {
   LocationEntry& e = locations_[id];
+  index_warehouse(id, e.info.kind == fb::LocationKind::Unknown ? nullptr : &e.info, info);
   if (e.info.kind != fb::LocationKind::Unknown) digest_ -= location_hash(id, e.info);
   e.info = std::move(info);
   digest_ += location_hash(id, e.info);
@@ -237,6 +284,8 @@ void Shard::mark_clean() {
   dirty_balances_.clear();
   dirty_locations_.clear();
   dead_letters_.clear();
+  outbox_pending_.clear();
+  relayed_dirty_ = false;
   // The same segments the commit deleted (computed before the new one is added), then the new one.
   for (std::size_t n = expired_seen_segments().size(); n > 0; --n) seen_segments_.pop_front();
   if (!seen_pending_.empty()) {
@@ -247,8 +296,9 @@ void Shard::mark_clean() {
 }
 
 void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts, TimeMs watermark,
-                           std::uint64_t seen_oldest_seq) {
+                           std::uint64_t outbox_next_seq, std::uint64_t seen_oldest_seq) {
   next_offset_ = next_offset;
+  outbox_next_seq_ = outbox_next_seq;
   watermark_ = watermark;
   counts_ = counts;
   restored_seen_oldest_seq_ = seen_oldest_seq;
@@ -263,6 +313,7 @@ void Shard::restore_balance(const Account& a, Quantity q) {
 
 void Shard::restore_location(LocationId id, LocationInfo info) {
   LocationEntry& e = locations_[id];
+  index_warehouse(id, nullptr, info);
   e.info = std::move(info);
   digest_ += location_hash(id, e.info);
 }

@@ -15,6 +15,7 @@
 #include <absl/container/flat_hash_set.h>
 
 #include <deque>
+#include <optional>
 
 #include <cstdint>
 #include <span>
@@ -106,6 +107,21 @@ struct DeadLetter {
   std::string bytes;
 };
 
+// What the engine sends out through its outbox: warehouse dispatch requests and dead letters.
+enum class OutboxTopic : std::uint8_t { dispatch = 1, dead_letters = 2 };
+
+// One output record, written to the store in the same commit as the state change that caused it,
+// and sent by the relay (connectors/relay.h) after that commit is durable. `seq` numbers a shard's
+// rows from 0 in apply order, so a replay of the same log produces the same rows.
+struct OutboxRow {
+  std::uint64_t seq = 0;
+  OutboxTopic topic = OutboxTopic::dispatch;
+  std::string key;
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::int64_t created_ms = 0;  // wall clock when committed (bounds the relay's search after a restart)
+};
+
 class Shard {
  public:
   // `dedup_window_events`: how many applied event ids (per shard, newest first) are remembered to
@@ -138,6 +154,21 @@ class Shard {
 
   void post(const Posting& p);
   void define_location(LocationId id, LocationInfo info);
+  // Warehouses (either kind) in `city`, and the brand's HQ warehouses (kind Warehouse) on this
+  // shard, each by ascending id.
+  std::span<const LocationId> warehouses_in(const std::string& city) const;
+  std::span<const LocationId> hq_warehouses() const { return hq_warehouses_; }
+
+  // The outbox: rows emitted since the last commit; the next seq; and the seq through which the
+  // relay has delivered every row (the next commit deletes those rows from the store).
+  void emit(OutboxTopic topic, std::string key, std::string value,
+            std::vector<std::pair<std::string, std::string>> headers = {});
+  const std::vector<OutboxRow>& outbox_pending() const { return outbox_pending_; }
+  std::uint64_t outbox_next_seq() const { return outbox_next_seq_; }
+  void mark_relayed(std::uint64_t through_seq);
+  // Rows at or below this seq are delivered; the store deletes them at the next commit.
+  std::optional<std::uint64_t> relayed_through() const { return relayed_through_; }
+  bool relayed_dirty() const { return relayed_dirty_; }
 
   // Orders and shipments (engine/orders.h). put_* replaces the whole entry.
   const Order* order(OrderId id) const;
@@ -180,7 +211,8 @@ class Shard {
   void mark_clean();
 
   // Load support: restores committed state without marking it dirty.
-  void restore_header(Offset next_offset, const OutcomeCounts& counts, TimeMs watermark, std::uint64_t seen_oldest_seq);
+  void restore_header(Offset next_offset, const OutcomeCounts& counts, TimeMs watermark, std::uint64_t outbox_next_seq,
+                      std::uint64_t seen_oldest_seq);
   void restore_order(OrderId id, Order o);
   void restore_shipment(ShipmentId id, Shipment s);
   void restore_balance(const Account& a, Quantity q);
@@ -231,6 +263,14 @@ class Shard {
   std::vector<ShipmentId> dirty_shipments_;
   absl::btree_set<std::pair<std::int64_t, std::uint64_t>> expiry_;  // (deadline ms, order id)
   TimeMs watermark_{0};
+
+  void index_warehouse(LocationId id, const LocationInfo* old, const LocationInfo& info);
+  absl::flat_hash_map<std::string, std::vector<LocationId>> warehouses_by_city_;
+  std::vector<LocationId> hq_warehouses_;
+  std::vector<OutboxRow> outbox_pending_;
+  std::uint64_t outbox_next_seq_ = 0;
+  std::optional<std::uint64_t> relayed_through_;
+  bool relayed_dirty_ = false;
 
   std::size_t dedup_window_events_;
   absl::flat_hash_map<EventId, SeenEvent> seen_;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <rocksdb/memtablerep.h>
+
+#include <chrono>
 #include <rocksdb/write_batch.h>
 
 #include "engine/codec.h"
@@ -15,6 +17,7 @@ constexpr char kHeaderKey = 'H';
 constexpr char kBalanceKey = 'B';
 constexpr char kLocationKey = 'L';
 constexpr char kDeadLetterKey = 'D';
+constexpr char kOutboxKey = 'X';
 constexpr char kSeenKey = 'E';
 constexpr char kOrderKey = 'O';
 constexpr char kShipmentKey = 'S';
@@ -40,7 +43,28 @@ std::string header_value(const Shard& s) {
     codec::put_le<std::uint64_t>(v, n);
   }
   codec::put_le<std::int64_t>(v, s.watermark().value);
+  codec::put_le<std::uint64_t>(v, s.outbox_next_seq());
   codec::put_le<std::uint64_t>(v, s.seen_oldest_seq());
+  return v;
+}
+
+std::string outbox_key(PartitionId p, std::uint64_t seq) {
+  std::string k = partition_key(kOutboxKey, p);
+  codec::put_be<std::uint64_t>(k, seq);
+  return k;
+}
+
+std::string outbox_value(const OutboxRow& row) {
+  std::string v;
+  codec::put_le<std::uint8_t>(v, static_cast<std::uint8_t>(row.topic));
+  codec::put_le<std::int64_t>(v, row.created_ms);
+  codec::put_text(v, row.key);
+  codec::put_le<std::uint32_t>(v, static_cast<std::uint32_t>(row.headers.size()));
+  for (const auto& [name, value] : row.headers) {
+    codec::put_text(v, name);
+    codec::put_text(v, value);
+  }
+  v.append(row.value);
   return v;
 }
 
@@ -117,8 +141,9 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
         c.anomalies = v.le<std::uint64_t>();
         stored_digests[p] = v.le<std::uint64_t>();
         const TimeMs watermark{v.le<std::int64_t>()};
+        const auto outbox_next_seq = v.le<std::uint64_t>();
         const auto seen_oldest_seq = v.le<std::uint64_t>();
-        shard(p).restore_header(next, c, watermark, seen_oldest_seq);
+        shard(p).restore_header(next, c, watermark, outbox_next_seq, seen_oldest_seq);
         break;
       }
       case kBalanceKey: {
@@ -172,6 +197,7 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
       }
       case kTopicKey:
       case kDeadLetterKey:
+      case kOutboxKey:  // read by outbox()
         continue;
       default:
         return Status::error(fmt::format("store {}: unknown key tag '{}'", options_.path, key[0]));
@@ -204,12 +230,14 @@ Result<CommitStats> Store::commit(std::span<Shard* const> shards) {
 PreparedCommit Store::prepare(std::span<Shard* const> shards) {
   PreparedCommit c;
   rocksdb::WriteBatch& batch = c.batch;
+  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch()).count();
   CommitStats& stats = c.stats;
   std::string key, value;
   for (Shard* s : shards) {
     const std::vector<std::uint64_t> expired = s->expired_seen_segments();
     if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && expired.empty() &&
-        s->dirty_orders().empty() && s->dirty_shipments().empty()) {
+        s->dirty_orders().empty() && s->dirty_shipments().empty() && !s->relayed_dirty()) {
       continue;
     }
     for (OrderId id : s->dirty_orders()) {
@@ -233,6 +261,15 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       batch.Put(seen_key(s->partition(), s->seen_pending_first_seq()), value);
     }
     for (std::uint64_t first_seq : expired) batch.Delete(seen_key(s->partition(), first_seq));
+    for (const OutboxRow& row : s->outbox_pending()) {
+      OutboxRow& copy = c.outbox.emplace_back(s->partition(), row).second;
+      copy.created_ms = now_ms;
+      batch.Put(outbox_key(s->partition(), row.seq), outbox_value(copy));
+    }
+    if (s->relayed_dirty()) {
+      // One range tombstone for every row the relay has delivered so far.
+      batch.DeleteRange(outbox_key(s->partition(), 0), outbox_key(s->partition(), *s->relayed_through() + 1));
+    }
     for (const Account& a : s->dirty_balances()) {
       key = partition_key(kBalanceKey, s->partition());
       codec::put_be<std::uint64_t>(key, a.sku.value);
@@ -283,6 +320,34 @@ Status Store::write(PreparedCommit& c) {
   const rocksdb::Status st = db_->Write(wo, &c.batch);
   if (!st.ok()) return io_error("commit", st);
   return Status::ok();
+}
+
+Result<std::map<std::int32_t, std::vector<OutboxRow>>> Store::outbox() {
+  std::map<std::int32_t, std::vector<OutboxRow>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string prefix(1, kOutboxKey);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    codec::Reader k(it->key().ToStringView().substr(1));
+    codec::Reader v(it->value().ToStringView());
+    const auto p = k.be<std::int32_t>();
+    OutboxRow row;
+    row.seq = k.be<std::uint64_t>();
+    row.topic = static_cast<OutboxTopic>(v.le<std::uint8_t>());
+    row.created_ms = v.le<std::int64_t>();
+    row.key = v.text();
+    const auto headers = v.le<std::uint32_t>();
+    for (std::uint32_t i = 0; i < headers && v.ok(); ++i) {
+      std::string name = v.text();
+      row.headers.emplace_back(std::move(name), v.text());
+    }
+    row.value = std::string(v.rest());
+    if (!k.ok() || !v.ok() || (row.topic != OutboxTopic::dispatch && row.topic != OutboxTopic::dead_letters)) {
+      return Status::error(fmt::format("store {}: corrupt outbox row", options_.path));
+    }
+    out[p].push_back(std::move(row));
+  }
+  if (!it->status().ok()) return io_error("outbox", it->status());
+  return out;
 }
 
 Result<std::string> Store::state_sha256() {

@@ -7,12 +7,13 @@
 //
 // Key layout (integers big-endian so keys sort by partition, then id; values little-endian):
 //
-//   key    := topic | header | balance | location | dead_letter | seen | order | shipment
+//   key    := topic | header | balance | location | dead_letter | seen | order | shipment | outbox
 //   topic        := 'T'                                          -> topic name (utf-8)
 //   header       := 'H' partition:i32                            -> next_offset:i64 consumed:u64
 //                                                                   applied:u64 duplicates:u64
 //                                                                   rejected:u64 anomalies:u64 digest:u64
-//                                                                   watermark_ms:i64 seen_oldest_seq:u64
+//                                                                   watermark_ms:i64 outbox_next_seq:u64
+//                                                                   seen_oldest_seq:u64
 //   balance      := 'B' partition:i32 sku:u64 location:u64 bucket:u8   -> qty:i64
 //   location     := 'L' partition:i32 location:u64               -> kind:u8 text(name) text(city) text(region)
 //   dead_letter  := 'D' partition:i32 offset:i64                 -> reason:u16 text(field) text(message)
@@ -23,6 +24,9 @@
 //                   have left the window)
 //   order        := 'O' partition:i32 order_id:u64               -> order (engine/orders.h)
 //   shipment     := 'S' partition:i32 shipment_id:u64            -> shipment (engine/orders.h)
+//   outbox       := 'X' partition:i32 seq:u64      -> topic:u8 created_ms:i64 text(key) header_count:u32
+//                                                     (text(name) text(value))* value (to the end)
+//                   (rows not yet known delivered; one range delete per commit removes delivered ones)
 //   text         := length:u32 utf-8 bytes
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
@@ -71,6 +75,7 @@ struct PreparedCommit {
   rocksdb::WriteBatch batch;
   CommitStats stats;
   std::vector<std::pair<PartitionId, Offset>> next_offsets;  // stored in the batch
+  std::vector<std::pair<PartitionId, OutboxRow>> outbox;      // rows the batch adds, for the relay
 };
 
 class Store {
@@ -98,6 +103,9 @@ class Store {
   // export whatever their batch sizes or commit intervals; the duplicate window is left out (it
   // depends on the window size, not on the ledger).
   Result<std::string> state_sha256();
+
+  // The outbox rows not yet known delivered, per partition in seq order (for the relay on start).
+  Result<std::map<std::int32_t, std::vector<OutboxRow>>> outbox();
 
   // Dead letters of one partition from `from` on, at most `limit`, in offset order.
   Result<std::vector<DeadLetter>> dead_letters(PartitionId partition, Offset from, std::size_t limit);

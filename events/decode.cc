@@ -323,6 +323,12 @@ Check validate(const fb::TrainingCompleted& e) {
   return require_count(e.score(), 0, 100, "payload.score");
 }
 
+Check validate(const fb::DispatchRequested& e) {
+  if (auto r = require_id(e.order(), "payload.order")) return r;
+  if (auto r = require_id(e.store(), "payload.store")) return r;
+  return require_lines(e.lines());
+}
+
 Check validate_payload(const fb::Envelope& env) {
   switch (env.payload_type()) {
     case fb::Payload::LocationDefined: return validate(*env.payload_as_LocationDefined());
@@ -342,6 +348,7 @@ Check validate_payload(const fb::Envelope& env) {
     case fb::Payload::RebateAdjusted: return validate(*env.payload_as_RebateAdjusted());
     case fb::Payload::FeedbackRecorded: return validate(*env.payload_as_FeedbackRecorded());
     case fb::Payload::TrainingCompleted: return validate(*env.payload_as_TrainingCompleted());
+    case fb::Payload::DispatchRequested: return validate(*env.payload_as_DispatchRequested());
     case fb::Payload::NONE: break;
   }
   return reject(RejectReason::missing_field, "payload", "is required");

@@ -173,4 +173,12 @@ EventWriter::Bytes EventWriter::training_completed(const Header& h, std::uint64_
   return finish(h, fb::Payload::TrainingCompleted, p.Union());
 }
 
+EventWriter::Bytes EventWriter::dispatch_requested(const Header& h, OrderId order, LocationId store,
+                                                   LocationId warehouse, std::span<const Line> lines) {
+  fbb_.Clear();
+  auto l = stock_lines(lines);
+  auto p = fb::CreateDispatchRequested(fbb_, order.value, store.value, warehouse.value, l);
+  return finish(h, fb::Payload::DispatchRequested, p.Union());
+}
+
 }  // namespace qudao

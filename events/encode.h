@@ -73,6 +73,8 @@ class EventWriter {
   Bytes feedback_recorded(const Header& h, LocationId store, std::uint64_t distributor, std::uint8_t rating,
                           std::string_view comment);
   Bytes training_completed(const Header& h, std::uint64_t party, std::string_view course, std::uint8_t score);
+  Bytes dispatch_requested(const Header& h, OrderId order, LocationId store, LocationId warehouse,
+                           std::span<const Line> lines);
 
  private:
   Bytes finish(const Header& h, fb::Payload type, flatbuffers::Offset<void> payload);

@@ -34,6 +34,8 @@ struct ServeArgs {
   int commit_interval_ms = 100;
   std::string sync = "fsync";
   std::size_t dedup_window_events = kDedupWindowEventsDefault;
+  std::string dispatch_topic;     // empty: <topic>.dispatch
+  std::string dead_letter_topic;  // empty: <topic>.dead-letters
 };
 
 struct SimulateArgs {

@@ -52,9 +52,14 @@ int run_demo(const DemoArgs& args, const std::atomic<bool>& stop) {
     spdlog::error("{}", broker.status().message());
     return 1;
   }
-  if (Status s = broker.value()->create_topic(kDefaultTopic, args.partitions); !s.is_ok()) {
-    spdlog::error("{}", s.message());
-    return 1;
+  // The events topic, and the outbox's dispatch and dead-letter topics (the mock cluster does not
+  // create topics through the admin API, so the relay finds them made).
+  for (const std::string& topic : {std::string(kDefaultTopic), std::string(kDefaultTopic) + ".dispatch",
+                                  std::string(kDefaultTopic) + ".dead-letters"}) {
+    if (Status s = broker.value()->create_topic(topic, args.partitions); !s.is_ok()) {
+      spdlog::error("{}", s.message());
+      return 1;
+    }
   }
 
   const bool temporary_data = args.data_dir.empty();

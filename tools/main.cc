@@ -130,6 +130,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--dedup-window-events", serve.dedup_window_events,
                         "applied event ids remembered per partition to ignore re-sent events")
       ->capture_default_str()->check(CLI::Range(1, 100'000'000));
+  serve_cmd->add_option("--dispatch-topic", serve.dispatch_topic,
+                        "where paid orders' DispatchRequested events go, keyed by warehouse id (default: <topic>.dispatch)");
+  serve_cmd->add_option("--dead-letter-topic", serve.dead_letter_topic,
+                        "where rejected records go, original bytes, reason in headers (default: <topic>.dead-letters)");
   serve_cmd->add_option("--sync", serve.sync, "fsync each commit (survives power loss) or not (survives kill -9)")
       ->capture_default_str()->check(CLI::IsMember({"fsync", "none"}));
 

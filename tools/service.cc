@@ -22,7 +22,17 @@ Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options) {
   if (!source.is_ok()) return source.status();
   s->source_ = source.take();
 
-  auto pipeline = Pipeline::open(*s->store_, *s->source_, s->stock_, options.pipeline);
+  auto unsent = s->store_->outbox();
+  if (!unsent.is_ok()) return unsent.status();
+  RelayTopics topics{options.topic,
+                     options.dispatch_topic.empty() ? options.topic + ".dispatch" : options.dispatch_topic,
+                     options.dead_letter_topic.empty() ? options.topic + ".dead-letters" : options.dead_letter_topic};
+  spdlog::info("outbox: dispatch requests to {}, dead letters to {}", topics.dispatch, topics.dead_letters);
+  auto relay = Relay::start(options.kafka, topics, options.output_partitions, unsent.take());
+  if (!relay.is_ok()) return relay.status();
+  s->relay_ = relay.take();
+
+  auto pipeline = Pipeline::open(*s->store_, *s->source_, s->stock_, options.pipeline, s->relay_.get());
   if (!pipeline.is_ok()) return pipeline.status();
   s->pipeline_ = pipeline.take();
   const OutcomeCounts loaded = s->pipeline_->stats().totals;

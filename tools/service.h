@@ -26,6 +26,11 @@ struct ServiceOptions {
   HttpOptions http;
   AccessTokens tokens;  // who may read what over HTTP; none: only /health answers
   PipelineOptions pipeline;
+  // Where the outbox goes; empty: "<topic>.dispatch" and "<topic>.dead-letters". Created with
+  // output_partitions partitions if missing.
+  std::string dispatch_topic;
+  std::string dead_letter_topic;
+  int output_partitions = 8;
 };
 
 class Service {
@@ -45,6 +50,7 @@ class Service {
   std::unique_ptr<Store> store_;
   std::unique_ptr<KafkaSource> source_;
   StockProjection stock_;
+  std::unique_ptr<Relay> relay_;
   std::unique_ptr<Pipeline> pipeline_;
   AccessTokens tokens_;
   std::unique_ptr<HttpServer> http_;  // last: stops before what its handlers read

@@ -9,6 +9,10 @@
 //   kill -9 at random instants while ingesting   the test sends SIGKILL 50–700 ms after the start
 //   crash_after_batch_before_offset_commit       QUDAO_CRASH_POINT=after_commit_before_offset_commit:<n>
 //   crash_mid_batch                              QUDAO_CRASH_POINT=mid_batch:<n>   (engine/crash_point.h)
+//   crash_during_outbox_send                     QUDAO_CRASH_POINT=outbox_relay_mid_send:<n>
+//
+// Every test also checks the outbox: the crashed instance's dispatch topic must hold exactly the
+// records of the clean replay's (which sends to a dispatch topic of its own), each exactly once.
 //
 // QUDAO_CRASH_CYCLES (default 10, ~30 s) is the number of random kills; each named crash point gets
 // half as many cycles. Every test prints its seed; QUDAO_CRASH_SEED=<seed> replays the same kill
@@ -26,7 +30,10 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
+#include <tuple>
 
+#include "connectors/kafka.h"
 #include "tests/process.h"
 #include "tests/support.h"
 
@@ -148,9 +155,13 @@ struct Env {
   // Crash cycles commit every kCommitIntervalMs; catching up uses serve's default interval, so the
   // comparison also shows that state does not depend on where batches and commits fell.
   enum class Commits { frequent, default_interval };
+  // Each instance sends its outbox to topics of its own: <topic>.<name>.dispatch and so on.
+  std::string dispatch_topic(const std::string& name) const { return topic + "." + name + ".dispatch"; }
   std::unique_ptr<Serve> serve(const std::string& name, Commits commits, const std::vector<std::string>& env = {}) const {
     std::vector<std::string> argv{bin, "serve", "-b", brokers, "-t", topic, "--data", dir.path() + "/" + name,
-                                  "--http-port", "0", "--tokens", tokens_file};
+                                  "--http-port", "0", "--tokens", tokens_file,
+                                  "--dispatch-topic", dispatch_topic(name),
+                                  "--dead-letter-topic", topic + "." + name + ".dead-letters"};
     if (commits == Commits::frequent) argv.insert(argv.end(), {"--commit-interval-ms", std::to_string(kCommitIntervalMs)});
     return std::make_unique<Serve>(std::move(argv), log_path(name), env);
   }
@@ -345,6 +356,26 @@ void observe(const Env& env, const json& last, std::uint64_t produced, bool prod
   if (committed < produced) ++tally.behind;
 }
 
+// Every record of a dispatch topic as (source partition, outbox seq, bytes), once the relay is done:
+// the topic stops growing when the instance has stopped and flushed.
+std::vector<std::tuple<std::string, std::string, std::string>> read_dispatches(const Env& env, const std::string& topic) {
+  KafkaSettings kafka;
+  kafka.brokers = env.brokers;
+  auto partitions = partition_count(kafka, topic, seconds(30));
+  REQUIRE_MESSAGE(partitions.is_ok(), topic << ": " << partitions.status().message());
+  std::vector<std::tuple<std::string, std::string, std::string>> out;
+  for (int p = 0; p < partitions.value(); ++p) {
+    auto marks = watermarks(kafka, topic, PartitionId{p}, seconds(30));
+    REQUIRE_MESSAGE(marks.is_ok(), topic << ": " << marks.status().message());
+    auto records = read_range(kafka, topic, PartitionId{p}, marks.value().first, marks.value().second, seconds(60));
+    REQUIRE_MESSAGE(records.is_ok(), topic << ": " << records.status().message());
+    for (const RecordMeta& r : records.value()) {
+      out.emplace_back(r.header("qudao-source-partition"), r.header("qudao-outbox-seq"), r.value);
+    }
+  }
+  return out;
+}
+
 // After the cycles: the crashed directory catches up, a fresh directory replays the topic from
 // offset 0, and both must equal each other and the simulator's expectation: nothing lost, nothing
 // applied twice, nothing different.
@@ -391,15 +422,30 @@ void finish_and_compare(const Env& env, Workload& workload, const Tally& tally, 
   }
   CHECK(next_offsets == produced);
 
+  // The outbox, exactly once: the same dispatch records (source partition, outbox seq, bytes) in the
+  // crashed instance's topic as in the clean replay's, none twice.
+  const auto crashed_dispatches = read_dispatches(env, env.dispatch_topic(restarted.name));
+  const auto clean_dispatches = read_dispatches(env, env.dispatch_topic(clean.name));
+  std::set<std::tuple<std::string, std::string, std::string>> crashed_set(crashed_dispatches.begin(),
+                                                                          crashed_dispatches.end());
+  CHECK_MESSAGE(crashed_set.size() == crashed_dispatches.size(),
+                (crashed_dispatches.size() - crashed_set.size()) << " dispatch requests were sent twice");
+  CHECK(crashed_dispatches.size() == clean_dispatches.size());
+  CHECK(crashed_set == std::set<std::tuple<std::string, std::string, std::string>>(clean_dispatches.begin(),
+                                                                                 clean_dispatches.end()));
+  CHECK_MESSAGE(!clean_dispatches.empty(), "the workload pays orders: there must be dispatch requests");
+
   const auto applied = restarted.status["totals"]["applied"].get<std::uint64_t>();
   const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
   MESSAGE(fmt::format("{}: {} kills ({} while simulate was producing, {} behind the finished runs, {} before the "
                       "HTTP API answered); {} events from {} simulate runs ({} days); restarted vs clean replay: {} "
-                      "of {} digests equal, {} lost, {} applied beyond the topic; {:.1f} s",
+                      "of {} digests equal, {} lost, {} applied beyond the topic; dispatch requests: {} sent, {} "
+                      "distinct, {} expected; {:.1f} s",
                       what, tally.kills, tally.producing, tally.behind, tally.unreached, produced, workload.runs(),
                       workload.days(),
                       digests_equal, got.size(), produced - std::min(produced, applied),
-                      applied - std::min(produced, applied), elapsed));
+                      applied - std::min(produced, applied), crashed_dispatches.size(), crashed_set.size(),
+                      clean_dispatches.size(), elapsed));
 }
 
 // Each cycle starts serve on the crashed directory with QUDAO_CRASH_POINT=<point>:<n> and waits for
@@ -482,5 +528,7 @@ TEST_CASE("crash: crash_after_batch_before_offset_commit") {
 }
 
 TEST_CASE("crash: crash_mid_batch") { crash_at("mid_batch", "crash_mid_batch", 2); }
+
+TEST_CASE("crash: crash_during_outbox_send") { crash_at("outbox_relay_mid_send", "crash_during_outbox_send", 3); }
 
 }  // namespace qudao

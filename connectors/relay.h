@@ -1,0 +1,99 @@
+// Relay: sends the outbox's rows (engine/ledger.h OutboxRow: dispatch requests for the warehouses,
+// dead letters) to their Kafka topics, exactly once, after the commit that wrote them is durable.
+//
+// Each record carries headers naming where it came from: qudao-source-topic, qudao-source-partition
+// and qudao-outbox-seq (the row's seq on that partition's shard). Rows go out through one idempotent
+// producer, so the rows of one source partition that land on one output partition appear there in
+// seq order, without gaps or repeats, as long as the producer lives.
+//
+// What survives a restart or a failed send is decided by reading, not by assuming: rows the store
+// still holds (a crash came before the relay's delivered marks were committed) and rows whose
+// delivery failed or timed out are checked against the tail of their output partition. Reading
+// back from its end, a row is delivered if a record with its source partition and seq is there; the
+// search stops at a record of the same source partition with a lower seq than every row in question
+// (the order above), at a record older than the oldest row by more than kClockSkewMs, or at the
+// partition's start. Only rows not found are sent (again).
+//
+// Thread-safety: send() and delivered_through() may be called from any thread; the relay sends on
+// its own thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "connectors/kafka.h"
+#include "engine/ledger.h"
+
+namespace qudao {
+
+struct RelayTopics {
+  std::string source;        // the events topic the rows come from (a header, to tell sources apart)
+  std::string dispatch;      // DispatchRequested, keyed by warehouse id
+  std::string dead_letters;  // rejected records' original bytes, reason in headers
+};
+
+struct RelayStats {
+  std::uint64_t sent = 0;         // produce calls
+  std::uint64_t delivered = 0;    // acknowledged by the broker
+  std::uint64_t found_sent = 0;   // found on the broker when checking, not sent again
+  std::uint64_t checks = 0;       // tail checks (after a start with rows left, or a failed send)
+  std::uint64_t producers = 0;    // producers created (one more after each failure)
+};
+
+class Relay {
+ public:
+  static constexpr std::int64_t kClockSkewMs = 5 * 60 * 1000;
+
+  // Starts the relay; its thread creates the output topics if missing (with `partitions`
+  // partitions), waiting for the broker if it is down.
+  // `unsent`: the rows the store still holds, per source partition; checked before anything is sent.
+  static Result<std::unique_ptr<Relay>> start(const KafkaSettings& settings, RelayTopics topics, int partitions,
+                                              std::map<std::int32_t, std::vector<OutboxRow>> unsent);
+  ~Relay();
+
+  // Rows that a commit made durable, in seq order per source partition.
+  void send(std::vector<std::pair<PartitionId, OutboxRow>> rows);
+
+  // Per source partition: every row with seq <= the value is delivered (the store may delete them).
+  std::map<std::int32_t, std::uint64_t> delivered_through() const;
+
+  RelayStats stats() const;
+
+  // For librdkafka's delivery callback: a row being sent, and what became of it.
+  struct Pending;
+  void delivered(std::int32_t partition, std::uint64_t seq, bool ok, const char* error);
+
+ private:
+  Relay(KafkaSettings settings, RelayTopics topics);
+  void run();
+  Status check_and_resend();  // the tail check for every undelivered row, then send the missing
+  Status new_producer();
+  Status prepare_outputs();  // output topics created, their partition counts, a producer
+  void produce(std::int32_t partition, const OutboxRow& row);
+  const std::string& topic_of(const OutboxRow& row) const;
+
+  KafkaSettings settings_;
+  RelayTopics topics_;
+  rd_kafka_s* producer_ = nullptr;
+  std::map<std::string, int> partitions_;  // of each output topic
+  int output_partitions_ = 8;              // for topics the relay creates
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::pair<PartitionId, OutboxRow>> inbox_;
+  bool stopping_ = false;
+  // Undelivered rows per source partition, by seq; the highest seq ever handed over.
+  std::map<std::int32_t, std::map<std::uint64_t, OutboxRow>> undelivered_;
+  std::map<std::int32_t, std::uint64_t> highest_;
+  bool check_needed_ = false;  // a delivery failed (or a start left rows): check before sending more
+  RelayStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace qudao
