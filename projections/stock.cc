@@ -4,6 +4,13 @@
 
 namespace qudao {
 
+std::shared_lock<std::shared_mutex> StockProjection::read_lock() const {
+  readers_waiting_.fetch_add(1, std::memory_order_relaxed);
+  std::shared_lock lock(mutex_);
+  readers_waiting_.fetch_sub(1, std::memory_order_relaxed);
+  return lock;
+}
+
 void StockProjection::define_location(LocationId id, const LocationInfo& info) {
   auto [it, inserted] = locations_.try_emplace(id);
   // The ledger refuses to move a location between regions, so totals never need moving here.
@@ -43,7 +50,7 @@ void StockProjection::project(std::span<const Posting> postings) {
 
 std::optional<LocationStock> StockProjection::location_stock(LocationId location, std::optional<SkuId> sku,
                                                              const RegionScope& scope) const {
-  std::shared_lock lock(mutex_);
+  const auto lock = read_lock();
   auto it = locations_.find(location);
   if (it == locations_.end() || !scope.contains(it->second.info.region)) return std::nullopt;
   const Entry& e = it->second;
@@ -59,7 +66,7 @@ std::optional<LocationStock> StockProjection::location_stock(LocationId location
 }
 
 std::vector<RegionTotals> StockProjection::region_totals(const RegionScope& scope) const {
-  std::shared_lock lock(mutex_);
+  const auto lock = read_lock();
   std::vector<RegionTotals> out;
   if (scope.is_all()) {
     out.reserve(regions_.size());

@@ -14,7 +14,9 @@
 #include <absl/container/flat_hash_map.h>
 
 #include <map>
+#include <atomic>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <shared_mutex>
 #include <span>
@@ -61,11 +63,26 @@ class StockProjection {
    public:
     explicit Writer(StockProjection& p) : p_(p), lock_(p.mutex_) {}
     void define_location(LocationId id, const LocationInfo& info) { p_.define_location(id, info); }
-    void project(std::span<const Posting> postings) { p_.project(postings); }
+    void project(std::span<const Posting> postings) {
+      p_.project(postings);
+      // Every few hundred records, a reader that is waiting gets its turn: a query waits for at
+      // most that many records' worth of projecting, not for a whole poll batch.
+      if (++since_yield_ >= kYieldEveryRecords && p_.readers_waiting_.load(std::memory_order_relaxed) > 0) {
+        since_yield_ = 0;
+        lock_.unlock();
+        for (int i = 0; i < kYieldWaitsMax && p_.readers_waiting_.load(std::memory_order_relaxed) > 0; ++i) {
+          std::this_thread::yield();
+        }
+        lock_.lock();
+      }
+    }
 
    private:
+    static constexpr std::size_t kYieldEveryRecords = 256;
+    static constexpr int kYieldWaitsMax = 1000;  // yields, then the writer takes the lock back regardless
     StockProjection& p_;
     std::unique_lock<std::shared_mutex> lock_;
+    std::size_t since_yield_ = 0;
   };
 
   // One location with every sku stocked there (or just `sku`, no rows if it has none); nothing if
@@ -85,7 +102,10 @@ class StockProjection {
   void define_location(LocationId id, const LocationInfo& info);
   void project(std::span<const Posting> postings);
 
+  // A reader registers here before it waits for the lock, so the writer knows to pause.
+  std::shared_lock<std::shared_mutex> read_lock() const;
   mutable std::shared_mutex mutex_;
+  mutable std::atomic<int> readers_waiting_{0};
   absl::flat_hash_map<LocationId, Entry> locations_;
   std::map<std::string, RegionTotals> regions_;
 };

@@ -357,6 +357,9 @@ Result<Row> pipeline_from_zero(const char* name, const KafkaSettings& kafka, con
 
 // ---- restart rows: a real `qudao serve` process ----
 
+// The one token the restart rows' serve accepts (an HQ token, in a tokens file of their own).
+constexpr const char* kBenchToken = "qudao-bench-hq-token-0123456789";
+
 Result<std::string> http_get(std::uint16_t port, const std::string& target) {
   namespace beast = boost::beast;
   namespace http = beast::http;
@@ -366,6 +369,7 @@ Result<std::string> http_get(std::uint16_t port, const std::string& target) {
     socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, std::string("Bearer ") + kBenchToken);
     http::write(socket, req);
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
@@ -377,6 +381,17 @@ Result<std::string> http_get(std::uint16_t port, const std::string& target) {
   }
 }
 
+
+Result<std::string> write_tokens_file(const std::string& dir) {
+  const std::string path = dir + "/bench-tokens.json";
+  std::ofstream out(path);
+  out << json{{"tokens", json::array({json{{"name", "bench"}, {"role", "hq"}, {"token", kBenchToken}}})}}.dump();
+  out.close();
+  if (!out) return Status::error(fmt::format("cannot write {}", path));
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  return path;
+}
+
 std::uint16_t free_port() {
   boost::asio::io_context io;
   boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
@@ -386,9 +401,9 @@ std::uint16_t free_port() {
 class ServeProcess {
  public:
   static Result<ServeProcess> start(const std::string& binary, const KafkaArgs& kafka, const std::string& topic,
-                                    const std::string& dir, std::uint16_t port) {
+                                    const std::string& dir, std::uint16_t port, const std::string& tokens) {
     std::vector<std::string> args = {binary, "serve", "-b", kafka.brokers, "-t", topic, "-d", dir,
-                                     "--http-port", std::to_string(port)};
+                                     "--http-port", std::to_string(port), "--tokens", tokens};
     for (const auto& x : kafka.settings) args.insert(args.end(), {"-X", x});
     if (!kafka.properties_file.empty()) args.insert(args.end(), {"-F", kafka.properties_file});
     std::vector<char*> argv;
@@ -408,6 +423,10 @@ class ServeProcess {
   Result<double> wait_ready(std::uint64_t total, std::chrono::seconds timeout) const {
     const auto start = Clock::now();
     while (Clock::now() - start < timeout) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        return Status::error(fmt::format("serve exited ({}) before it was ready", status));
+      }
       auto body = http_get(port_, "/v1/status");
       if (body.is_ok()) {
         const json j = json::parse(body.value(), nullptr, false);
@@ -443,14 +462,16 @@ class ServeProcess {
 Result<std::vector<Row>> restarts(const BenchArgs& args, const std::string& topic, const std::string& dir,
                                   std::uint64_t total) {
   std::vector<Row> rows;
+  auto tokens = write_tokens_file(fs::path(dir).parent_path().string());
+  if (!tokens.is_ok()) return tokens.status();
   for (int signal : {SIGTERM, SIGKILL}) {
     const std::uint16_t port = free_port();
-    auto first = ServeProcess::start(args.qudao_binary, args.kafka, topic, dir, port);
+    auto first = ServeProcess::start(args.qudao_binary, args.kafka, topic, dir, port, tokens.value());
     if (!first.is_ok()) return first.status();
     if (auto ready = first.value().wait_ready(total, std::chrono::seconds(120)); !ready.is_ok()) return ready.status();
     first.value().stop(signal);
     const auto start = Clock::now();
-    auto second = ServeProcess::start(args.qudao_binary, args.kafka, topic, dir, port);
+    auto second = ServeProcess::start(args.qudao_binary, args.kafka, topic, dir, port, tokens.value());
     if (!second.is_ok()) return second.status();
     auto ready = second.value().wait_ready(total, std::chrono::seconds(120));
     if (!ready.is_ok()) return ready.status();
@@ -460,6 +481,96 @@ Result<std::vector<Row>> restarts(const BenchArgs& args, const std::string& topi
     rows.push_back(r);
     second.value().stop(SIGTERM);
   }
+  return rows;
+}
+
+// Query latency while `qudao serve` ingests the whole topic from zero: a fixed request rate on one
+// keep-alive connection, alternating a point query (one location × sku) and one location's stock.
+// Each latency counts from when the request was due, not when it was sent, so a slow answer that
+// delays the next request is charged to that one too (no coordinated omission).
+Result<std::vector<Row>> queries_under_ingest(const BenchArgs& args, const std::string& topic, std::uint64_t total,
+                                              double ingest_alone_rate) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  const std::string dir = temp_dir("qudao-bench-query");
+  auto tokens = write_tokens_file(dir);
+  if (!tokens.is_ok()) return tokens.status();
+  const std::uint16_t port = free_port();
+  auto serve = ServeProcess::start(args.qudao_binary, args.kafka, topic, dir + "/data", port, tokens.value());
+  if (!serve.is_ok()) return serve.status();
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  const auto connect_deadline = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    boost::system::error_code ec;
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (!ec) break;
+    if (Clock::now() > connect_deadline) return Status::error("serve did not listen within 30 s");
+    socket.close();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  beast::flat_buffer buffer;
+  auto get = [&](const std::string& target) -> Result<std::string> {
+    try {
+      http::request<http::empty_body> req{http::verb::get, target, 11};
+      req.set(http::field::host, "127.0.0.1");
+      req.set(http::field::authorization, std::string("Bearer ") + kBenchToken);
+      http::write(socket, req);
+      http::response<http::string_body> res;
+      http::read(socket, buffer, res);
+      if (res.result_int() != 200 && res.result_int() != 404) {
+        return Status::error(fmt::format("GET {}: {}", target, res.result_int()));
+      }
+      return std::move(res.body());
+    } catch (const std::exception& e) {
+      return Status::error(fmt::format("GET {}: {}", target, e.what()));
+    }
+  };
+  constexpr auto kInterval = std::chrono::microseconds(2'000);  // 500 requests/s
+  std::vector<double> point_ms, location_ms;
+  const auto start = Clock::now();
+  auto due = start;
+  std::uint64_t consumed = 0;
+  double ingest_seconds = 0;
+  for (std::uint64_t n = 0; consumed < total; ++n) {
+    if (seconds_since(start) > 600) return Status::error("ingest under queries did not finish within 600 s");
+    if (n % 100 == 0) {  // progress, off the clock
+      auto body = get("/v1/status");
+      if (body.is_ok()) {
+        const json j = json::parse(body.value(), nullptr, false);
+        if (!j.is_discarded()) consumed = j["totals"]["consumed"].get<std::uint64_t>();
+      }
+      if (consumed >= total) ingest_seconds = seconds_since(start);
+      due = std::max(due, Clock::now());
+      continue;
+    }
+    std::this_thread::sleep_until(due);
+    const bool point = n % 2 == 0;
+    auto body = get(point ? "/v1/stock?location=2&sku=1" : "/v1/stock?location=2");
+    if (!body.is_ok()) return body.status();
+    (point ? point_ms : location_ms).push_back(std::chrono::duration<double, std::milli>(Clock::now() - due).count());
+    due += kInterval;
+  }
+  serve.value().stop(SIGTERM);
+  fs::remove_all(dir);
+  auto percentile = [](std::vector<double>& v, double q) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+  };
+  std::vector<Row> rows;
+  for (auto [name, samples] : {std::pair{"query point", &point_ms}, std::pair{"query location", &location_ms}}) {
+    Row r{name, 0, 0, 0, "", {}, "ms p99"};
+    r.value = percentile(*samples, 0.99);
+    r.note = fmt::format("p50 {:.2f} ms, p99.9 {:.2f} ms, max {:.2f} ms; {} requests at 250/s each while serve ingests",
+                         percentile(*samples, 0.5), percentile(*samples, 0.999), samples->empty() ? 0 : samples->back(),
+                         samples->size());
+    rows.push_back(r);
+  }
+  Row ingest{"ingest+queries", total, ingest_seconds, 0, "", {}, {}};
+  ingest.note = fmt::format("serve process, fsync every 100 ms, under the queries above{}",
+                            ingest_alone_rate > 0 ? fmt::format("; {:.2f} x the ingest row", ingest.rate() / ingest_alone_rate)
+                                                  : std::string());
+  rows.push_back(ingest);
   return rows;
 }
 
@@ -547,11 +658,17 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
     if (auto t = produce_workload(kafka.value(), topic, workload, stop); !t.is_ok()) return fail(t.status());
     const std::uint64_t total = workload.items.size();
     if (wanted("kafka raw") && !stop.load()) {
+      // Best of two: the first read of a new topic also pays for the broker's first look at it.
       spdlog::info("bench: kafka raw");
-      auto r = kafka_raw(kafka.value(), topic, total);
-      if (!r.is_ok()) return fail(r.status());
-      ceiling = r.value().rate();
-      rows.push_back(r.take());
+      std::optional<Row> best;
+      for (int run = 0; run < 2; ++run) {
+        auto r = kafka_raw(kafka.value(), topic, total);
+        if (!r.is_ok()) return fail(r.status());
+        if (!best || r.value().rate() > best->rate()) best = r.take();
+      }
+      best->note += ", best of 2 runs";
+      ceiling = best->rate();
+      rows.push_back(*best);
     }
     if (wanted("source") && !stop.load()) {
       auto r = source_only(kafka.value(), topic, total);
@@ -582,6 +699,14 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
       for (Row& row : r.value()) rows.push_back(std::move(row));
     }
     fs::remove_all(ingest_dir);
+    if (wanted("query") && !stop.load()) {
+      spdlog::info("bench: query latency under ingest");
+      double alone = 0;
+      for (const Row& r : rows) if (r.name == "ingest") alone = r.rate();
+      auto r = queries_under_ingest(args, topic, total, alone);
+      if (!r.is_ok()) return fail(r.status());
+      for (Row& row : r.value()) rows.push_back(std::move(row));
+    }
   } else if (args.kafka.brokers.empty()) {
     spdlog::info("bench: no --brokers: the kafka raw, ingest, replay and restart rows are skipped");
   }

@@ -6,10 +6,13 @@
 //   apply            decode, duplicate window, apply and project from memory, one thread
 //   apply+commit     as apply, plus a durable RocksDB commit (fsync) every 100 ms
 //   kafka raw        bare librdkafka consumption of the topic (the ceiling; needs --brokers)
+//   source           qudao's Kafka source alone (fetch settings, aligned copies), nothing applied
 //   ingest           the pipeline from the real broker into an empty store, fsync every 100 ms
 //   replay           qudao replay's settings: commits every second without fsync
 //   restart clean    `qudao serve` restarted after a clean stop until its totals are correct
 //   restart kill -9  the same after kill -9
+//   query            point and one-location stock queries at a fixed rate while serve ingests the
+//                    topic from zero: latency percentiles, and the ingest rate under that load
 //   memory           resident memory and disk per million (sku, location) stock keys
 //
 // Rows that need a broker are skipped (and say so) without --brokers.

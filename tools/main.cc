@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--preset", bench.preset, "workload size (as simulate's --preset): small (~0.8M events), medium (~4M), large (~23M)")
       ->capture_default_str()->check(CLI::IsMember({"small", "medium", "large"}));
   bench_cmd->add_option("--rows", bench.rows,
-                        "only these rows: decode, apply, apply+commit, kafka raw, ingest, replay, restart, memory")
+                        "only these rows: decode, apply, apply+commit, kafka raw, source, ingest, replay, restart, query, memory")
       ->delimiter(',');
   bench_cmd->add_option("--json", bench.json_path, "also write the table as JSON to this file");
   bench_cmd->add_option("--stock-keys", bench.stock_keys, "stock keys for the memory row")->capture_default_str()
