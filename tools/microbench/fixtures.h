@@ -22,6 +22,7 @@
 
 #include "engine/ledger.h"
 #include "events/encode.h"
+#include "tools/simulate_random.h"
 
 namespace qudao::microbench {
 
@@ -33,21 +34,8 @@ inline constexpr LocationId kWarehouse{1};
 inline constexpr std::int64_t kStoreOnHand = 1'000'000'000;
 inline constexpr std::int64_t kWarehouseOnHand = 1'000'000'000'000;
 
-// splitmix64: fast, seeded, the same inputs on every run and machine.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : s_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t below(std::uint64_t n) { return next() % n; }
-
- private:
-  std::uint64_t s_;
-};
+// The simulator's splitmix64 (tools/simulate_random.h): seeded, the same inputs on every run and machine.
+using sim::Rng;
 
 // Events back to back in one buffer, each starting kEventAlignment-aligned as decode() requires
 // (the Kafka source copies unaligned record values the same way).
