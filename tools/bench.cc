@@ -149,7 +149,13 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
   const double cpu0 = cpu_seconds();
   const auto start = Clock::now();
   auto last_commit = start;
+  auto last_progress = start;
   for (std::size_t i = 0; i < w.items.size(); i += kBatch) {
+    if (Clock::now() - last_progress >= std::chrono::seconds(5)) {
+      last_progress = Clock::now();
+      spdlog::info("bench: {} of {} events applied, {:.0f} events/s", i, w.items.size(),
+                   static_cast<double>(i) / seconds_since(start));
+    }
     StockProjection::Writer projection(stock);
     for (std::size_t j = i; j < std::min(i + kBatch, w.items.size()); ++j) {
       const auto& item = w.items[j];
@@ -345,7 +351,21 @@ Result<Row> pipeline_from_zero(const char* name, const KafkaSettings& kafka, con
   if (!pipeline.is_ok()) return pipeline.status();
   const double cpu0 = cpu_seconds();
   const auto start = Clock::now();
-  Status status = pipeline.value()->run_until(stop, {});
+  Status status = Status::ok();
+  std::atomic<bool> done{false};
+  std::thread worker([&] {
+    status = pipeline.value()->run_until(stop, {});
+    done.store(true);
+  });
+  for (auto last = start; !done.load();) {  // progress on long runs
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (Clock::now() - last >= std::chrono::seconds(5)) {
+      last = Clock::now();
+      const auto consumed = pipeline.value()->stats().totals.consumed;
+      spdlog::info("bench: {}: {} events, {:.0f} events/s", name, consumed, static_cast<double>(consumed) / seconds_since(start));
+    }
+  }
+  worker.join();
   if (!status.is_ok()) return status;
   Row r{name, pipeline.value()->stats().totals.consumed, seconds_since(start), cpu_seconds() - cpu0, "", {}, {}};
   const PipelineStats stats = pipeline.value()->stats();
