@@ -195,8 +195,13 @@ void Pipeline::publish_stats() {
 }
 
 PipelineStats Pipeline::stats() const {
-  std::lock_guard lock(stats_mutex_);
-  return stats_;
+  PipelineStats s;
+  {
+    std::lock_guard lock(stats_mutex_);
+    s = stats_;
+  }
+  if (relay_ != nullptr) s.relay = relay_->stats();
+  return s;
 }
 
 }  // namespace qudao

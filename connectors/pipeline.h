@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,7 @@ struct PipelineStats {
   std::uint64_t commits = 0;
   std::chrono::microseconds last_commit_latency{0};
   bool assigned = false;  // false while waiting for the topic to exist
+  std::optional<RelayStats> relay;  // the outbox relay's counters, if this pipeline has one
 };
 
 // One record through the ledger and into the projections (the body of the pipeline's loop).

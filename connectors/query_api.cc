@@ -46,9 +46,15 @@ HttpResponse status(const Pipeline& pipeline) {
     j["digest"] = fmt::format("{:016x}", p.digest);
     parts.push_back(std::move(j));
   }
-  return json_response(200, json{{"topic", s.topic}, {"assigned", s.assigned}, {"commits", s.commits},
-                                 {"last_commit_latency_us", s.last_commit_latency.count()},
-                                 {"totals", counts_json(s.totals)}, {"partitions", std::move(parts)}});
+  json body{{"topic", s.topic}, {"assigned", s.assigned}, {"commits", s.commits},
+            {"last_commit_latency_us", s.last_commit_latency.count()},
+            {"totals", counts_json(s.totals)}, {"partitions", std::move(parts)}};
+  if (s.relay) {
+    body["outbox"] = json{{"sent", s.relay->sent}, {"delivered", s.relay->delivered},
+                          {"found_sent", s.relay->found_sent}, {"checks", s.relay->checks},
+                          {"producers", s.relay->producers}};
+  }
+  return json_response(200, body);
 }
 
 HttpResponse metrics(const Pipeline& pipeline) {
@@ -74,6 +80,17 @@ HttpResponse metrics(const Pipeline& pipeline) {
                      s.commits);
   out += fmt::format("# HELP qudao_last_commit_seconds Latency of the last commit.\n# TYPE qudao_last_commit_seconds gauge\n"
                      "qudao_last_commit_seconds {:.6f}\n", s.last_commit_latency.count() / 1e6);
+  if (s.relay) {
+    out += "# HELP qudao_outbox_records_total Outbox records (dispatch requests, dead letters): sent, delivered, "
+           "or found already on the broker when checking.\n# TYPE qudao_outbox_records_total counter\n";
+    for (auto [name, v] : {std::pair{"sent", s.relay->sent}, {"delivered", s.relay->delivered},
+                           {"found_sent", s.relay->found_sent}}) {
+      out += fmt::format("qudao_outbox_records_total{{state=\"{}\"}} {}\n", name, v);
+    }
+    out += fmt::format("# HELP qudao_outbox_checks_total Tail checks of the output topics (after a restart or a failed "
+                       "send).\n# TYPE qudao_outbox_checks_total counter\nqudao_outbox_checks_total {}\n",
+                       s.relay->checks);
+  }
   return HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
 }
 

@@ -82,6 +82,17 @@ TEST_CASE("dead letters: 1 % malformed records are each on the dead-letter topic
   CHECK(totals["applied"].get<std::uint64_t>() + totals["duplicates"].get<std::uint64_t>() +
             totals["rejected"].get<std::uint64_t>() ==
         produced);
+  // The relay reports its progress in /v1/status and /metrics.
+  CHECK_MESSAGE(eventually(
+                    [&] {
+                      const HttpReply r = http_get(port, "/v1/status");
+                      return r.status == 200 && r.json().contains("outbox") &&
+                             r.json()["outbox"]["delivered"].get<std::uint64_t>() >= malformed;
+                    },
+                    seconds(60)),
+                "the relay did not report " << malformed << " records delivered");
+  const HttpReply metrics = http_get(port, "/metrics", kTestMetricsToken);
+  CHECK(metrics.body.find("qudao_outbox_records_total{state=\"delivered\"}") != std::string::npos);
   serve.kill(SIGTERM);  // a clean stop: the relay sends what is left before the process ends
   REQUIRE(serve.wait() == 0);
 
