@@ -81,12 +81,12 @@ void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
   if (record.offset < shard.next_offset()) return;  // already applied: never apply twice
   if (!end_.empty() && record.offset >= end_[record.partition.value]) return;  // past run_until's bound
 
-  ingest_and_project(applier_, shard, record.offset, record.value, projection);
+  ingest_and_project(applier_, shard, record.offset, record.value, projection, record.key);
 }
 
 RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
-                                 StockProjection::Writer& projection) {
-  const Ingested ingested = applier.ingest(shard, offset, bytes);
+                                 StockProjection::Writer& projection, std::span<const std::uint8_t> key) {
+  const Ingested ingested = applier.ingest(shard, offset, bytes, key);
   if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::LocationDefined) {
     const LocationId id{ingested.envelope->payload_as_LocationDefined()->location()};
     projection.define_location(id, *shard.location(id));

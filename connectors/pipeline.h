@@ -56,7 +56,7 @@ struct PipelineStats {
 
 // One record through the ledger and into the projections (the body of the pipeline's loop).
 RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
-                                 StockProjection::Writer& projection);
+                                 StockProjection::Writer& projection, std::span<const std::uint8_t> key = {});
 
 class Pipeline {
  public:

@@ -21,13 +21,15 @@ const char* kind_name(fb::LocationKind k) { return fb::EnumNameLocationKind(k); 
 
 }  // namespace
 
-Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes) {
+Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
+                         std::span<const std::uint8_t> key_bytes) {
+  const std::string_view key(reinterpret_cast<const char*>(key_bytes.data()), key_bytes.size());
   postings_.clear();
   posted_ = 0;
   const auto original = [&] { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); };
   Decoded decoded = decode(bytes);
   if (auto* rejection = std::get_if<Rejection>(&decoded)) {
-    shard.record_rejected(offset, std::move(*rejection), original());
+    shard.record_rejected(offset, std::move(*rejection), original(), key);
     return {RecordOutcome::rejected, nullptr};
   }
   const Event& event = std::get<Event>(decoded);
@@ -41,7 +43,7 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
                             Rejection{RejectReason::conflicting_duplicate, "event_id",
                                       fmt::format("event {:016x}{:016x} was applied before with different bytes",
                                                   event.id.hi, event.id.lo)},
-                            original());
+                            original(), key);
       return {RecordOutcome::rejected, nullptr};
     case Seen::new_event:
       break;
@@ -51,7 +53,7 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
   expire_due(shard, shard.watermark());
   Outcome outcome = dispatch(shard, event);
   if (outcome.kind == OutcomeKind::rejected) {
-    shard.record_rejected(offset, std::move(outcome.rejection), original());
+    shard.record_rejected(offset, std::move(outcome.rejection), original(), key);
     return {RecordOutcome::rejected, nullptr};
   }
   // An order placed when event time is already past its deadline (a late event) expires with the

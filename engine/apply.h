@@ -36,7 +36,9 @@ class Applier {
  public:
   // One record, start to end: decode, check the duplicate window, apply, and record the outcome
   // in the shard (which advances its next offset). The record's bytes must outlive the result.
-  Ingested ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes);
+  // `key`: the record's Kafka key, kept with a dead letter (for re-driving it).
+  Ingested ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
+                  std::span<const std::uint8_t> key = {});
 
   // Applies one decoded event (without the duplicate window or expiry); the caller records the outcome.
   Outcome apply(Shard& shard, const Event& event);

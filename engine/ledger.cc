@@ -50,7 +50,7 @@ void Shard::record_applied(Offset offset, Anomaly anomaly) {
   header_dirty_ = true;
 }
 
-void Shard::record_rejected(Offset offset, Rejection rejection, std::string bytes) {
+void Shard::record_rejected(Offset offset, Rejection rejection, std::string bytes, std::string_view key) {
   assert(offset >= next_offset_ && "records are applied in offset order, once");
   next_offset_ = Offset{offset.value + 1};
   ++counts_.consumed;
@@ -61,7 +61,8 @@ void Shard::record_rejected(Offset offset, Rejection rejection, std::string byte
        {{"qudao-reason", reason_name(rejection.reason)},
         {"qudao-field", rejection.field},
         {"qudao-message", rejection.message},
-        {"qudao-source-offset", std::to_string(offset.value)}});
+        {"qudao-source-offset", std::to_string(offset.value)},
+        {"qudao-source-key", std::string(key)}});
   dead_letters_.push_back(DeadLetter{offset, std::move(rejection), std::move(bytes)});
   header_dirty_ = true;
 }

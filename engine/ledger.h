@@ -145,7 +145,8 @@ class Shard {
   // Every consumed record is recorded exactly once, as applied or as rejected, which advances
   // next_offset past it. The caller posts an applied event's postings before recording it.
   void record_applied(Offset offset, Anomaly anomaly);
-  void record_rejected(Offset offset, Rejection rejection, std::string bytes);
+  // `key`: the record's Kafka key (the shard key), kept with the dead letter so it can be re-driven.
+  void record_rejected(Offset offset, Rejection rejection, std::string bytes, std::string_view key = {});
   void record_duplicate(Offset offset);
 
   // The duplicate window: only applied events enter it (a rejected event may be re-driven later).

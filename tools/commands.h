@@ -80,7 +80,19 @@ struct AuditArgs {
   std::string data_dir = "qudao-data";
 };
 
+struct DlqArgs {
+  KafkaArgs kafka;                  // -t: the events topic
+  std::string dead_letter_topic;    // empty: <topic>.dead-letters
+  std::string action;               // list | show | redrive
+  std::int32_t partition = -1;      // with offset: one dead letter
+  std::int64_t offset = -1;
+  std::string reason;               // only dead letters with this reason code
+  bool all = false;                 // redrive every (chosen) dead letter
+  std::size_t limit = 1000;         // list: at most this many lines
+};
+
 int run_serve(const ServeArgs& args, const std::atomic<bool>& stop);
+int run_dlq(const DlqArgs& args);
 int run_simulate(const SimulateArgs& args, const std::atomic<bool>& stop);
 int run_demo(const DemoArgs& args, const std::atomic<bool>& stop);
 int run_inspect(const InspectArgs& args);

@@ -9,6 +9,7 @@
 //   qudao audit      check a store's invariants against a fresh replay
 //   qudao export     copy the events topic into an event file, for archives and replays without Kafka
 //   qudao bench      measure the engine against this machine's raw Kafka consumption
+//   qudao dlq        list, show and re-drive dead letters
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -218,6 +219,23 @@ int main(int argc, char** argv) {
   add_kafka_options(*export_cmd, export_args.kafka);
   export_cmd->add_option("file", export_args.out_path, "the event file to write (replaced if it exists)")->required();
 
+  qudao::DlqArgs dlq;
+  auto* dlq_cmd = app.add_subcommand(
+      "dlq", "the dead-letter topic: list its records, show one (headers and the event as JSON), or re-drive\n"
+             "chosen ones to the events topic with their original key (after a fix upstream, or once what they\n"
+             "referred to exists)");
+  dlq_cmd->add_option("action", dlq.action, "list | show | redrive")->required()
+      ->check(CLI::IsMember({"list", "show", "redrive"}));
+  add_kafka_options(*dlq_cmd, dlq.kafka);
+  dlq_cmd->add_option("--dead-letter-topic", dlq.dead_letter_topic, "default: <topic>.dead-letters");
+  auto* dlq_partition = dlq_cmd->add_option("-p,--partition", dlq.partition, "one dead letter: its partition in the dead-letter topic");
+  auto* dlq_offset = dlq_cmd->add_option("-o,--offset", dlq.offset, "one dead letter: its offset there (see `dlq list`)");
+  dlq_partition->needs(dlq_offset);
+  dlq_offset->needs(dlq_partition);
+  dlq_cmd->add_option("--reason", dlq.reason, "only dead letters with this reason code (e.g. unknown_location)");
+  dlq_cmd->add_flag("--all", dlq.all, "redrive: every dead letter (that --reason chooses)");
+  dlq_cmd->add_option("--limit", dlq.limit, "list: at most this many lines")->capture_default_str();
+
   qudao::BenchArgs bench;
   auto* bench_cmd = app.add_subcommand(
       "bench", "run the benchmark workloads and print one table: generate, decode, apply, apply+commit from memory;\n"
@@ -253,5 +271,6 @@ int main(int argc, char** argv) {
   if (*audit_cmd) return qudao::run_audit(audit, g_stop);
   if (*export_cmd) return qudao::run_export(export_args, g_stop);
   if (*bench_cmd) return qudao::run_bench(bench, g_stop);
+  if (*dlq_cmd) return qudao::run_dlq(dlq);
   return 2;
 }

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -93,12 +94,37 @@ TEST_CASE("dead letters: 1 % malformed records are each on the dead-letter topic
                 "the relay did not report " << malformed << " records delivered");
   const HttpReply metrics = http_get(port, "/metrics", kTestMetricsToken);
   CHECK(metrics.body.find("qudao_outbox_records_total{state=\"delivered\"}") != std::string::npos);
+
+  // qudao dlq: list them all, show one, re-drive one. A malformed record is rejected again when
+  // re-driven, so the topic gains one record and serve one rejection (and one more dead letter).
+  auto [list_rc, list_out] = run({bin, "dlq", "list", "-b", kafka.brokers, "-t", topic}, dir.path());
+  REQUIRE(list_rc == 0);
+  CHECK(static_cast<std::uint64_t>(std::count(list_out.begin(), list_out.end(), '\n')) == malformed);
+  const std::string first = list_out.substr(0, list_out.find('\n'));
+  const auto slash = first.find('/');
+  const std::string p = first.substr(0, slash), o = first.substr(slash + 1, first.find(' ') - slash - 1);
+  auto [show_rc, show_out] = run({bin, "dlq", "show", "-b", kafka.brokers, "-t", topic, "-p", p, "-o", o}, dir.path());
+  CHECK(show_rc == 0);
+  CHECK(show_out.find("qudao-reason: ") != std::string::npos);
+  auto [redrive_rc, redrive_out] =
+      run({bin, "dlq", "redrive", "-b", kafka.brokers, "-t", topic, "-p", p, "-o", o}, dir.path());
+  CHECK(redrive_rc == 0);
+  CHECK(json::parse(redrive_out)["redriven"] == 1);
+  CHECK_MESSAGE(eventually(
+                    [&] {
+                      const HttpReply r = http_get(port, "/v1/status");
+                      return r.status == 200 && r.json()["totals"]["rejected"].get<std::uint64_t>() == malformed + 1 &&
+                             r.json()["outbox"]["delivered"].get<std::uint64_t>() >= malformed + 1;
+                    },
+                    seconds(60)),
+                "the re-driven record was not consumed and dead-lettered again");
   serve.kill(SIGTERM);  // a clean stop: the relay sends what is left before the process ends
   REQUIRE(serve.wait() == 0);
 
   const auto events = read_topic(kafka, topic);
   const auto letters = read_topic(kafka, dead_letters);
-  CHECK(letters.size() == malformed);
+  CHECK(events.size() == produced + 1);
+  CHECK(letters.size() == malformed + 1);
   std::map<std::string, int> reasons;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& [where, letter] : letters) {
