@@ -266,7 +266,7 @@ void Relay::run() {
     if (attempt == 1 || attempt % 10 == 0) spdlog::warn("relay: {} (attempt {}); retrying", s.message(), attempt);
     std::unique_lock lock(mutex_);
     if (cv_.wait_for(lock, backoff, [&] { return stopping_; })) return;
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5'000));
   }
   backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -287,7 +287,7 @@ void Relay::run() {
       if (Status s = check_and_resend(); !s.is_ok()) {
         spdlog::warn("relay: {}; retrying in {} ms", s.message(), backoff.count());
         std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5'000));
         std::lock_guard lock(mutex_);
         check_needed_ = true;
         continue;
