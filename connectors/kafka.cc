@@ -459,6 +459,21 @@ Result<std::vector<RecordMeta>> read_range(const KafkaSettings& settings, const 
   return out;
 }
 
+Result<std::vector<TopicRecord>> read_topic(const KafkaSettings& settings, const std::string& topic,
+                                            std::chrono::milliseconds timeout) {
+  auto partitions = partition_count(settings, topic, timeout);
+  if (!partitions.is_ok()) return partitions.status();
+  std::vector<TopicRecord> out;
+  for (int p = 0; p < partitions.value(); ++p) {
+    auto marks = watermarks(settings, topic, PartitionId{p}, timeout);
+    if (!marks.is_ok()) return marks.status();
+    auto records = read_range(settings, topic, PartitionId{p}, marks.value().first, marks.value().second, timeout);
+    if (!records.is_ok()) return records.status();
+    for (RecordMeta& r : records.value()) out.push_back(TopicRecord{PartitionId{p}, std::move(r)});
+  }
+  return out;
+}
+
 Result<std::string> fetch_record(const KafkaSettings& settings, const std::string& topic, PartitionId partition,
                                  Offset offset, std::chrono::milliseconds timeout) {
   auto source = KafkaSource::open(settings, topic, "qudao-inspect");

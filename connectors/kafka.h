@@ -68,6 +68,17 @@ Result<std::vector<RecordMeta>> read_range(const KafkaSettings& settings, const 
                                            PartitionId partition, Offset from, Offset to,
                                            std::chrono::milliseconds timeout);
 
+// One record of read_topic(), with the partition it is on.
+struct TopicRecord {
+  PartitionId partition;
+  RecordMeta record;
+};
+
+// Every record of every partition of `topic` up to each partition's end now, partition by partition
+// in offset order (for the dlq command, audits and tests; it holds the whole topic in memory).
+Result<std::vector<TopicRecord>> read_topic(const KafkaSettings& settings, const std::string& topic,
+                                            std::chrono::milliseconds timeout);
+
 // Reads the value of the one record at `offset` of `partition` (for inspection; commits nothing).
 Result<std::string> fetch_record(const KafkaSettings& settings, const std::string& topic, PartitionId partition,
                                  Offset offset, std::chrono::milliseconds timeout);

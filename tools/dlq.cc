@@ -19,33 +19,14 @@
 namespace qudao {
 namespace {
 
-constexpr auto kKafkaTimeout = std::chrono::seconds(30);
-
-struct Letter {
-  int partition = 0;
-  RecordMeta record;
-};
+using Letter = TopicRecord;
 
 std::string dead_letter_topic(const DlqArgs& args) {
   return args.dead_letter_topic.empty() ? args.kafka.topic + ".dead-letters" : args.dead_letter_topic;
 }
 
-Result<std::vector<Letter>> read_letters(const KafkaSettings& kafka, const std::string& topic) {
-  auto partitions = partition_count(kafka, topic, kKafkaTimeout);
-  if (!partitions.is_ok()) return partitions.status();
-  std::vector<Letter> out;
-  for (int p = 0; p < partitions.value(); ++p) {
-    auto marks = watermarks(kafka, topic, PartitionId{p}, kKafkaTimeout);
-    if (!marks.is_ok()) return marks.status();
-    auto records = read_range(kafka, topic, PartitionId{p}, marks.value().first, marks.value().second, std::chrono::minutes(5));
-    if (!records.is_ok()) return records.status();
-    for (RecordMeta& r : records.value()) out.push_back(Letter{p, std::move(r)});
-  }
-  return out;
-}
-
 bool chosen(const DlqArgs& args, const Letter& l) {
-  if (args.partition >= 0 && (l.partition != args.partition || l.record.offset.value != args.offset)) return false;
+  if (args.partition >= 0 && (l.partition.value != args.partition || l.record.offset.value != args.offset)) return false;
   if (!args.reason.empty() && l.record.header("qudao-reason") != args.reason) return false;
   return true;
 }
@@ -59,7 +40,7 @@ int run_dlq(const DlqArgs& args) {
     return 2;
   }
   const std::string topic = dead_letter_topic(args);
-  auto letters = read_letters(kafka.value(), topic);
+  auto letters = read_topic(kafka.value(), topic, std::chrono::minutes(5));
   if (!letters.is_ok()) {
     spdlog::error("dead-letter topic {}: {}", topic, letters.status().message());
     return 2;
@@ -70,7 +51,7 @@ int run_dlq(const DlqArgs& args) {
       if (!chosen(args, l)) continue;
       if (shown++ == args.limit) break;
       const RecordMeta& r = l.record;
-      fmt::print("{}/{}  from {}/{}  {}  {}: {}\n", l.partition, r.offset.value, r.header("qudao-source-partition"),
+      fmt::print("{}/{}  from {}/{}  {}  {}: {}\n", l.partition.value, r.offset.value, r.header("qudao-source-partition"),
                  r.header("qudao-source-offset"), r.header("qudao-reason"), r.header("qudao-field"),
                  r.header("qudao-message"));
     }

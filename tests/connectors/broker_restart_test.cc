@@ -26,17 +26,11 @@ constexpr int kRestarts = 3;
 
 std::multiset<std::tuple<std::string, std::string, std::string>> read_dispatches(const KafkaSettings& kafka,
                                                                                const std::string& topic) {
-  auto partitions = partition_count(kafka, topic, seconds(30));
-  REQUIRE_MESSAGE(partitions.is_ok(), topic << ": " << partitions.status().message());
+  auto records = read_topic(kafka, topic, seconds(120));
+  REQUIRE_MESSAGE(records.is_ok(), topic << ": " << records.status().message());
   std::multiset<std::tuple<std::string, std::string, std::string>> out;
-  for (int p = 0; p < partitions.value(); ++p) {
-    auto marks = watermarks(kafka, topic, PartitionId{p}, seconds(30));
-    REQUIRE_MESSAGE(marks.is_ok(), topic << ": " << marks.status().message());
-    auto records = read_range(kafka, topic, PartitionId{p}, marks.value().first, marks.value().second, seconds(120));
-    REQUIRE_MESSAGE(records.is_ok(), topic << ": " << records.status().message());
-    for (const RecordMeta& r : records.value()) {
-      out.emplace(r.header("qudao-source-partition"), r.header("qudao-outbox-seq"), r.value);
-    }
+  for (const auto& [p, r] : records.value()) {
+    out.emplace(r.header("qudao-source-partition"), r.header("qudao-outbox-seq"), r.value);
   }
   return out;
 }

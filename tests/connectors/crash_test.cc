@@ -361,17 +361,11 @@ void observe(const Env& env, const json& last, std::uint64_t produced, bool prod
 std::vector<std::tuple<std::string, std::string, std::string>> read_dispatches(const Env& env, const std::string& topic) {
   KafkaSettings kafka;
   kafka.brokers = env.brokers;
-  auto partitions = partition_count(kafka, topic, seconds(30));
-  REQUIRE_MESSAGE(partitions.is_ok(), topic << ": " << partitions.status().message());
+  auto records = read_topic(kafka, topic, seconds(60));
+  REQUIRE_MESSAGE(records.is_ok(), topic << ": " << records.status().message());
   std::vector<std::tuple<std::string, std::string, std::string>> out;
-  for (int p = 0; p < partitions.value(); ++p) {
-    auto marks = watermarks(kafka, topic, PartitionId{p}, seconds(30));
-    REQUIRE_MESSAGE(marks.is_ok(), topic << ": " << marks.status().message());
-    auto records = read_range(kafka, topic, PartitionId{p}, marks.value().first, marks.value().second, seconds(60));
-    REQUIRE_MESSAGE(records.is_ok(), topic << ": " << records.status().message());
-    for (const RecordMeta& r : records.value()) {
-      out.emplace_back(r.header("qudao-source-partition"), r.header("qudao-outbox-seq"), r.value);
-    }
+  for (const auto& [p, r] : records.value()) {
+    out.emplace_back(r.header("qudao-source-partition"), r.header("qudao-outbox-seq"), r.value);
   }
   return out;
 }
