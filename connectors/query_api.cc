@@ -51,6 +51,8 @@ HttpResponse status(const Pipeline& pipeline) {
             {"totals", counts_json(s.totals)}, {"partitions", std::move(parts)}};
   if (s.relay) {
     body["outbox"] = json{{"sent", s.relay->sent}, {"delivered", s.relay->delivered},
+                          {"delivered_dispatch", s.relay->delivered_dispatch},
+                          {"delivered_dead_letters", s.relay->delivered_dead_letters},
                           {"found_sent", s.relay->found_sent}, {"checks", s.relay->checks},
                           {"producers", s.relay->producers}};
   }
@@ -87,6 +89,11 @@ HttpResponse metrics(const Pipeline& pipeline) {
                            {"found_sent", s.relay->found_sent}}) {
       out += fmt::format("qudao_outbox_records_total{{state=\"{}\"}} {}\n", name, v);
     }
+    out += fmt::format("# HELP qudao_outbox_delivered_total Outbox records acknowledged by the broker, per output "
+                       "topic.\n# TYPE qudao_outbox_delivered_total counter\n"
+                       "qudao_outbox_delivered_total{{topic=\"dispatch\"}} {}\n"
+                       "qudao_outbox_delivered_total{{topic=\"dead_letters\"}} {}\n",
+                       s.relay->delivered_dispatch, s.relay->delivered_dead_letters);
     out += fmt::format("# HELP qudao_outbox_checks_total Tail checks of the output topics (after a restart or a failed "
                        "send).\n# TYPE qudao_outbox_checks_total counter\nqudao_outbox_checks_total {}\n",
                        s.relay->checks);

@@ -15,6 +15,7 @@ struct Relay::Pending {
   Relay* relay;
   std::int32_t partition;
   std::uint64_t seq;
+  OutboxTopic topic;
 };
 
 namespace {
@@ -24,7 +25,7 @@ constexpr std::int64_t kTailChunkRecords = 1000;
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
   auto* p = static_cast<Relay::Pending*>(m->_private);
-  p->relay->delivered(p->partition, p->seq, m->err == RD_KAFKA_RESP_ERR_NO_ERROR,
+  p->relay->delivered(p->partition, p->seq, p->topic, m->err == RD_KAFKA_RESP_ERR_NO_ERROR,
                       m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? "" : rd_kafka_err2str(m->err));
   delete p;
 }
@@ -97,11 +98,12 @@ void Relay::send(std::vector<std::pair<PartitionId, OutboxRow>> rows) {
   cv_.notify_all();
 }
 
-void Relay::delivered(std::int32_t partition, std::uint64_t seq, bool ok, const char* error) {
+void Relay::delivered(std::int32_t partition, std::uint64_t seq, OutboxTopic topic, bool ok, const char* error) {
   std::lock_guard lock(mutex_);
   if (ok) {
     undelivered_[partition].erase(seq);
     ++stats_.delivered;
+    ++(topic == OutboxTopic::dispatch ? stats_.delivered_dispatch : stats_.delivered_dead_letters);
     return;
   }
   // Not known to be lost: a timed-out send may have reached the broker. The check decides.
@@ -141,7 +143,7 @@ void Relay::produce(std::int32_t partition, const OutboxRow& row) {
   for (const auto& [name, value] : row.headers) {
     rd_kafka_header_add(headers, name.c_str(), -1, value.data(), static_cast<ssize_t>(value.size()));
   }
-  auto* pending = new Pending{this, partition, row.seq};
+  auto* pending = new Pending{this, partition, row.seq, row.topic};
   constexpr int kQueueFullWaitsMax = 6000;  // x 10 ms
   for (int waits = 0;; ++waits) {
     const rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -154,7 +156,7 @@ void Relay::produce(std::int32_t partition, const OutboxRow& row) {
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || waits == kQueueFullWaitsMax) {
       rd_kafka_headers_destroy(headers);
       delete pending;
-      delivered(partition, row.seq, false, rd_kafka_err2str(err));
+      delivered(partition, row.seq, row.topic, false, rd_kafka_err2str(err));
       return;
     }
     rd_kafka_poll(producer_, 10);

@@ -41,6 +41,8 @@ struct RelayTopics {
 struct RelayStats {
   std::uint64_t sent = 0;         // produce calls
   std::uint64_t delivered = 0;    // acknowledged by the broker
+  std::uint64_t delivered_dispatch = 0;      // of which dispatch requests
+  std::uint64_t delivered_dead_letters = 0;  // of which dead letters
   std::uint64_t found_sent = 0;   // found on the broker when checking, not sent again
   std::uint64_t checks = 0;       // tail checks (after a start with rows left, or a failed send)
   std::uint64_t producers = 0;    // producers created (one more after each failure)
@@ -67,7 +69,7 @@ class Relay {
 
   // For librdkafka's delivery callback: a row being sent, and what became of it.
   struct Pending;
-  void delivered(std::int32_t partition, std::uint64_t seq, bool ok, const char* error);
+  void delivered(std::int32_t partition, std::uint64_t seq, OutboxTopic topic, bool ok, const char* error);
 
  private:
   Relay(KafkaSettings settings, RelayTopics topics);

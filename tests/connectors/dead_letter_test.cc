@@ -83,12 +83,14 @@ TEST_CASE("dead letters: 1 % malformed records are each on the dead-letter topic
                     [&] {
                       const HttpReply r = http_get(port, "/v1/status");
                       return r.status == 200 && r.json().contains("outbox") &&
-                             r.json()["outbox"]["delivered"].get<std::uint64_t>() >= malformed;
+                             r.json()["outbox"]["delivered_dead_letters"].get<std::uint64_t>() >= malformed;
                     },
                     seconds(60)),
-                "the relay did not report " << malformed << " records delivered");
+                "the relay did not report " << malformed << " dead letters delivered");
   const HttpReply metrics = http_get(port, "/metrics", kTestMetricsToken);
   CHECK(metrics.body.find("qudao_outbox_records_total{state=\"delivered\"}") != std::string::npos);
+  CHECK(metrics.body.find(fmt::format("qudao_outbox_delivered_total{{topic=\"dead_letters\"}} {}\n", malformed)) !=
+        std::string::npos);
 
   // qudao dlq: list them all, show one, re-drive one. A malformed record is rejected again when
   // re-driven, so the topic gains one record and serve one rejection (and one more dead letter).
@@ -109,7 +111,7 @@ TEST_CASE("dead letters: 1 % malformed records are each on the dead-letter topic
                     [&] {
                       const HttpReply r = http_get(port, "/v1/status");
                       return r.status == 200 && r.json()["totals"]["rejected"].get<std::uint64_t>() == malformed + 1 &&
-                             r.json()["outbox"]["delivered"].get<std::uint64_t>() >= malformed + 1;
+                             r.json()["outbox"]["delivered_dead_letters"].get<std::uint64_t>() >= malformed + 1;
                     },
                     seconds(60)),
                 "the re-driven record was not consumed and dead-lettered again");
