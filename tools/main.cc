@@ -10,6 +10,7 @@
 //   qudao export     copy the events topic into an event file, for archives and replays without Kafka
 //   qudao bench      measure the engine against this machine's raw Kafka consumption
 //   qudao dlq        list, show and re-drive dead letters
+//   qudao forecast   demand forecast, its accuracy per series class, and the production plan of an event file
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -22,6 +23,7 @@
 
 #include "tools/bench.h"
 #include "tools/commands.h"
+#include "tools/forecast.h"
 #include "tools/produce.h"
 
 namespace {
@@ -250,6 +252,33 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--stock-keys", bench.stock_keys, "stock keys for the memory row")->capture_default_str()
       ->check(CLI::Range(1'000, 100'000'000));
 
+  qudao::ForecastArgs forecast;
+  auto* forecast_cmd = app.add_subcommand(
+      "forecast", "demand forecast and production plan of an event file (simulate --out, export), offline:\n"
+                  "daily sell-through per sku x region from the applied scan-outs, each series classified\n"
+                  "(smooth / erratic / intermittent / lumpy by ADI and CV2) and forecast (SES or damped Holt;\n"
+                  "Croston or SBA); accuracy per class from a rolling backtest (WAPE, MASE) against the naive\n"
+                  "forecast; production per sku = forecast over its lead time + safety stock - (on hand + in\n"
+                  "transit) + open backorders. Formulas: projections/forecast.h");
+  forecast_cmd->add_option("file", forecast.path, "the event file; - for stdin")->required();
+  forecast_cmd->add_option("--partitions", forecast.partitions,
+                           "records go to partition murmur2(key) % N and are applied there, as replay --from-file")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  forecast_cmd->add_option("--horizon", forecast.horizon_days,
+                           "backtest: each forecast is for the day this many days after its origin (1 = next day)")
+      ->capture_default_str()->check(CLI::Range(1, 365));
+  forecast_cmd->add_option("--backtest-days", forecast.backtest_days,
+                           "backtest: the last days of each series, forecast from a model chosen and fitted on the\n"
+                           "days before them (series with fewer than 14 days before them are not backtested)")
+      ->capture_default_str()->check(CLI::Range(1, 3650));
+  forecast_cmd->add_option("--service-level", forecast.service_level,
+                           "cycle service level of the safety stock: z = inverse normal of it, safety = z x sigma x\n"
+                           "sqrt(lead time) per region (sigma: the model's one-day RMSE)")
+      ->capture_default_str()->check(CLI::Range(qudao::kServiceLevelMin, qudao::kServiceLevelMax));
+  forecast_cmd->add_option("--top", forecast.top, "plan rows to print, most units to produce first (0 = all)")
+      ->capture_default_str();
+  forecast_cmd->add_flag("--json", forecast.json, "print the report as JSON instead of tables");
+
   CLI11_PARSE(app, argc, argv);
   bench.qudao_binary = std::filesystem::read_symlink("/proc/self/exe").string();
 
@@ -272,5 +301,6 @@ int main(int argc, char** argv) {
   if (*export_cmd) return qudao::run_export(export_args, g_stop);
   if (*bench_cmd) return qudao::run_bench(bench, g_stop);
   if (*dlq_cmd) return qudao::run_dlq(dlq);
+  if (*forecast_cmd) return qudao::run_forecast(forecast, g_stop);
   return 2;
 }

@@ -6,6 +6,7 @@
 #include "connectors/kafka.h"
 #include "events/event_file.h"
 #include "tests/support.h"
+#include "tests/tools/simulate_file.h"
 #include "tools/replay.h"
 #include "tools/simulate.h"
 
@@ -13,17 +14,6 @@ namespace qudao {
 using namespace qudao::test;
 
 namespace {
-
-// The simulated channel as an event file; the simulator's summary.
-SimulationSummary simulate_to(const std::string& path, const SimulateOptions& options) {
-  auto w = EventFileWriter::create(path);
-  REQUIRE(w.is_ok());
-  const SimulationSummary summary = simulate(options, [&](std::string_view key, std::span<const std::uint8_t> value) {
-    REQUIRE(w.value()->append(key, value).is_ok());
-  });
-  REQUIRE(w.value()->finish().is_ok());
-  return summary;
-}
 
 Replayed replay(const TempDir& dir, const std::string& file, const std::string& name, std::size_t commit_events_max,
                 std::chrono::milliseconds commit_interval, int partitions = 8) {
