@@ -3,8 +3,8 @@
 //
 // Pure and deterministic: no clock, no randomness, no hash-map iteration; every parameter comes
 // from a fixed grid searched in a fixed order (ties keep the earlier candidate), and results are in
-// input order or sorted by key. The same input gives bit-identical output. Not thread-safe to share
-// results while writing them; the functions themselves keep no state.
+// input order or sorted by key. The same input gives bit-identical output. The functions keep no
+// state, so any number of threads may call them; a FittedModel is one thread's at a time.
 //
 // Series. y[0..n) are units sold per day (scan-outs: what consumers bought), one value per calendar
 // day from `first_day`, zeros included.
