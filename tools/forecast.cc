@@ -206,6 +206,7 @@ std::string forecast_json(const ChannelHistory& h, const ForecastReport& report,
       {"first_day", h.series.empty() ? json(nullptr) : json(date_of(h.first_day))},
       {"last_day", h.series.empty() ? json(nullptr) : json(date_of(h.last_day))},
       {"series", report.series.size()},
+      {"series_not_backtested", report.series.size() - report.accuracy.all.series},
       {"backtest", {{"backtest_days", args.backtest_days}, {"horizon_days", args.horizon_days}}},
       {"accuracy", {{"classes", classes}, {"all", accuracy(report.accuracy.all, "all")}}},
       {"service_level", args.service_level},
@@ -249,6 +250,10 @@ std::string forecast_text(const ChannelHistory& h, const ForecastReport& report,
     row(c, series_class_name(c.series_class), total, used);
   }
   row(report.accuracy.all, "all", report.series.size(), "");
+  if (const std::size_t short_series = report.series.size() - report.accuracy.all.series; short_series > 0) {
+    line(fmt::format("{} series not backtested: shorter than {} days before the last {}", short_series, kTrainDaysMin,
+                     args.backtest_days));
+  }
 
   const std::size_t shown = plan_rows_shown(report, args);
   std::int64_t production_total = 0;

@@ -4,6 +4,8 @@
 // same file gives the same report byte for byte.
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -116,6 +118,19 @@ TEST_CASE("qudao forecast: a file without scan-outs forecasts nothing; a corrupt
   ForecastArgs args;
   args.path = file;
   CHECK(forecast_text(h.value(), report.value(), args).find("no scan-outs") != std::string::npos);
+
+  // 20 days of sales: too short for a 28-day backtest, and the report says so.
+  const std::string short_file = dir.path() + "/short.qev";
+  simulate_to(short_file, {.seed = 2, .regions = 1, .cities_per_region = 1, .stores_per_city = 3, .skus = 5, .days = 20});
+  auto s = read_channel_history(short_file, 8, stop);
+  REQUIRE(s.is_ok());
+  auto short_report = forecast_and_plan(s.value().series, s.value().supply, {});
+  REQUIRE(short_report.is_ok());
+  CHECK(short_report.value().accuracy.all.series == 0);
+  args.path = short_file;
+  CHECK(forecast_text(s.value(), short_report.value(), args)
+            .find(fmt::format("{} series not backtested: shorter than 14 days before the last 28",
+                              s.value().series.size())) != std::string::npos);
 
   const std::string bad = dir.path() + "/bad.qev";
   std::FILE* f = std::fopen(bad.c_str(), "wb");
