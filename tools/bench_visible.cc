@@ -31,6 +31,8 @@ constexpr std::uint64_t kStore = 1;
 constexpr std::uint64_t kVisibleSku = 1, kPostSku = 2;
 constexpr const char* kRegion = "East";
 constexpr std::chrono::milliseconds kPollPeriod{1};
+// Event ids are {nonce + one of these, n}: the visible row's, the post row's and the store's own.
+constexpr std::uint64_t kVisibleIds = 0, kPostIds = 1, kSetupIds = 2;
 // After the last event is produced, how long the engine may take to show it before the run fails.
 constexpr std::chrono::seconds kCatchUpMax{120};
 
@@ -107,14 +109,16 @@ class Bench {
     b->runner_ = std::thread([raw = b.get()] {
       if (Status s = raw->service_->run(raw->stop_); !s.is_ok()) spdlog::error("bench: serve stopped: {}", s.message());
     });
-    // The store, produced as any producer would, and visible before the clock starts.
-    auto producer = b->producer();
+    // The store, produced as any producer would, and visible before the clock starts; the producer
+    // stays for the timed run, warm (its idempotence id and metadata fetched).
+    auto producer = KafkaProducer::open(kafka);
     if (!producer.is_ok()) return producer.status();
+    b->producer_ = producer.take();
     EventWriter w;
-    const auto defined = w.location_defined(b->header(0, 0), LocationId{kStore}, fb::LocationKind::Store, "bench store",
-                                            "Hangzhou", kRegion);
-    if (Status s = producer.value()->produce(b->topic_, b->key(), defined); !s.is_ok()) return s;
-    if (Status s = producer.value()->flush(std::chrono::seconds(30)); !s.is_ok()) return s;
+    const auto defined = w.location_defined(b->header(kSetupIds, 0), LocationId{kStore}, fb::LocationKind::Store,
+                                            "bench store", "Hangzhou", kRegion);
+    if (Status s = b->producer_->produce(b->topic_, b->key(), defined); !s.is_ok()) return s;
+    if (Status s = b->producer_->flush(std::chrono::seconds(30)); !s.is_ok()) return s;
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     while (b->on_hand(kVisibleSku) == std::nullopt) {
       if (Clock::now() > deadline) return Status::error("bench: the store was not visible within 30 s");
@@ -131,12 +135,13 @@ class Bench {
     fs::remove_all(dir_, ec);
   }
 
-  Result<std::unique_ptr<KafkaProducer>> producer() const { return KafkaProducer::open(kafka_); }
+  KafkaProducer& producer() { return *producer_; }
   std::span<const std::uint8_t> key() const { return {reinterpret_cast<const std::uint8_t*>(kRegion), 4}; }
   Header header(std::uint64_t hi, std::uint64_t lo) const {
     return Header{EventId{nonce_ + hi, lo + 1}, TimeMs{epoch_ms_ + static_cast<std::int64_t>(lo / 1000)}, "bench"};
   }
   std::uint16_t port() const { return service_->http_port(); }
+  std::chrono::microseconds last_commit_latency() const { return service_->pipeline().stats().last_commit_latency; }
   const std::string& topic() const { return topic_; }
 
   // The store's on_hand of `sku` as a query shows it; nothing while the store is not visible.
@@ -154,6 +159,7 @@ class Bench {
   std::string dir_, topic_;
   KafkaSettings kafka_;
   std::unique_ptr<Service> service_;
+  std::unique_ptr<KafkaProducer> producer_;
   std::atomic<bool> stop_{false};
   std::thread runner_;
   std::unique_ptr<Client> client_;
@@ -177,9 +183,7 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
     return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(i) * period_s));
   };
 
-  auto opened = b.producer();
-  if (!opened.is_ok()) return opened.status();
-  std::unique_ptr<KafkaProducer> producer = opened.take();
+  KafkaProducer& producer = b.producer();
   Status produce_status = Status::ok();
   double produce_seconds = 0;
   const double cpu0 = cpu_seconds();
@@ -191,18 +195,20 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
       // Every event whose slot has come, at once: a producer that fell behind catches up, and the
       // latency of each still counts from its slot.
       while (i < events && due(i) <= now) {
-        const auto bytes = w.scan_out(b.header(0, i), LocationId{kStore}, SkuId{kVisibleSku}, Quantity{1}, "");
-        if (produce_status = producer->produce(b.topic(), b.key(), bytes); !produce_status.is_ok()) return;
+        const auto bytes = w.scan_out(b.header(kVisibleIds, i), LocationId{kStore}, SkuId{kVisibleSku}, Quantity{1}, "");
+        if (produce_status = producer.produce(b.topic(), b.key(), bytes); !produce_status.is_ok()) return;
         ++i;
       }
       if (i < events) std::this_thread::sleep_until(std::min(due(i), now + std::chrono::microseconds(200)));
     }
     produce_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    produce_status = producer->flush(std::chrono::seconds(60));
+    produce_status = producer.flush(std::chrono::seconds(60));
   });
 
   std::vector<double> latency_ms;
   latency_ms.reserve(events);
+  std::vector<double> worst_per_second_ms;  // by the second in which the event was due
+  std::chrono::microseconds worst_commit{0};  // of the RocksDB commits seen by the polls
   std::uint64_t seen = 0;
   Status poll_status = Status::ok();
   const auto give_up = due(events) + kCatchUpMax;
@@ -215,9 +221,14 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
         poll_status = Status::error("bench: the store's stock query failed");
         break;
       }
+      worst_commit = std::max(worst_commit, b.last_commit_latency());
       const auto shown = static_cast<std::uint64_t>(std::max<std::int64_t>(0, -*visible));
       for (; seen < std::min(shown, events); ++seen) {
-        latency_ms.push_back(std::chrono::duration<double, std::milli>(now - due(seen)).count());
+        const double ms = std::chrono::duration<double, std::milli>(now - due(seen)).count();
+        latency_ms.push_back(ms);
+        const auto second = static_cast<std::size_t>(static_cast<double>(seen) * period_s);
+        if (second >= worst_per_second_ms.size()) worst_per_second_ms.resize(second + 1);
+        worst_per_second_ms[second] = std::max(worst_per_second_ms[second], ms);
       }
       if (now > give_up) {
         poll_status = Status::error(fmt::format("bench: only {} of {} events visible {} s after the last was due", seen,
@@ -232,11 +243,16 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
   produce.join();
   if (!produce_status.is_ok()) return produce_status;
   if (!poll_status.is_ok()) return poll_status;
+  std::string worst;
+  for (double ms : worst_per_second_ms) worst += fmt::format(" {:.0f}", ms);
+  spdlog::info("bench: visible: worst latency of the events due in each second, ms:{}; slowest commit seen {:.0f} ms",
+               worst, static_cast<double>(worst_commit.count()) / 1e3);
   VisibleResult r;
   r.events = seen;
   r.seconds = produce_seconds;
   r.cpu_seconds = cpu_seconds() - cpu0;
   r.latency = percentiles(latency_ms);
+  r.worst_commit_ms = static_cast<double>(worst_commit.count()) / 1e3;
   return r;
 }
 
@@ -262,7 +278,7 @@ Result<PostResult> bench_post(const KafkaSettings& kafka, const VisibleOptions& 
           const std::uint64_t batch = next_batch.fetch_add(1);
           body = "[";
           for (std::size_t e = 0; e < kPostBatchEvents; ++e) {
-            const Header h = b.header(1, batch * kPostBatchEvents + e);
+            const Header h = b.header(kPostIds, batch * kPostBatchEvents + e);
             body += fmt::format(R"({}{{"event_id":{{"hi":{},"lo":{}}},"occurred_at_ms":{},"source":"bench","schema_version":1,)"
                                 R"("payload_type":"ScanOut","payload":{{"store":{},"sku":{},"qty":1}}}})",
                                 e == 0 ? "" : ",", h.id.hi, h.id.lo, h.occurred_at.value, kStore, kPostSku);

@@ -38,6 +38,8 @@ struct VisibleResult {
   double seconds = 0;        // producing them
   double cpu_seconds = 0;    // of the whole process over the produce phase
   Latencies latency;
+  double worst_commit_ms = 0;  // the slowest RocksDB commit (fsync'ed) the polls saw: a commit that
+                               // outlasts the commit interval holds up applying
 };
 
 struct PostResult {
