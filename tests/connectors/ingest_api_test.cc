@@ -247,4 +247,34 @@ TEST_CASE("ingest: a token with regions writes only within them; other regions' 
   CHECK(f.records_on_topic() == 3);
 }
 
+TEST_CASE("ingest: a broker that does not acknowledge in time gets 503 with the ids and a note that re-posting is safe") {
+  ApiFixture api;
+  auto tokens = AccessTokens::parse(test_tokens_json(), "test tokens");
+  REQUIRE(tokens.is_ok());
+  // Nothing listens on the port of a socket that was bound and closed: no broker ever answers.
+  const std::uint16_t nobody = free_port();
+  auto ingest = EventIngest::open(KafkaSettings{fmt::format("127.0.0.1:{}", nobody), {}},
+                                  IngestOptions{ApiFixture::kTopic, std::chrono::milliseconds(500)}, api.stock);
+  REQUIRE(ingest.is_ok());
+  HttpOptions http;
+  http.port = 0;
+  auto server = HttpServer::start(http, make_query_api(api.stock, *api.pipeline, *api.store, tokens.value(),
+                                                       ingest.value().get()));
+  REQUIRE(server.is_ok());
+  const auto sent = Clock::now();
+  const HttpReply r = http_post(server.value()->port(), "/v1/events", scan_out_json(1, kEastStore, 1, 1).dump(),
+                                kTestIngestToken);
+  const auto waited = Clock::now() - sent;
+  REQUIRE(r.status == 503);
+  CHECK(r.header("Retry-After") == "1");
+  CHECK(r.json()["event_ids"] == json::array({id_text(1)}));
+  const std::string error = r.json()["error"];
+  CHECK(error.find("posting the same events again is safe") != std::string::npos);
+  CHECK(waited >= std::chrono::milliseconds(400));
+  CHECK(waited < std::chrono::seconds(5));
+  CHECK(ingest.value()->counters().requests_failed == 1);
+  server.value()->stop();
+  ingest.value().reset();
+}
+
 }  // namespace qudao
