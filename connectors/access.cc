@@ -125,9 +125,12 @@ Result<AccessTokens> AccessTokens::parse(std::string_view json_text, std::string
     Entry e;
     e.principal.name = name;
     e.principal.role = *role;
-    if (*role == Role::regional) {
+    // An ingest token with regions writes events keyed by those regions only (connectors/ingest_api.h).
+    const bool scoped_ingest = *role == Role::ingest && t.contains("regions");
+    if (*role == Role::regional || scoped_ingest) {
       if (!t.contains("regions") || !t["regions"].is_array() || t["regions"].empty()) {
-        return fail(at + ".regions", "required for role regional: a non-empty array of region names");
+        return fail(at + ".regions", fmt::format("required for role {}: a non-empty array of region names",
+                                                 role_name(*role)));
       }
       std::vector<std::string> regions;
       for (const json& r : t["regions"]) {
@@ -139,7 +142,7 @@ Result<AccessTokens> AccessTokens::parse(std::string_view json_text, std::string
       e.principal.scope = RegionScope::only(std::move(regions));
     } else {
       if (t.contains("regions")) return fail(at + ".regions", fmt::format("not allowed for role {}", role_name(*role)));
-      e.principal.scope = *role == Role::hq ? RegionScope::all() : RegionScope::only({});
+      e.principal.scope = *role == Role::hq || *role == Role::ingest ? RegionScope::all() : RegionScope::only({});
     }
 
     const bool has_token = t.contains("token"), has_hash = t.contains("token_sha256");

@@ -11,7 +11,8 @@
 //
 //   name          required, unique, 1..64 characters; what logs show (never the token)
 //   role          hq | regional | metrics | ingest
-//   regions       required, non-empty, for regional; not allowed for the other roles
+//   regions       required, non-empty, for regional; optional for ingest (then the regions whose
+//                 events it may write; without it every region); not allowed for hq and metrics
 //   token         16..1024 characters of RFC 6750's b64token set (A-Z a-z 0-9 - . _ ~ + /, then
 //                 any '=' padding), e.g. `openssl rand -hex 32`
 //   token_sha256  instead of token: the SHA-256 of the token in hex, so that the file need not
@@ -37,7 +38,7 @@ enum class Role : std::uint8_t {
   hq,        // every endpoint, every region
   regional,  // stock endpoints, only within the token's regions
   metrics,   // /metrics only (a Prometheus scraper)
-  ingest,    // reserved for the ingest endpoint (POST /v1/events, not built yet): reads nothing
+  ingest,    // POST /v1/events only (connectors/ingest_api.h), within its regions if it has any; reads nothing
 };
 
 std::string_view role_name(Role role);
@@ -45,7 +46,9 @@ std::string_view role_name(Role role);
 struct Principal {
   std::string name;
   Role role = Role::regional;
-  RegionScope scope = RegionScope::only({});  // all() for hq, the token's regions for regional, none otherwise
+  // all() for hq and an ingest token without regions, the token's regions for regional and a scoped
+  // ingest token, none for metrics. For ingest it is the regions it may write, not read.
+  RegionScope scope = RegionScope::only({});
 };
 
 class AccessTokens {

@@ -59,6 +59,7 @@ HttpRequest to_request(const http::request<http::string_body>& req) {
     }
   }
   out.authorization = std::string(req[http::field::authorization]);
+  out.content_type = std::string(req[http::field::content_type]);
   out.body = req.body();
   return out;
 }
@@ -79,7 +80,7 @@ static_assert(kBusyBody.size() == 37, "Content-Length of the 503 answer");
 
 struct HttpServer::Impl {
   HttpOptions options;
-  HttpHandler handler;
+  HttpAsyncHandler handler;
   // Both outlive io: sessions destroyed with io decrement the count, and may be lingering into the
   // buffer. One discard buffer serves every lingering session: its contents are never read, and the
   // one I/O thread fills it one read at a time.
@@ -125,14 +126,19 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return reply_error(400, fmt::format("bad request: {}", ec.message()));
 
     const auto& req = parser_->get();
-    HttpResponse r;
+    const KeepAlive keep_alive = req.keep_alive() ? KeepAlive::yes : KeepAlive::no;
+    // The answer is written on the I/O thread whichever thread gives it; the responder keeps the
+    // session alive until then.
+    HttpResponder respond = [self = shared_from_this(), keep_alive](HttpResponse r) {
+      asio::post(self->stream_.get_executor(),
+                 [self, keep_alive, r = std::move(r)] { self->write(r, keep_alive); });
+    };
     try {
-      r = server_.handler(to_request(req));
+      server_.handler(to_request(req), std::move(respond));
     } catch (const std::exception& e) {
       spdlog::error("http {} {}: {}", std::string(req.method_string()), std::string(req.target()), e.what());
-      r = HttpResponse{500, "application/json", R"({"error":"internal error"})"};
+      write(HttpResponse{500, "application/json", R"({"error":"internal error"})"}, KeepAlive::no);
     }
-    write(r, req.keep_alive() ? KeepAlive::yes : KeepAlive::no);
   }
 
   enum class KeepAlive { no, yes };
@@ -228,6 +234,12 @@ void HttpServer::Impl::refuse(tcp::socket socket) {
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, HttpHandler handler) {
+  return start(options, HttpAsyncHandler([handler = std::move(handler)](const HttpRequest& req, HttpResponder respond) {
+    respond(handler(req));
+  }));
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, HttpAsyncHandler handler) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->handler = std::move(handler);
@@ -252,7 +264,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-HttpServer::~HttpServer() {
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::stop() {
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }

@@ -2,7 +2,9 @@
 // header bytes, body bytes, read time and concurrent connections (HttpOptions). Every socket
 // operation is asynchronous, so a slow client holds a connection slot and a few kilobytes, never the
 // thread. The handler runs on the I/O thread and must be quick and thread-safe against the engine
-// (the projections are).
+// (the projections are). A handler that must wait (the ingest endpoint waits for Kafka's
+// acknowledgement) is an HttpAsyncHandler: it returns at once and calls the responder later, from
+// any thread, exactly once; the connection reads nothing more until then.
 #pragma once
 
 #include <chrono>
@@ -23,6 +25,7 @@ struct HttpRequest {
   std::string path;                          // without the query string
   std::map<std::string, std::string> query;  // decoded ?key=value pairs
   std::string authorization;                 // the Authorization header as sent; empty if none
+  std::string content_type;                  // the Content-Type header as sent; empty if none
   std::string body;
 };
 
@@ -34,6 +37,9 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Sends the answer; callable from any thread, once. After HttpServer::stop() it drops the answer.
+using HttpResponder = std::function<void(HttpResponse)>;
+using HttpAsyncHandler = std::function<void(const HttpRequest&, HttpResponder)>;
 
 // The limits, and what a client that exceeds one gets:
 //   header_bytes_max  request line + header fields; more: 431, and the connection is closed.
@@ -63,7 +69,11 @@ inline constexpr std::chrono::milliseconds kLinger{1'000};
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options, HttpHandler handler);
-  ~HttpServer();  // stops accepting, closes connections, joins the I/O thread
+  static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options, HttpAsyncHandler handler);
+  ~HttpServer();  // stop(), then closes connections
+  // Stops accepting and answering and joins the I/O thread; idempotent. Responders still held
+  // elsewhere (requests waiting for Kafka) stay safe to call and to destroy until the server is.
+  void stop();
 
   std::uint16_t port() const;
   // Connections open now (for tests and metrics); any thread.

@@ -5,6 +5,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -162,10 +163,18 @@ Result<std::span<const Record>> KafkaSource::poll(std::size_t records_max, std::
   records_.clear();
   raw_.resize(records_max);
   rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk_);
-  // librdkafka waits for a full batch until the timeout: take what is prefetched now, and wait only
-  // when nothing is, so a partial batch never waits out the timeout while the engine idles.
+  // librdkafka waits for a full batch until the timeout: take what is prefetched now, and when
+  // nothing is, wait for one record only and then take what else has come. Waiting for a batch would
+  // hold a record that arrives into an idle engine for the whole timeout (it added ~25 ms on average
+  // to produce → visible under light load).
   ssize_t n = rd_kafka_consume_batch_queue(q, 0, raw_.data(), records_max);
-  if (n == 0) n = rd_kafka_consume_batch_queue(q, static_cast<int>(timeout.count()), raw_.data(), records_max);
+  if (n == 0) {
+    if (rd_kafka_message_t* first = rd_kafka_consume_queue(q, static_cast<int>(timeout.count())); first != nullptr) {
+      raw_[0] = first;
+      const ssize_t more = records_max > 1 ? rd_kafka_consume_batch_queue(q, 0, raw_.data() + 1, records_max - 1) : 0;
+      n = 1 + std::max<ssize_t>(more, 0);
+    }
+  }
   rd_kafka_queue_destroy(q);
   // FlatBuffers needs each value to start 8-byte aligned; librdkafka's payloads point into fetch
   // buffers at any offset. Misaligned values are copied into one arena, sized first so that no

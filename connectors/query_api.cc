@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <variant>
 #include <nlohmann/json.hpp>
 
 namespace qudao {
@@ -198,17 +199,21 @@ HttpResponse unauthorized(std::string message, std::string challenge) {
   return r;
 }
 
-HttpResponse method_not_allowed(const HttpRequest& req) {
+HttpResponse method_not_allowed(const HttpRequest& req, const char* allow = "GET") {
   HttpResponse r = error(405, fmt::format("method {} not allowed", req.method));
-  r.headers.emplace_back("Allow", "GET");
+  r.headers.emplace_back("Allow", allow);
   return r;
 }
 
+constexpr std::string_view kEventsPath = "/v1/events";
+
 }  // namespace
 
-HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
-                           const AccessTokens& tokens) {
-  return [api = Api{stock, pipeline, store}, &tokens](const HttpRequest& req) -> HttpResponse {
+HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
+                                const AccessTokens& tokens, EventIngest* ingest) {
+  // The answer, or for POST /v1/events that passed every check, the principal to ingest for.
+  using Routed = std::variant<HttpResponse, const Principal*>;
+  auto route = [api = Api{stock, pipeline, store}, &tokens](const HttpRequest& req) -> Routed {
     if (req.path == "/health") {
       if (req.method != "GET") return method_not_allowed(req);
       return json_response(200, json{{"status", "ok"}, {"assigned", api.pipeline.stats().assigned}});
@@ -222,6 +227,14 @@ HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipelin
     if (principal == nullptr) {
       return unauthorized("unknown token", R"(Bearer realm="qudao", error="invalid_token")");
     }
+    if (req.path == kEventsPath) {
+      if (req.method != "POST") return method_not_allowed(req, "POST");
+      if (principal->role != Role::ingest) {
+        return error(403, fmt::format("role {} may not write {} (an ingest token may)", role_name(principal->role),
+                                      req.path));
+      }
+      return principal;
+    }
     const auto endpoint = std::find_if(kEndpoints.begin(), kEndpoints.end(),
                                        [&](const Endpoint& e) { return e.path == req.path; });
     if (endpoint == kEndpoints.end()) return error(404, fmt::format("no such endpoint: {}", req.path));
@@ -230,6 +243,12 @@ HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipelin
       return error(403, fmt::format("role {} may not read {}", role_name(principal->role), req.path));
     }
     return endpoint->serve(api, req, *principal);
+  };
+  return [route = std::move(route), ingest](const HttpRequest& req, HttpResponder respond) {
+    Routed routed = route(req);
+    if (auto* answer = std::get_if<HttpResponse>(&routed)) return respond(std::move(*answer));
+    if (ingest == nullptr) return respond(error(503, "this server does not accept events (no ingest configured)"));
+    ingest->post(req, *std::get<const Principal*>(routed), std::move(respond));
   };
 }
 

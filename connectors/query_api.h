@@ -9,13 +9,15 @@
 //                                                      scope; the nation's totals for hq only
 //   GET /v1/dead-letters?partition=P[&from=OFFSET][&limit=N]
 //                                        hq            rejected records: reason, field, original bytes
+//   POST /v1/events[?region=REGION]      ingest        events as JSON to the events topic: 202 with their
+//                                                      ids once Kafka has them (connectors/ingest_api.h)
 //
 // Deny by default. The answer to a request, in the order checked:
 //   /health                              200 to anyone (405 for another method)
 //   no Authorization: Bearer header      401, WWW-Authenticate: Bearer realm="qudao"
 //   a token not in the tokens file       401, WWW-Authenticate: Bearer realm="qudao", error="invalid_token"
 //   a path that is no endpoint           404
-//   a method other than GET              405, Allow: GET
+//   a method other than GET              405, Allow: GET (for /v1/events: other than POST, Allow: POST)
 //   a role the endpoint does not admit   403 (status, metrics and dead letters span every region)
 //   an object outside the token's scope  404, the same answer as for an object that does not exist:
 //                                        the scope is passed into the projection's lookup
@@ -23,14 +25,16 @@
 
 #include "connectors/access.h"
 #include "connectors/http_server.h"
+#include "connectors/ingest_api.h"
 #include "connectors/pipeline.h"
 
 namespace qudao {
 
 inline constexpr std::size_t kDeadLettersPageMax = 1'000;
 
-// The handler reads the four objects it is given for as long as it is called; they must outlive it.
-HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
-                           const AccessTokens& tokens);
+// The handler reads the objects it is given for as long as it is called; they must outlive it.
+// Without `ingest`, POST /v1/events answers 503 (not configured).
+HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
+                                const AccessTokens& tokens, EventIngest* ingest = nullptr);
 
 }  // namespace qudao

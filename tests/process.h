@@ -1,5 +1,5 @@
 // Helpers for tests that talk to qudao over HTTP: run the qudao binary as a child process, write a
-// tokens file, and make HTTP GETs with a bearer token.
+// tokens file, and make HTTP GETs and POSTs with a bearer token.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -183,19 +183,28 @@ struct HttpReply {
   }
 };
 
-// GET `target` with `Authorization: Bearer <token>` (none if `token` is empty).
-inline HttpReply http_get(std::uint16_t port, const std::string& target, const std::string& token = kTestHqToken) {
+// `verb` `target` with `Authorization: Bearer <token>` (none if `token` is empty), and `body` with
+// `content_type` (none if empty).
+inline HttpReply http_request(std::uint16_t port, boost::beast::http::verb verb, const std::string& target,
+                              const std::string& token, const std::string& body = "",
+                              const std::string& content_type = "") {
   namespace beast = boost::beast;
   namespace http = beast::http;
   boost::asio::io_context io;
   beast::tcp_stream stream(io);
   beast::error_code ec;
-  stream.expires_after(std::chrono::seconds(5));
+  // A POST may wait for Kafka's acknowledgement (up to the ingest's 10 s) before it is answered.
+  stream.expires_after(verb == http::verb::get ? std::chrono::seconds(5) : std::chrono::seconds(30));
   stream.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
   if (ec) return {};
-  http::request<http::empty_body> req(http::verb::get, target, 11);
+  http::request<http::string_body> req(verb, target, 11);
   req.set(http::field::host, "127.0.0.1");
   if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  if (verb != http::verb::get) {
+    req.body() = body;
+    req.prepare_payload();
+  }
   http::write(stream, req, ec);
   if (ec) return {};
   beast::flat_buffer buf;
@@ -205,6 +214,15 @@ inline HttpReply http_get(std::uint16_t port, const std::string& target, const s
   HttpReply reply{res.result_int(), res.body(), {}};
   for (const auto& f : res) reply.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   return reply;
+}
+
+inline HttpReply http_get(std::uint16_t port, const std::string& target, const std::string& token = kTestHqToken) {
+  return http_request(port, boost::beast::http::verb::get, target, token);
+}
+
+inline HttpReply http_post(std::uint16_t port, const std::string& target, const std::string& body,
+                           const std::string& token, const std::string& content_type = "application/json") {
+  return http_request(port, boost::beast::http::verb::post, target, token, body, content_type);
 }
 
 // Polls `pred` every 50 ms until it holds or `timeout` passes.

@@ -22,6 +22,7 @@
 
 #include "connectors/pipeline.h"
 #include "events/encode.h"
+#include "tools/bench_visible.h"
 
 namespace qudao {
 namespace {
@@ -594,6 +595,43 @@ Result<std::vector<Row>> queries_under_ingest(const BenchArgs& args, const std::
   return rows;
 }
 
+// The visible and post rows (tools/bench_visible.h).
+Result<std::vector<Row>> writing_rows(const BenchArgs& args, const KafkaSettings& kafka, double ingest_rate,
+                                      bool visible, bool post, const std::atomic<bool>& stop) {
+  VisibleOptions o;
+  o.rate_events_per_s = args.visible_rate_events_per_s > 0 ? args.visible_rate_events_per_s
+                        : ingest_rate > 0                  ? ingest_rate / 2
+                                                           : 250'000;
+  o.duration = o.post_duration = std::chrono::seconds(args.visible_seconds);
+  std::vector<Row> rows;
+  if (visible) {
+    spdlog::info("bench: produce -> visible at {:.0f} events/s for {} s", o.rate_events_per_s, o.duration.count());
+    auto v = bench_visible(kafka, o, stop);
+    if (!v.is_ok()) return v.status();
+    const VisibleResult& r = v.value();
+    rows.push_back(Row{"visible", r.events, r.seconds, r.cpu_seconds, "", {}, {}});
+    rows.push_back(Row{"visible p99", 0, 0, 0,
+                       fmt::format("produce -> visible in a stock query at a fixed {:.0f} events/s{}: p50 {:.1f} ms, "
+                                   "p99.9 {:.1f} ms, max {:.1f} ms; slowest commit {:.0f} ms", o.rate_events_per_s,
+                                   ingest_rate > 0 && args.visible_rate_events_per_s <= 0 ? " (half the ingest row)" : "",
+                                   r.latency.p50_ms, r.latency.p999_ms, r.latency.max_ms, r.worst_commit_ms),
+                       r.latency.p99_ms, "ms"});
+  }
+  if (post && !stop.load()) {
+    spdlog::info("bench: POST /v1/events, {} clients, batches of {}, {} s", o.post_clients, kPostBatchEvents,
+                 o.post_duration.count());
+    auto p = bench_post(kafka, o, stop);
+    if (!p.is_ok()) return p.status();
+    const PostResult& r = p.value();
+    rows.push_back(Row{"post", r.events, r.seconds, r.cpu_seconds,
+                       fmt::format("POST /v1/events, {} keep-alive clients, {} events per request, answered 202 after "
+                                   "acks=all; per request p50 {:.1f} ms, p99 {:.1f} ms",
+                                   o.post_clients, kPostBatchEvents, r.latency.p50_ms, r.latency.p99_ms),
+                       {}, {}});
+  }
+  return rows;
+}
+
 // ---- the table ----
 
 void print_table(const std::vector<Row>& rows, double ceiling) {
@@ -724,6 +762,13 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
       double alone = 0;
       for (const Row& r : rows) if (r.name == "ingest") alone = r.rate();
       auto r = queries_under_ingest(args, topic, total, alone);
+      if (!r.is_ok()) return fail(r.status());
+      for (Row& row : r.value()) rows.push_back(std::move(row));
+    }
+    if ((wanted("visible") || wanted("post")) && !stop.load()) {
+      double alone = 0;
+      for (const Row& r : rows) if (r.name == "ingest") alone = r.rate();
+      auto r = writing_rows(args, kafka.value(), alone, wanted("visible"), wanted("post"), stop);
       if (!r.is_ok()) return fail(r.status());
       for (Row& row : r.value()) rows.push_back(std::move(row));
     }

@@ -14,6 +14,9 @@
 //   query            point and one-location stock queries at a fixed rate while serve ingests the
 //                    topic from zero: latency percentiles, and the ingest rate under that load
 //   memory           resident memory and disk per million (sku, location) stock keys
+//   visible          produce → visible in a stock query at a fixed rate: latency percentiles
+//                    (tools/bench_visible.h)
+//   post             POST /v1/events throughput, batches of 100 (tools/bench_visible.h)
 //
 // Rows that need a broker are skipped (and say so) without --brokers.
 #pragma once
@@ -32,6 +35,8 @@ struct BenchArgs {
   std::string json_path;        // also write the table as JSON here
   std::string qudao_binary;     // for the restart rows (default: this program)
   std::size_t stock_keys = 1'000'000;
+  double visible_rate_events_per_s = 0;  // the visible row; 0: half of this run's ingest row, else 250,000
+  int visible_seconds = 10;              // how long the visible and post rows produce
 };
 
 int run_bench(const BenchArgs& args, const std::atomic<bool>& stop);

@@ -23,13 +23,15 @@ constexpr std::uint64_t kLeadEventsMax = 50'000;
 constexpr std::string_view kDemoHqToken = "qudao-demo-hq-token";
 constexpr std::string_view kDemoEastToken = "qudao-demo-east-token";
 constexpr std::string_view kDemoMetricsToken = "qudao-demo-metrics-token";
+constexpr std::string_view kDemoIngestToken = "qudao-demo-ingest-token";  // POST /v1/events
 
 Result<AccessTokens> demo_tokens() {
   const std::string text = fmt::format(R"({{"tokens": [
       {{"name": "demo-hq", "role": "hq", "token": "{}"}},
       {{"name": "demo-east", "role": "regional", "regions": ["East"], "token": "{}"}},
-      {{"name": "demo-metrics", "role": "metrics", "token": "{}"}}]}})",
-                                       kDemoHqToken, kDemoEastToken, kDemoMetricsToken);
+      {{"name": "demo-metrics", "role": "metrics", "token": "{}"}},
+      {{"name": "demo-ingest", "role": "ingest", "token": "{}"}}]}})",
+                                       kDemoHqToken, kDemoEastToken, kDemoMetricsToken, kDemoIngestToken);
   return AccessTokens::parse(text, "demo tokens");
 }
 
@@ -99,10 +101,11 @@ int run_demo(const DemoArgs& args, const std::atomic<bool>& stop) {
              broker.value()->bootstrap(), kDefaultTopic, args.partitions, data_dir,
              temporary_data ? " (temporary)" : "", url);
   if (args.tokens_file.empty()) {
-    fmt::print("  bearer tokens (demo)   HQ {}   East region {}   metrics {}\n"
+    fmt::print("  bearer tokens (demo)   HQ {}   East region {}   metrics {}   ingest {}\n"
                "  try:  curl -H 'Authorization: Bearer {}' '{}/v1/stock/regions'\n"
                "        curl -H 'Authorization: Bearer {}' '{}/v1/stock?location=2'\n\n",
-               kDemoHqToken, kDemoEastToken, kDemoMetricsToken, kDemoHqToken, url, kDemoEastToken, url);
+               kDemoHqToken, kDemoEastToken, kDemoMetricsToken, kDemoIngestToken, kDemoHqToken, url, kDemoEastToken,
+               url);
   } else {
     fmt::print("  bearer tokens          {} from {}\n\n", o.tokens.size(), args.tokens_file);
   }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "events/json.h"
+#include "events/shard_key.h"
 
 namespace qudao {
 namespace {
@@ -18,36 +19,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kReadChunkBytes = 64 * 1024;
 constexpr std::size_t kStreamBufferBytes = 1 << 20;
-
-// A key or delimiter as it can be printed on one line: control bytes escaped.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out.push_back(static_cast<char>(c));
-  }
-  return out;
-}
-
-// The key rules that need the event: a LocationDefined is keyed by its own region.
-std::optional<Rejection> check_key(std::string_view key, const fb::Envelope& event) {
-  if (key.empty()) return Rejection{RejectReason::missing_field, "key", "the record has no key (the shard key: a region)"};
-  if (key.size() > kNameBytesMax) {
-    return Rejection{RejectReason::invalid_value, "key",
-                     fmt::format("{} bytes; the shard key is a region name, at most {} bytes", key.size(), kNameBytesMax)};
-  }
-  if (event.payload_type() == fb::Payload::LocationDefined) {
-    const std::string_view region = event.payload_as_LocationDefined()->region()->string_view();
-    if (key != region) {
-      return Rejection{RejectReason::invalid_value, "key",
-                       fmt::format("\"{}\" is not the location's region \"{}\": the location would live on another "
-                                   "shard than the events keyed by its region",
-                                   printable(key), printable(region))};
-    }
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 
@@ -68,7 +39,7 @@ Result<std::string> parse_key_delimiter(std::string_view text) {
       i += 2;
     } else {
       return Status::error(fmt::format("-K \"{}\": unknown escape at byte {} (\\t, \\r, \\\\ and \\xNN are known)",
-                                       printable(text), i));
+                                       printable_key(text), i));
     }
     ++i;
   }
@@ -84,7 +55,7 @@ std::variant<ProduceRecord, Rejection> record_from_json_line(std::string_view li
     const std::size_t at = line.find(rule.delimiter);
     if (at == std::string_view::npos) {
       return Rejection{RejectReason::missing_field, "key",
-                       fmt::format("no key: the line has no key delimiter \"{}\" (-K)", printable(rule.delimiter))};
+                       fmt::format("no key: the line has no key delimiter \"{}\" (-K)", printable_key(rule.delimiter))};
     }
     key = line.substr(0, at);
     if (key.empty()) return Rejection{RejectReason::missing_field, "key", "the key before the delimiter is empty"};
@@ -106,8 +77,8 @@ std::variant<ProduceRecord, Rejection> record_from_json_line(std::string_view li
   if (rule.delimiter.empty()) {
     if (!rule.key.empty()) {
       key = rule.key;
-    } else if (event.payload_type() == fb::Payload::LocationDefined) {
-      key = event.payload_as_LocationDefined()->region()->str();
+    } else if (const auto own = own_shard_key(event)) {
+      key = *own;
     } else {
       return Rejection{RejectReason::missing_field, "key",
                        fmt::format("no shard key for a {} event: give --key REGION, or key each line as "
@@ -115,7 +86,7 @@ std::variant<ProduceRecord, Rejection> record_from_json_line(std::string_view li
                                    fb::EnumNamePayload(event.payload_type()))};
     }
   }
-  if (auto r = check_key(key, event)) return std::move(*r);
+  if (auto r = check_shard_key(key, event)) return std::move(*r);
   record.key = std::move(key);
   return record;
 }
@@ -205,7 +176,7 @@ Result<std::optional<ProduceInput::Item>> ProduceInput::next() {
     const Decoded decoded = decode(r.value);
     if (auto* rejection = std::get_if<Rejection>(&decoded)) {
       item.result = *rejection;
-    } else if (auto key_rejection = check_key(r.key, *std::get<Event>(decoded).envelope)) {
+    } else if (auto key_rejection = check_shard_key(r.key, *std::get<Event>(decoded).envelope)) {
       item.result = std::move(*key_rejection);
     } else {
       item.result = ProduceRecord{std::string(r.key), std::vector<std::uint8_t>(r.value.begin(), r.value.end())};

@@ -39,10 +39,21 @@ Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options) {
   spdlog::info("store {}: {} events already applied, {} rejected", options.data_dir, loaded.applied, loaded.rejected);
 
   s->tokens_ = options.tokens;
-  auto http = HttpServer::start(options.http, make_query_api(s->stock_, *s->pipeline_, *s->store_, s->tokens_));
+  auto ingest = EventIngest::open(options.kafka, IngestOptions{options.topic, options.ingest_delivery_timeout}, s->stock_);
+  if (!ingest.is_ok()) return ingest.status();
+  s->ingest_ = ingest.take();
+  auto http = HttpServer::start(options.http,
+                                make_query_api(s->stock_, *s->pipeline_, *s->store_, s->tokens_, s->ingest_.get()));
   if (!http.is_ok()) return http.status();
   s->http_ = http.take();
   return s;
+}
+
+Service::~Service() {
+  // The ingest answers requests through the server's sessions: the server stops taking requests
+  // first, then the ingest flushes and answers, and only then are the sessions destroyed.
+  if (http_) http_->stop();
+  ingest_.reset();
 }
 
 }  // namespace qudao

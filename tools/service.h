@@ -1,5 +1,7 @@
-// Service: one running qudao engine — store, Kafka source, pipeline, projections and HTTP API —
-// assembled from options. `qudao serve` runs one; `qudao demo` runs one against the embedded broker.
+// Service: one running qudao engine — store, Kafka source, pipeline, projections, HTTP API and the
+// ingest endpoint's producer — assembled from options. `qudao serve` runs one; `qudao demo` runs one
+// against the embedded broker. Destruction stops the HTTP server first, then flushes the ingest's
+// producer (answering what still waits), then closes the rest.
 #pragma once
 
 #include <atomic>
@@ -8,6 +10,7 @@
 
 #include "connectors/access.h"
 #include "connectors/http_server.h"
+#include "connectors/ingest_api.h"
 #include "connectors/kafka.h"
 #include "connectors/pipeline.h"
 #include "engine/store.h"
@@ -31,11 +34,14 @@ struct ServiceOptions {
   std::string dispatch_topic;
   std::string dead_letter_topic;
   int output_partitions = 8;
+  // POST /v1/events: how long a request waits for Kafka's acknowledgement before a 503.
+  std::chrono::milliseconds ingest_delivery_timeout{10'000};
 };
 
 class Service {
  public:
   static Result<std::unique_ptr<Service>> open(const ServiceOptions& options);
+  ~Service();
 
   // Consumes until `stop` is set; the HTTP API answers meanwhile.
   Status run(const std::atomic<bool>& stop) { return pipeline_->run(stop); }
@@ -53,6 +59,7 @@ class Service {
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<Pipeline> pipeline_;
   AccessTokens tokens_;
+  std::unique_ptr<EventIngest> ingest_;  // reset by ~Service() after http_ stops, before the rest
   std::unique_ptr<HttpServer> http_;  // last: stops before what its handlers read
 };
 

@@ -102,6 +102,23 @@ TEST_CASE("access: a tokens file that could grant the wrong thing is refused, na
             .message() == "tokens.json: tokens[1].name: \"a\" is used twice");
 }
 
+TEST_CASE("access: an ingest token writes every region, or with regions only those") {
+  auto tokens = AccessTokens::parse(
+      R"({"tokens": [{"name": "all", "role": "ingest", "token": "ingest-all-0123456789"},
+                     {"name": "east", "role": "ingest", "regions": ["East"], "token": "ingest-east-0123456789"}]})",
+      "t");
+  REQUIRE_MESSAGE(tokens.is_ok(), tokens.status().message());
+  const Principal* all = tokens.value().authenticate("ingest-all-0123456789");
+  const Principal* east = tokens.value().authenticate("ingest-east-0123456789");
+  REQUIRE((all != nullptr && east != nullptr));
+  CHECK(all->role == Role::ingest);
+  CHECK(all->scope.is_all());
+  CHECK(east->scope.contains("East"));
+  CHECK_FALSE(east->scope.contains("West"));
+  CHECK(parse_error(one(R"({"name": "a", "role": "ingest", "regions": [], "token": "0123456789abcdef0123"})")).message() ==
+        "tokens.json: tokens[0].regions: required for role ingest: a non-empty array of region names");
+}
+
 TEST_CASE("access: load_file reads a tokens file and names it in errors") {
   TempDir dir;
   auto tokens = AccessTokens::load_file(write_tokens_file(dir.path()));
