@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <memory>
 #include <nlohmann/json.hpp>
+
+#include "connectors/metrics.h"
 
 namespace qudao {
 namespace {
@@ -57,48 +60,6 @@ HttpResponse status(const Pipeline& pipeline) {
                           {"producers", s.relay->producers}};
   }
   return json_response(200, body);
-}
-
-HttpResponse metrics(const Pipeline& pipeline) {
-  const PipelineStats s = pipeline.stats();
-  std::string out;
-  out += "# HELP qudao_events_total Records consumed from the events topic, by outcome.\n"
-         "# TYPE qudao_events_total counter\n";
-  for (const PartitionStats& p : s.partitions) {
-    for (auto [name, v] : {std::pair{"applied", p.counts.applied}, {"duplicate", p.counts.duplicates},
-                           {"rejected", p.counts.rejected}}) {
-      out += fmt::format("qudao_events_total{{partition=\"{}\",outcome=\"{}\"}} {}\n", p.partition.value, name, v);
-    }
-  }
-  out += "# HELP qudao_anomalies_total Applied events flagged as anomalies.\n# TYPE qudao_anomalies_total counter\n";
-  for (const PartitionStats& p : s.partitions) {
-    out += fmt::format("qudao_anomalies_total{{partition=\"{}\"}} {}\n", p.partition.value, p.counts.anomalies);
-  }
-  out += "# HELP qudao_next_offset Next input offset committed to RocksDB, per partition.\n# TYPE qudao_next_offset gauge\n";
-  for (const PartitionStats& p : s.partitions) {
-    out += fmt::format("qudao_next_offset{{partition=\"{}\"}} {}\n", p.partition.value, p.next_offset.value);
-  }
-  out += fmt::format("# HELP qudao_commits_total RocksDB commits.\n# TYPE qudao_commits_total counter\nqudao_commits_total {}\n",
-                     s.commits);
-  out += fmt::format("# HELP qudao_last_commit_seconds Latency of the last commit.\n# TYPE qudao_last_commit_seconds gauge\n"
-                     "qudao_last_commit_seconds {:.6f}\n", s.last_commit_latency.count() / 1e6);
-  if (s.relay) {
-    out += "# HELP qudao_outbox_records_total Outbox records (dispatch requests, dead letters): sent, delivered, "
-           "or found already on the broker when checking.\n# TYPE qudao_outbox_records_total counter\n";
-    for (auto [name, v] : {std::pair{"sent", s.relay->sent}, {"delivered", s.relay->delivered},
-                           {"found_sent", s.relay->found_sent}}) {
-      out += fmt::format("qudao_outbox_records_total{{state=\"{}\"}} {}\n", name, v);
-    }
-    out += fmt::format("# HELP qudao_outbox_delivered_total Outbox records acknowledged by the broker, per output "
-                       "topic.\n# TYPE qudao_outbox_delivered_total counter\n"
-                       "qudao_outbox_delivered_total{{topic=\"dispatch\"}} {}\n"
-                       "qudao_outbox_delivered_total{{topic=\"dead_letters\"}} {}\n",
-                       s.relay->delivered_dispatch, s.relay->delivered_dead_letters);
-    out += fmt::format("# HELP qudao_outbox_checks_total Tail checks of the output topics (after a restart or a failed "
-                       "send).\n# TYPE qudao_outbox_checks_total counter\nqudao_outbox_checks_total {}\n",
-                       s.relay->checks);
-  }
-  return HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
 }
 
 HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req, const Principal& principal) {
@@ -170,6 +131,7 @@ struct Api {
   const StockProjection& stock;
   const Pipeline& pipeline;
   Store& store;
+  std::shared_ptr<QueryLatency> latency;  // shared by the copies of the handler
 };
 
 struct Endpoint {
@@ -182,7 +144,9 @@ struct Endpoint {
 // partition holds several regions' events, so no regional scope can be applied to them.
 constexpr std::array<Endpoint, 5> kEndpoints{{
     {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
-     [](const Api& a, const HttpRequest&, const Principal&) { return metrics(a.pipeline); }},
+     [](const Api& a, const HttpRequest&, const Principal&) {
+       return HttpResponse{200, "text/plain; version=0.0.4", metrics_text(a.pipeline.stats(), *a.latency)};
+     }},
     {"/v1/status", role_bit(Role::hq), [](const Api& a, const HttpRequest&, const Principal&) { return status(a.pipeline); }},
     {"/v1/stock", role_bit(Role::hq) | role_bit(Role::regional),
      [](const Api& a, const HttpRequest& req, const Principal& p) { return location_stock(a.stock, req, p); }},
@@ -206,12 +170,24 @@ HttpResponse method_not_allowed(const HttpRequest& req) {
 
 }  // namespace
 
+std::vector<ApiRoute> api_routes() {
+  std::vector<ApiRoute> routes{{"GET", "/health"}};
+  for (const Endpoint& e : kEndpoints) routes.push_back({"GET", e.path});  // every endpoint answers GET only
+  return routes;
+}
+
 HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
                            const AccessTokens& tokens) {
-  return [api = Api{stock, pipeline, store}, &tokens](const HttpRequest& req) -> HttpResponse {
+  std::vector<std::string_view> paths;
+  for (const ApiRoute& r : api_routes()) paths.push_back(r.path);
+  Api api{stock, pipeline, store, std::make_shared<QueryLatency>(paths)};
+  return [api = std::move(api), &tokens](const HttpRequest& req) -> HttpResponse {
+    const auto started = std::chrono::steady_clock::now();
     if (req.path == "/health") {
       if (req.method != "GET") return method_not_allowed(req);
-      return json_response(200, json{{"status", "ok"}, {"assigned", api.pipeline.stats().assigned}});
+      HttpResponse r = json_response(200, json{{"status", "ok"}, {"assigned", api.pipeline.stats().assigned}});
+      api.latency->observe(req.path, std::chrono::steady_clock::now() - started);
+      return r;
     }
     // Authenticate before routing: without a token, not even which paths exist is told.
     const std::string_view token = bearer_token(req.authorization);
@@ -229,7 +205,9 @@ HttpHandler make_query_api(const StockProjection& stock, const Pipeline& pipelin
     if ((endpoint->roles & role_bit(principal->role)) == 0) {
       return error(403, fmt::format("role {} may not read {}", role_name(principal->role), req.path));
     }
-    return endpoint->serve(api, req, *principal);
+    HttpResponse r = endpoint->serve(api, req, *principal);
+    api.latency->observe(endpoint->path, std::chrono::steady_clock::now() - started);
+    return r;
   };
 }
 
