@@ -222,6 +222,16 @@ Result<Offset> KafkaSource::high_watermark(PartitionId partition, std::chrono::m
   return Offset{high};
 }
 
+Offset KafkaSource::cached_high_watermark(PartitionId partition) const {
+  int64_t low = -1, high = -1;
+  // librdkafka keeps the high watermark of each fetch response; the low one only after a query.
+  if (rd_kafka_get_watermark_offsets(rk_, topic_.c_str(), partition.value, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      high < 0) {
+    return Offset{-1};
+  }
+  return Offset{high};
+}
+
 Offset KafkaSource::position(PartitionId partition) const {
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(list, topic_.c_str(), partition.value);

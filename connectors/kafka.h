@@ -114,6 +114,10 @@ class KafkaSource {
 
   // The offset after the last record of `partition` on the broker now.
   Result<Offset> high_watermark(PartitionId partition, std::chrono::milliseconds timeout);
+  // The high watermark of `partition` as last reported by the broker in a fetch response: no
+  // broker round trip, so cheap enough for every scrape of /metrics. -1 until the first fetch
+  // answer. Any thread.
+  Offset cached_high_watermark(PartitionId partition) const;
   // The offset this consumer fetches next from `partition` (-1 if unknown yet).
   Offset position(PartitionId partition) const;
 

@@ -120,6 +120,7 @@ Status Pipeline::finish_commit() {
     ++stats_.commits;
     stats_.last_commit_latency = written.value()->latency;
   }
+  commit_latency_.Observe(std::chrono::duration<double>(written.value()->latency).count());
   publish_stats();
   return Status::ok();
 }
@@ -201,6 +202,8 @@ PipelineStats Pipeline::stats() const {
     s = stats_;
   }
   if (relay_ != nullptr) s.relay = relay_->stats();
+  for (PartitionStats& p : s.partitions) p.high_watermark = source_.cached_high_watermark(p.partition);
+  s.commit_latency = commit_latency_.Collect().histogram;
   return s;
 }
 

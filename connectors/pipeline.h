@@ -10,6 +10,10 @@
 // next commit first waits for it, so one commit at most is in flight.
 #pragma once
 
+#include <prometheus/client_metric.h>
+#include <prometheus/histogram.h>
+
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -42,7 +46,13 @@ struct PartitionStats {
   Offset next_offset;
   OutcomeCounts counts;
   std::uint64_t digest = 0;
+  Offset high_watermark{-1};  // the broker's, from its last fetch response (no round trip); -1: none yet
 };
+
+// Bucket bounds of the commit latency histogram (submit to durable, fsync included).
+inline constexpr std::array<double, 15> kCommitLatencyBoundsSeconds{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                                    0.005,  0.01,    0.025,  0.05,  0.1,
+                                                                    0.25,   0.5,     1.0,    2.5,   5.0};
 
 struct PipelineStats {
   std::string topic;
@@ -50,6 +60,7 @@ struct PipelineStats {
   OutcomeCounts totals;
   std::uint64_t commits = 0;
   std::chrono::microseconds last_commit_latency{0};
+  prometheus::ClientMetric::Histogram commit_latency;  // every commit so far, seconds (kCommitLatencyBoundsSeconds)
   bool assigned = false;  // false while waiting for the topic to exist
   std::optional<RelayStats> relay;  // the outbox relay's counters, if this pipeline has one
 };
@@ -106,6 +117,7 @@ class Pipeline {
 
   mutable std::mutex stats_mutex_;
   PipelineStats stats_;
+  prometheus::Histogram commit_latency_{{kCommitLatencyBoundsSeconds.begin(), kCommitLatencyBoundsSeconds.end()}};
 };
 
 }  // namespace qudao

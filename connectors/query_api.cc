@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <memory>
 #include <variant>
 #include <nlohmann/json.hpp>
+
+#include "connectors/metrics.h"
 
 namespace qudao {
 namespace {
@@ -58,48 +61,6 @@ HttpResponse status(const Pipeline& pipeline) {
                           {"producers", s.relay->producers}};
   }
   return json_response(200, body);
-}
-
-HttpResponse metrics(const Pipeline& pipeline) {
-  const PipelineStats s = pipeline.stats();
-  std::string out;
-  out += "# HELP qudao_events_total Records consumed from the events topic, by outcome.\n"
-         "# TYPE qudao_events_total counter\n";
-  for (const PartitionStats& p : s.partitions) {
-    for (auto [name, v] : {std::pair{"applied", p.counts.applied}, {"duplicate", p.counts.duplicates},
-                           {"rejected", p.counts.rejected}}) {
-      out += fmt::format("qudao_events_total{{partition=\"{}\",outcome=\"{}\"}} {}\n", p.partition.value, name, v);
-    }
-  }
-  out += "# HELP qudao_anomalies_total Applied events flagged as anomalies.\n# TYPE qudao_anomalies_total counter\n";
-  for (const PartitionStats& p : s.partitions) {
-    out += fmt::format("qudao_anomalies_total{{partition=\"{}\"}} {}\n", p.partition.value, p.counts.anomalies);
-  }
-  out += "# HELP qudao_next_offset Next input offset committed to RocksDB, per partition.\n# TYPE qudao_next_offset gauge\n";
-  for (const PartitionStats& p : s.partitions) {
-    out += fmt::format("qudao_next_offset{{partition=\"{}\"}} {}\n", p.partition.value, p.next_offset.value);
-  }
-  out += fmt::format("# HELP qudao_commits_total RocksDB commits.\n# TYPE qudao_commits_total counter\nqudao_commits_total {}\n",
-                     s.commits);
-  out += fmt::format("# HELP qudao_last_commit_seconds Latency of the last commit.\n# TYPE qudao_last_commit_seconds gauge\n"
-                     "qudao_last_commit_seconds {:.6f}\n", s.last_commit_latency.count() / 1e6);
-  if (s.relay) {
-    out += "# HELP qudao_outbox_records_total Outbox records (dispatch requests, dead letters): sent, delivered, "
-           "or found already on the broker when checking.\n# TYPE qudao_outbox_records_total counter\n";
-    for (auto [name, v] : {std::pair{"sent", s.relay->sent}, {"delivered", s.relay->delivered},
-                           {"found_sent", s.relay->found_sent}}) {
-      out += fmt::format("qudao_outbox_records_total{{state=\"{}\"}} {}\n", name, v);
-    }
-    out += fmt::format("# HELP qudao_outbox_delivered_total Outbox records acknowledged by the broker, per output "
-                       "topic.\n# TYPE qudao_outbox_delivered_total counter\n"
-                       "qudao_outbox_delivered_total{{topic=\"dispatch\"}} {}\n"
-                       "qudao_outbox_delivered_total{{topic=\"dead_letters\"}} {}\n",
-                       s.relay->delivered_dispatch, s.relay->delivered_dead_letters);
-    out += fmt::format("# HELP qudao_outbox_checks_total Tail checks of the output topics (after a restart or a failed "
-                       "send).\n# TYPE qudao_outbox_checks_total counter\nqudao_outbox_checks_total {}\n",
-                       s.relay->checks);
-  }
-  return HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
 }
 
 HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req, const Principal& principal) {
@@ -171,6 +132,7 @@ struct Api {
   const StockProjection& stock;
   const Pipeline& pipeline;
   Store& store;
+  std::shared_ptr<QueryLatency> latency;  // shared by the copies of the handler
 };
 
 struct Endpoint {
@@ -183,7 +145,9 @@ struct Endpoint {
 // partition holds several regions' events, so no regional scope can be applied to them.
 constexpr std::array<Endpoint, 5> kEndpoints{{
     {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
-     [](const Api& a, const HttpRequest&, const Principal&) { return metrics(a.pipeline); }},
+     [](const Api& a, const HttpRequest&, const Principal&) {
+       return HttpResponse{200, "text/plain; version=0.0.4", metrics_text(a.pipeline.stats(), *a.latency)};
+     }},
     {"/v1/status", role_bit(Role::hq), [](const Api& a, const HttpRequest&, const Principal&) { return status(a.pipeline); }},
     {"/v1/stock", role_bit(Role::hq) | role_bit(Role::regional),
      [](const Api& a, const HttpRequest& req, const Principal& p) { return location_stock(a.stock, req, p); }},
@@ -209,14 +173,27 @@ constexpr std::string_view kEventsPath = "/v1/events";
 
 }  // namespace
 
+std::vector<ApiRoute> api_routes() {
+  std::vector<ApiRoute> routes{{"GET", "/health"}};
+  for (const Endpoint& e : kEndpoints) routes.push_back({"GET", e.path});  // these endpoints answer GET only
+  routes.push_back({"POST", kEventsPath});
+  return routes;
+}
+
 HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
                                 const AccessTokens& tokens, EventIngest* ingest) {
+  std::vector<std::string_view> paths;
+  for (const ApiRoute& r : api_routes()) paths.push_back(r.path);
+  auto latency = std::make_shared<QueryLatency>(paths);
   // The answer, or for POST /v1/events that passed every check, the principal to ingest for.
   using Routed = std::variant<HttpResponse, const Principal*>;
-  auto route = [api = Api{stock, pipeline, store}, &tokens](const HttpRequest& req) -> Routed {
+  auto route = [api = Api{stock, pipeline, store, latency}, &tokens](const HttpRequest& req) -> Routed {
+    const auto started = std::chrono::steady_clock::now();
     if (req.path == "/health") {
       if (req.method != "GET") return method_not_allowed(req);
-      return json_response(200, json{{"status", "ok"}, {"assigned", api.pipeline.stats().assigned}});
+      HttpResponse r = json_response(200, json{{"status", "ok"}, {"assigned", api.pipeline.stats().assigned}});
+      api.latency->observe(req.path, std::chrono::steady_clock::now() - started);
+      return r;
     }
     // Authenticate before routing: without a token, not even which paths exist is told.
     const std::string_view token = bearer_token(req.authorization);
@@ -242,13 +219,21 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
     if ((endpoint->roles & role_bit(principal->role)) == 0) {
       return error(403, fmt::format("role {} may not read {}", role_name(principal->role), req.path));
     }
-    return endpoint->serve(api, req, *principal);
+    HttpResponse r = endpoint->serve(api, req, *principal);
+    api.latency->observe(endpoint->path, std::chrono::steady_clock::now() - started);
+    return r;
   };
-  return [route = std::move(route), ingest](const HttpRequest& req, HttpResponder respond) {
+  return [route = std::move(route), ingest, latency](const HttpRequest& req, HttpResponder respond) {
+    const auto started = std::chrono::steady_clock::now();
     Routed routed = route(req);
     if (auto* answer = std::get_if<HttpResponse>(&routed)) return respond(std::move(*answer));
     if (ingest == nullptr) return respond(error(503, "this server does not accept events (no ingest configured)"));
-    ingest->post(req, *std::get<const Principal*>(routed), std::move(respond));
+    // Timed until the answer is ready, which for an accepted batch is when Kafka has acknowledged it.
+    ingest->post(req, *std::get<const Principal*>(routed),
+                 [respond = std::move(respond), latency, started](HttpResponse r) {
+                   latency->observe(kEventsPath, std::chrono::steady_clock::now() - started);
+                   respond(std::move(r));
+                 });
   };
 }
 

@@ -1,8 +1,11 @@
 // The HTTP query API over the projections and the pipeline's counters (JSON unless noted), and
-// the roles (connectors/access.h) each endpoint admits:
+// the roles (connectors/access.h) each endpoint admits. connectors/openapi.yaml is the contract
+// (paths, parameters, roles, every answer's body schema); the `openapi` test runs each operation's
+// examples against a real `qudao serve` and checks that its paths and api_routes() are the same set.
 //
 //   GET /health                          anyone        liveness, and whether the topic is assigned yet
-//   GET /metrics                         hq, metrics   Prometheus text: events by outcome, commits, offsets
+//   GET /metrics                         hq, metrics   Prometheus text (connectors/metrics.h): events by outcome,
+//                                                      lag per partition, commit and query latency, outbox
 //   GET /v1/status                       hq            per-partition next offset, outcome counts, digest
 //   GET /v1/stock?location=ID[&sku=ID]   hq, regional  one location's stock per sku
 //   GET /v1/stock/regions                hq, regional  on hand, reserved, in transit per region in
@@ -21,7 +24,13 @@
 //   a role the endpoint does not admit   403 (status, metrics and dead letters span every region)
 //   an object outside the token's scope  404, the same answer as for an object that does not exist:
 //                                        the scope is passed into the projection's lookup
+// Every error body is {"error": "<what is wrong, naming the parameter>"}.
+//
+// Each endpoint's time to answer is recorded per path (qudao_query_duration_seconds in /metrics).
 #pragma once
+
+#include <string_view>
+#include <vector>
 
 #include "connectors/access.h"
 #include "connectors/http_server.h"
@@ -31,6 +40,15 @@
 namespace qudao {
 
 inline constexpr std::size_t kDeadLettersPageMax = 1'000;
+
+struct ApiRoute {
+  std::string_view method;
+  std::string_view path;
+};
+
+// Every method and path the handler answers other than 404 (no such path) or 405 (another method),
+// /health included, in table order. The openapi test compares it with the spec's paths both ways.
+std::vector<ApiRoute> api_routes();
 
 // The handler reads the objects it is given for as long as it is called; they must outlive it.
 // Without `ingest`, POST /v1/events answers 503 (not configured).

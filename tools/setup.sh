@@ -4,10 +4,13 @@
 #
 #   - Debian 12 packages (RocksDB, FlatBuffers + flatc, fmt, Boost, doctest, spdlog, CLI11, abseil,
 #     nlohmann-json, xxhash, Google Benchmark, a JDK and Maven for the Kafka broker, clang for the
-#     libFuzzer targets, python3-flatbuffers for the cross-language golden-vector check);
+#     libFuzzer targets, python3-flatbuffers for the cross-language golden-vector check,
+#     prometheus-cpp for /metrics, python3-jsonschema and python3-yaml for the OpenAPI test);
 #   - librdkafka 2.8.0, built from Debian trixie's source package into a cache prefix outside the
 #     build tree ($QUDAO_CACHE_DIR, default ~/.cache/qudao). Debian 12's own librdkafka (2.0.2)
-#     has known bugs that lose or duplicate data and is never linked.
+#     has known bugs that lose or duplicate data and is never linked;
+#   - openapi-spec-validator (PyPI, pinned) in a venv in the same cache, which checks that
+#     connectors/openapi.yaml is a valid OpenAPI 3.1 document (Debian 12 does not package it).
 #
 # The trixie sources come through tools/debian_source.sh: the machine's own mirror, a private apt
 # state directory, the system's apt configuration left untouched.
@@ -18,6 +21,8 @@ cache_dir=${QUDAO_CACHE_DIR:-$HOME/.cache/qudao}
 rdkafka_version=2.8.0
 rdkafka_debian_version=2.8.0-1
 rdkafka_prefix=$cache_dir/librdkafka-$rdkafka_version
+openapi_validator_version=0.9.0
+openapi_validator_venv=$cache_dir/openapi-spec-validator-$openapi_validator_version
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache git curl python3
@@ -28,6 +33,7 @@ packages=(
   libssl-dev libsasl2-dev dpkg-dev
   openjdk-17-jre-headless maven
   clang-14 libclang-rt-14-dev python3-flatbuffers
+  prometheus-cpp-dev python3-jsonschema python3-yaml python3-venv
 )
 
 log() { printf 'setup: %s\n' "$*"; }
@@ -63,6 +69,23 @@ build_librdkafka() {
   log "librdkafka $rdkafka_version installed in $rdkafka_prefix"
 }
 
+install_openapi_validator() {
+  [ -x "$openapi_validator_venv/bin/openapi-spec-validator" ] && return 0
+  local work; work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  log "installing openapi-spec-validator $openapi_validator_version into a venv at $openapi_validator_venv"
+  rm -rf "$openapi_validator_venv"
+  /usr/bin/python3 -m venv "$openapi_validator_venv" &&
+    "$openapi_validator_venv/bin/pip" install -q --disable-pip-version-check \
+      "openapi-spec-validator==$openapi_validator_version" >"$work/pip.log" 2>&1 || {
+    echo "setup: openapi-spec-validator install failed:" >&2
+    tail -n 30 "$work/pip.log" >&2
+    rm -rf "$openapi_validator_venv"
+    return 1
+  }
+}
+
 install_packages
 build_librdkafka
+install_openapi_validator
 log "ok (librdkafka $rdkafka_version in $rdkafka_prefix)"

@@ -202,7 +202,22 @@ TEST_CASE("query api: the dead letters and status HQ reads are the store's and t
   CHECK(status.json()["totals"]["rejected"] == 1);
   const HttpReply metrics = http_get(api.port(), "/metrics", kTestMetricsToken);
   REQUIRE(metrics.status == 200);
-  CHECK(metrics.body.find("qudao_events_total{partition=\"0\",outcome=\"rejected\"} 1") != std::string::npos);
+  CHECK(metrics.body.find("qudao_events_total{outcome=\"rejected\",partition=\"0\"} 1") != std::string::npos);
+  // Both requests above were timed under their endpoint's path.
+  CHECK(metrics.body.find("qudao_query_duration_seconds_count{path=\"/v1/dead-letters\"} 1\n") != std::string::npos);
+  CHECK(metrics.body.find("qudao_query_duration_seconds_count{path=\"/v1/status\"} 1\n") != std::string::npos);
+  CHECK(metrics.body.find("# TYPE qudao_commit_duration_seconds histogram") != std::string::npos);
+}
+
+TEST_CASE("query api: every route api_routes() lists is answered, by path and method") {
+  ApiFixture api;
+  for (const ApiRoute& r : api_routes()) {
+    INFO(r.method << " " << r.path);
+    REQUIRE(r.method == "GET");  // http_get below; a route with another method needs its own request
+    const unsigned status = http_get(api.port(), std::string(r.path), kTestHqToken).status;
+    CHECK(status != 404);
+    CHECK(status != 405);
+  }
 }
 
 }  // namespace qudao
