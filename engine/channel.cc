@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 
 #include "engine/codec.h"
 
@@ -34,15 +35,16 @@ Rejection reject(const char* field, std::string message) {
   return Rejection{RejectReason::invalid_value, field, std::move(message)};
 }
 
+// Fixed width, written with memcpy into one buffer: a scan-out re-encodes four of these.
 void put_stats(std::string& v, const PeriodStats& s) {
-  for (std::int64_t n : {s.orders_store, s.orders_proxy, s.sell_in.value, s.sell_through.value,
-                         s.sell_through_value.value, s.sell_through_unpriced.value, s.active_stores, s.ratings,
-                         s.rating_sum, s.trainings, s.attainment_bp, s.target.value}) {
-    codec::put_le<std::int64_t>(v, n);
-  }
-  codec::put_le<std::int32_t>(v, s.tier);
-  codec::put_le<std::int32_t>(v, s.rebate_bp);
-  codec::put_le<std::uint32_t>(v, s.history_rows);
+  const std::int64_t wide[] = {s.orders_store, s.orders_proxy, s.sell_in.value, s.sell_through.value,
+                               s.sell_through_value.value, s.sell_through_unpriced.value, s.active_stores, s.ratings,
+                               s.rating_sum, s.trainings, s.attainment_bp, s.target.value};
+  const std::int32_t narrow[] = {s.tier, s.rebate_bp, static_cast<std::int32_t>(s.history_rows)};
+  char buf[sizeof wide + sizeof narrow];
+  std::memcpy(buf, wide, sizeof wide);  // little-endian, as codec::put_le (x86-64 / arm64 only)
+  std::memcpy(buf + sizeof wide, narrow, sizeof narrow);
+  v.append(buf, sizeof buf);
 }
 
 PeriodStats read_stats(codec::Reader& r) {
@@ -261,9 +263,9 @@ bool ChannelLedger::encode(const DirtyRef& d, std::string& key, std::string& val
 
 template <class T>
 void ChannelLedger::touch(Entry<T>& e, const DirtyRef& ref) {
-  std::string key, value;
-  encode(ref, key, value);
-  const std::uint64_t h = entry_hash(key, value);
+  // Scratch buffers kept between calls: a scan-out touches four entries, none of them allocates.
+  encode(ref, key_scratch_, value_scratch_);
+  const std::uint64_t h = entry_hash(key_scratch_, value_scratch_);
   digest_ += h - e.hash;
   e.hash = h;
   if (!e.dirty) {
@@ -272,15 +274,17 @@ void ChannelLedger::touch(Entry<T>& e, const DirtyRef& ref) {
   }
 }
 
-void ChannelLedger::changed(PartyPeriod k) {
-  if (changed_period_set_.try_emplace(k, 0).second) changed_periods_.push_back(k);
+void ChannelLedger::changed(PartyPeriod k, Entry<PeriodStats>& e) {
+  if (e.changed) return;
+  e.changed = true;
+  changed_periods_.push_back(k);
 }
 
 ChannelLedger::Entry<PeriodStats>& ChannelLedger::stats_entry(PartyPeriod k) { return stats_[k]; }
 
 void ChannelLedger::touch_stats(PartyPeriod k, Entry<PeriodStats>& e) {
   touch(e, DirtyRef{Kind::stats, k.party.value, 0, k.period.code, 0});
-  changed(k);
+  changed(k, e);
 }
 
 void ChannelLedger::mark_clean() {
@@ -306,7 +310,7 @@ ChannelLedger::Changes ChannelLedger::drain_changes() {
   Changes c;
   c.parties.swap(changed_parties_);
   c.periods.swap(changed_periods_);
-  changed_period_set_.clear();
+  for (PartyPeriod k : c.periods) stats_.at(k).changed = false;
   for (const auto& k : changed_conflicts_) c.conflicts.push_back(conflict(k, conflicts_.at(k)));
   changed_conflicts_.clear();
   return c;
@@ -329,9 +333,8 @@ void ChannelLedger::append_history(PartyPeriod k, RebateHistoryRow row) {
   row.seq = static_cast<std::uint32_t>(rows.size() + 1);
   rows.push_back(std::move(row));
   const DirtyRef ref{Kind::history, k.party.value, rows.size(), k.period.code, 0};
-  std::string key, value;
-  encode(ref, key, value);
-  digest_ += entry_hash(key, value);
+  encode(ref, key_scratch_, value_scratch_);
+  digest_ += entry_hash(key_scratch_, value_scratch_);
   dirty_.push_back(ref);
   Entry<PeriodStats>& e = stats_entry(k);
   e.value.history_rows = static_cast<std::uint32_t>(rows.size());

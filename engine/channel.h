@@ -232,7 +232,8 @@ class ChannelLedger {
   struct Entry {
     T value{};
     std::uint64_t hash = 0;  // of its stored key and value, in digest_
-    bool dirty = false;
+    bool dirty = false;      // for the next commit
+    bool changed = false;    // for the projection's next drain (stats entries only)
   };
   struct ConflictState {
     PartyId assigned;
@@ -247,7 +248,7 @@ class ChannelLedger {
   bool encode(const DirtyRef& d, std::string& key, std::string& value) const;
   // Re-hashes an entry after a change and marks it dirty and changed.
   template <class T> void touch(Entry<T>& e, const DirtyRef& ref);
-  void changed(PartyPeriod k);
+  void changed(PartyPeriod k, Entry<PeriodStats>& e);
   static StoreConflict conflict(const std::pair<LocationId, PartyId>& k, const Entry<ConflictState>& e);
 
   Entry<PeriodStats>& stats_entry(PartyPeriod k);
@@ -283,10 +284,10 @@ class ChannelLedger {
   absl::flat_hash_map<PartyPeriod, std::vector<RebateHistoryRow>> history_;  // rows never change
 
   std::uint64_t digest_ = 0;
+  std::string key_scratch_, value_scratch_;
   Fen money_sum_;
   std::vector<DirtyRef> dirty_;
   std::vector<PartyId> changed_parties_;
-  absl::flat_hash_map<PartyPeriod, char> changed_period_set_;
   std::vector<PartyPeriod> changed_periods_;
   std::vector<std::pair<LocationId, PartyId>> changed_conflicts_;
 };

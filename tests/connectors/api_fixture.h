@@ -67,7 +67,6 @@ struct ApiFixture {
     feed(p0, o0, ev.paid(1, 50'000));
     feed(p0, o0, ev.order(2, kWestStore, {PricedLine{SkuId{1}, Quantity{4}, Fen{5'000}}}));
     feed(p0, o0, ev.paid(2, 20'000));
-    feed(p0, o0, ev.scan_out(kEastStore, 1, 3));
     feed(p0, o0, copy(w.rebate_adjusted(ev.next(), kEastDistributor, "2026-01", Fen{-200}, "display fee")));
     feed(p0, o0, copy(w.feedback_recorded(ev.next(), LocationId{kEastStore}, kEastDistributor, 4, "")));
     REQUIRE(p0.counts().rejected == 1);
