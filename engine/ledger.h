@@ -5,6 +5,9 @@
 // (sink of scan-outs), adjustments and losses use location 0. Every applied event posts a set of
 // deltas that sums to zero per sku, so for every sku the sum over all accounts is zero.
 //
+// The shard also owns its channel ledger (engine/channel.h: parties, assignments, targets, rebates,
+// money in fen), committed and digested with the rest.
+//
 // A Shard is owned by the one thread that applies its partition's events; it is not thread-safe.
 // Hot state is in memory (abseil open-addressing maps); every change marks its entry dirty, and the
 // next commit (engine/store.h) writes the dirty entries and clears the marks.
