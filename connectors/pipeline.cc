@@ -64,6 +64,7 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
         step(records[i], projection);
       }
     }
+    for (Shard* shard : shard_list_) performance_.publish(*shard);
     since_commit_ += records.size();
     if (Clock::now() - last_commit >= options_.commit_interval || since_commit_ >= options_.commit_events_max) {
       if (Status s = commit(); !s.is_ok()) return s;
@@ -181,6 +182,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
     }
   }
   std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take(), relay));
+  for (auto& [p, shard] : pipeline->shards_) pipeline->performance_.rebuild(shard);
   pipeline->publish_stats();
   return pipeline;
 }

@@ -28,6 +28,7 @@
 #include "engine/apply.h"
 #include "engine/committer.h"
 #include "engine/store.h"
+#include "projections/performance.h"
 #include "projections/stock.h"
 
 namespace qudao {
@@ -91,6 +92,9 @@ class Pipeline {
 
   PipelineStats stats() const;
 
+  // Distributor performance and rebates, fed by the shards' channel ledgers after every poll batch.
+  const PerformanceProjection& performance() const { return performance_; }
+
  private:
   Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
            std::map<std::int32_t, Shard> shards, Relay* relay);
@@ -110,6 +114,7 @@ class Pipeline {
   std::map<std::int32_t, Shard> shards_;
   std::vector<Shard*> shard_list_;
   Applier applier_;
+  PerformanceProjection performance_;
   Committer committer_;
   Relay* relay_;
   std::size_t since_commit_ = 0;

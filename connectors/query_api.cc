@@ -126,6 +126,198 @@ HttpResponse dead_letters(Store& store, const HttpRequest& req) {
   return json_response(200, json{{"dead_letters", std::move(out)}});
 }
 
+// ---- performance and rebates (projections/performance.h) ----
+
+constexpr std::size_t kPageDefault = 100;
+
+std::size_t page_limit(const std::optional<std::size_t>& limit, std::size_t max) {
+  return std::clamp<std::size_t>(limit.value_or(kPageDefault), 1, max);
+}
+
+std::optional<std::string> parse_period_param(const HttpRequest& req, const char* name, std::optional<Period>& out) {
+  auto it = req.query.find(name);
+  if (it == req.query.end()) return std::nullopt;
+  out = parse_period(it->second);
+  if (!out) return fmt::format("query parameter {}: expected a month \"YYYY-MM\" or a quarter \"YYYY-Qn\", got \"{}\"", name, it->second);
+  return std::nullopt;
+}
+
+std::string param(const HttpRequest& req, const char* name) {
+  auto it = req.query.find(name);
+  return it == req.query.end() ? std::string() : it->second;
+}
+
+// Splits "a.b" into two non-negative integers (a cursor); false if it is not that.
+template <class A, class B>
+bool split_cursor(std::string_view s, char sep, A& a, B& b) {
+  const auto dot = s.rfind(sep);
+  if (dot == std::string_view::npos) return false;
+  auto [pa, ea] = std::from_chars(s.data(), s.data() + dot, a);
+  auto [pb, eb] = std::from_chars(s.data() + dot + 1, s.data() + s.size(), b);
+  return ea == std::errc() && pa == s.data() + dot && eb == std::errc() && pb == s.data() + s.size();
+}
+
+json row_json(const PerformanceRow& r) {
+  const PeriodStats& s = r.stats;
+  json j{{"party", r.party.value}, {"name", r.info.name}, {"kind", fb::EnumNamePartyKind(r.info.kind)},
+         {"region", r.info.region}, {"parent", r.info.parent.value}, {"period", r.period.text()},
+         {"orders_store", s.orders_store}, {"orders_proxy", s.orders_proxy}, {"sell_in_fen", s.sell_in.value},
+         {"sell_through_qty", s.sell_through.value}, {"sell_through_value_fen", s.sell_through_value.value},
+         {"sell_through_unpriced_qty", s.sell_through_unpriced.value}, {"active_stores", s.active_stores},
+         {"target_fen", s.target.value}, {"attainment_bp", s.attainment_bp}, {"rebate_tier", s.tier},
+         {"rebate_rate_bp", s.rebate_bp}, {"rebate_accrued_fen", r.rebate_accrued.value},
+         {"rebate_adjusted_fen", r.rebate_adjusted.value}, {"ratings", s.ratings}, {"trainings", s.trainings},
+         {"rebate_history_rows", s.history_rows}};
+  // The average is for display; the stored figures are the integer count and sum.
+  j["rating_average"] = s.ratings == 0 ? json(nullptr) : json(static_cast<double>(s.rating_sum) / static_cast<double>(s.ratings));
+  return j;
+}
+
+std::optional<PartyId> party_param(const HttpRequest& req, std::string& error_text) {
+  std::optional<std::uint64_t> party;
+  if (auto e = parse_param(req, "party", party)) {
+    error_text = *e;
+    return std::nullopt;
+  }
+  if (!party) {
+    error_text = "query parameter party: required";
+    return std::nullopt;
+  }
+  return PartyId{*party};
+}
+
+HttpResponse performance(const PerformanceProjection& perf, const HttpRequest& req, const Principal& principal) {
+  std::string bad;
+  const auto party = party_param(req, bad);
+  if (!party) return error(400, bad);
+  std::optional<Period> period;
+  if (auto e = parse_period_param(req, "period", period)) return error(400, *e);
+  if (!period) return error(400, "query parameter period: required");
+  const auto found = perf.performance(*party, *period, principal.scope);
+  // Unknown and out of scope are one answer, so that ids cannot be probed for other regions.
+  if (!found) return error(404, fmt::format("party {} not found", party->value));
+  json out = row_json(found->row);
+  json children = json::array();
+  for (PartyId c : found->rolls_up) children.push_back(c.value);
+  out["rolls_up"] = std::move(children);
+  return json_response(200, out);
+}
+
+HttpResponse leaderboard(const PerformanceProjection& perf, const HttpRequest& req, const Principal& principal) {
+  const std::string region = param(req, "region");
+  if (region.empty()) return error(400, "query parameter region: required");
+  std::optional<Period> period;
+  if (auto e = parse_period_param(req, "period", period)) return error(400, *e);
+  if (!period) return error(400, "query parameter period: required");
+  const std::string kind_text = param(req, "kind");
+  fb::PartyKind kind = fb::PartyKind::Distributor;
+  if (kind_text == "agent") kind = fb::PartyKind::Agent;
+  else if (!kind_text.empty() && kind_text != "distributor") {
+    return error(400, fmt::format("query parameter kind: expected distributor or agent, got \"{}\"", kind_text));
+  }
+  std::optional<std::size_t> limit;
+  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  std::optional<LeaderboardCursor> after;
+  if (const std::string c = param(req, "cursor"); !c.empty()) {
+    LeaderboardCursor cur;
+    if (!split_cursor(c, '.', cur.attainment_bp, cur.party.value)) {
+      return error(400, fmt::format("query parameter cursor: expected the next_cursor of a previous page, got \"{}\"", c));
+    }
+    after = cur;
+  }
+  const auto page = perf.leaderboard(region, *period, kind, principal.scope, after, page_limit(limit, kLeaderboardPageMax));
+  if (!page) return error(404, fmt::format("region {} not found", region));
+  json entries = json::array();
+  for (const LeaderboardEntry& e : page->entries) {
+    json j = row_json(e.row);
+    j["rank"] = e.rank;
+    entries.push_back(std::move(j));
+  }
+  json out{{"region", region}, {"period", period->text()}, {"kind", fb::EnumNamePartyKind(kind)},
+           {"total", page->total}, {"entries", std::move(entries)}, {"next_cursor", nullptr}};
+  if (page->next) out["next_cursor"] = fmt::format("{}.{}", page->next->attainment_bp, page->next->party.value);
+  return json_response(200, out);
+}
+
+json history_json(const RebateHistoryRow& h) {
+  return json{{"seq", h.seq}, {"event_id", fmt::format("{:016x}{:016x}", h.event.hi, h.event.lo)},
+              {"occurred_at_ms", h.occurred_at.value}, {"cause", fb::EnumNamePayload(h.cause)},
+              {"old_tier", h.old_tier}, {"new_tier", h.new_tier}, {"old_rate_bp", h.old_rebate_bp},
+              {"new_rate_bp", h.new_rebate_bp}, {"sell_in_fen", h.sell_in.value}, {"target_fen", h.target.value},
+              {"delta_fen", h.delta.value}, {"reason", h.reason}};
+}
+
+HttpResponse rebates(const PerformanceProjection& perf, const HttpRequest& req, const Principal& principal) {
+  std::string bad;
+  const auto party = party_param(req, bad);
+  if (!party) return error(400, bad);
+  std::optional<Period> period;
+  if (auto e = parse_period_param(req, "period", period)) return error(400, *e);
+  std::optional<std::size_t> limit;
+  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  const std::string cursor = param(req, "cursor");
+  const auto not_found = [&] { return error(404, fmt::format("party {} not found", party->value)); };
+  if (period) {
+    // One period: its accrual, adjustments and the history of why they moved.
+    std::optional<std::uint32_t> after;
+    if (auto e = parse_param(req, "cursor", after)) return error(400, *e);
+    const auto page = perf.rebate_history(*party, *period, principal.scope, after.value_or(0),
+                                          page_limit(limit, kRebateHistoryPageMax));
+    if (!page) return not_found();
+    json rows = json::array();
+    for (const RebateHistoryRow& h : page->rows) rows.push_back(history_json(h));
+    json out = row_json(page->row);
+    out["history"] = std::move(rows);
+    out["next_cursor"] = page->next ? json(std::to_string(*page->next)) : json(nullptr);
+    return json_response(200, out);
+  }
+  std::optional<Period> after;
+  if (!cursor.empty()) {
+    after = parse_period(cursor);
+    if (!after) return error(400, fmt::format("query parameter cursor: expected a period, got \"{}\"", cursor));
+  }
+  const auto page = perf.rebate_periods(*party, principal.scope, after, page_limit(limit, kRebatePeriodsPageMax));
+  if (!page) return not_found();
+  json periods = json::array();
+  for (const PerformanceRow& r : page->periods) {
+    periods.push_back({{"period", r.period.text()}, {"sell_in_fen", r.stats.sell_in.value},
+                       {"target_fen", r.stats.target.value}, {"attainment_bp", r.stats.attainment_bp},
+                       {"rebate_tier", r.stats.tier}, {"rebate_rate_bp", r.stats.rebate_bp},
+                       {"rebate_accrued_fen", r.rebate_accrued.value}, {"rebate_adjusted_fen", r.rebate_adjusted.value},
+                       {"rebate_history_rows", r.stats.history_rows}});
+  }
+  return json_response(200, json{{"party", party->value}, {"name", page->info.name}, {"region", page->info.region},
+                                 {"periods", std::move(periods)},
+                                 {"next_cursor", page->next ? json(page->next->text()) : json(nullptr)}});
+}
+
+HttpResponse conflicts(const PerformanceProjection& perf, const HttpRequest& req, const Principal& principal) {
+  std::optional<std::size_t> limit;
+  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  std::optional<std::pair<std::string, std::pair<LocationId, PartyId>>> after;
+  if (const std::string c = param(req, "cursor"); !c.empty()) {
+    // region:store.claimant (the region may hold any character but is followed by the last ':').
+    const auto colon = c.rfind(':');
+    LocationId store;
+    PartyId claimant;
+    if (colon == std::string::npos || !split_cursor(std::string_view(c).substr(colon + 1), '.', store.value, claimant.value)) {
+      return error(400, fmt::format("query parameter cursor: expected the next_cursor of a previous page, got \"{}\"", c));
+    }
+    after = std::pair{c.substr(0, colon), std::pair{store, claimant}};
+  }
+  const ConflictsPage page = perf.conflicts(principal.scope, after, page_limit(limit, kConflictsPageMax));
+  json rows = json::array();
+  for (const ConflictRow& r : page.conflicts) {
+    rows.push_back({{"region", r.region}, {"store", r.conflict.store.value}, {"assigned", r.conflict.assigned.value},
+                    {"claimant", r.conflict.claimant.value}, {"claims", r.conflict.claims},
+                    {"first_claim_ms", r.conflict.first_claim.value}, {"last_claim_ms", r.conflict.last_claim.value}});
+  }
+  json out{{"conflicts", std::move(rows)}, {"next_cursor", nullptr}};
+  if (page.next) out["next_cursor"] = fmt::format("{}:{}.{}", page.next->first, page.next->second.first.value,
+                                                  page.next->second.second.value);
+  return json_response(200, out);
+}
+
 constexpr std::uint8_t role_bit(Role r) { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(r)); }
 
 struct Api {
@@ -143,7 +335,7 @@ struct Endpoint {
 
 // Every endpoint behind a token. Status, metrics and dead letters are per partition, and a
 // partition holds several regions' events, so no regional scope can be applied to them.
-constexpr std::array<Endpoint, 5> kEndpoints{{
+constexpr std::array<Endpoint, 9> kEndpoints{{
     {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
      [](const Api& a, const HttpRequest&, const Principal&) {
        return HttpResponse{200, "text/plain; version=0.0.4", metrics_text(a.pipeline.stats(), *a.latency)};
@@ -155,6 +347,14 @@ constexpr std::array<Endpoint, 5> kEndpoints{{
      [](const Api& a, const HttpRequest&, const Principal& p) { return region_stock(a.stock, p); }},
     {"/v1/dead-letters", role_bit(Role::hq),
      [](const Api& a, const HttpRequest& req, const Principal&) { return dead_letters(a.store, req); }},
+    {"/v1/performance", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return performance(a.pipeline.performance(), req, p); }},
+    {"/v1/leaderboard", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return leaderboard(a.pipeline.performance(), req, p); }},
+    {"/v1/rebates", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return rebates(a.pipeline.performance(), req, p); }},
+    {"/v1/conflicts", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return conflicts(a.pipeline.performance(), req, p); }},
 }};
 
 HttpResponse unauthorized(std::string message, std::string challenge) {

@@ -14,6 +14,16 @@
 //                                        hq            rejected records: reason, field, original bytes
 //   POST /v1/events[?region=REGION]      ingest        events as JSON to the events topic: 202 with their
 //                                                      ids once Kafka has them (connectors/ingest_api.h)
+//   GET /v1/performance?party=ID&period=2026-03|2026-Q1
+//                                        hq, regional  one party's figures for a period (agents: rolled up)
+//   GET /v1/leaderboard?region=R&period=P[&kind=distributor|agent][&cursor=C][&limit=N]
+//                                        hq, regional  parties ranked by target attainment, ties by id
+//   GET /v1/rebates?party=ID[&period=P][&cursor=C][&limit=N]
+//                                        hq, regional  per period: tier, accrued, adjusted; with period:
+//                                                      the history rows (which event moved it, and how)
+//   GET /v1/conflicts[?cursor=C][&limit=N] hq, regional store-assignment conflicts in scope
+//   Listings answer next_cursor (null on the last page); limit defaults to 100, capped by the
+//   k*PageMax constants of projections/performance.h.
 //
 // Deny by default. The answer to a request, in the order checked:
 //   /health                              200 to anyone (405 for another method)

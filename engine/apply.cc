@@ -19,6 +19,13 @@ bool is_warehouse(fb::LocationKind k) {
 
 const char* kind_name(fb::LocationKind k) { return fb::EnumNameLocationKind(k); }
 
+ChannelLedger::Context context(const Event& e) { return {e.id, e.occurred_at, e.type()}; }
+
+Outcome channel(std::optional<Rejection> r) {
+  if (!r) return {};
+  return Outcome{OutcomeKind::rejected, Anomaly::none, std::move(*r)};
+}
+
 }  // namespace
 
 Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
@@ -75,24 +82,27 @@ Outcome Applier::dispatch(Shard& shard, const Event& event) {
   switch (env.payload_type()) {
     case fb::Payload::LocationDefined: return apply(shard, *env.payload_as_LocationDefined());
     case fb::Payload::ProductionCompleted: return apply(shard, *env.payload_as_ProductionCompleted());
-    case fb::Payload::OrderPlaced: return apply(shard, *env.payload_as_OrderPlaced());
+    case fb::Payload::OrderPlaced: return apply(shard, *env.payload_as_OrderPlaced(), event);
     case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched());
     case fb::Payload::ShipmentReceived: return apply(shard, *env.payload_as_ShipmentReceived());
-    case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut());
+    case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut(), event);
     case fb::Payload::StockCounted: return apply(shard, *env.payload_as_StockCounted());
     case fb::Payload::OrderPaid: return apply(shard, *env.payload_as_OrderPaid(), event);
-    case fb::Payload::OrderCancelled: return apply(shard, *env.payload_as_OrderCancelled());
-    // Valid facts that no part of the ledger reads yet (catalogue, parties, store claims, targets,
-    // rebates, ratings, training): applied without postings, so they count and replay later.
+    case fb::Payload::OrderCancelled: return apply(shard, *env.payload_as_OrderCancelled(), event);
+    // The channel: parties, store claims, targets, rebates, ratings, training (engine/channel.h).
     case fb::Payload::SkuDefined:
-    case fb::Payload::PartyRegistered:
-    case fb::Payload::StoreAssigned:
-    case fb::Payload::TargetSet:
-    case fb::Payload::RebatePolicySet:
-    case fb::Payload::RebateAdjusted:
-    case fb::Payload::FeedbackRecorded:
-    case fb::Payload::TrainingCompleted:
+      shard.channel().apply(*env.payload_as_SkuDefined());
       return {};
+    case fb::Payload::PartyRegistered: return channel(shard.channel().apply(context(event), *env.payload_as_PartyRegistered()));
+    case fb::Payload::StoreAssigned: return apply(shard, *env.payload_as_StoreAssigned(), event);
+    case fb::Payload::TargetSet: return channel(shard.channel().apply(context(event), *env.payload_as_TargetSet()));
+    case fb::Payload::RebatePolicySet:
+      return channel(shard.channel().apply(context(event), *env.payload_as_RebatePolicySet()));
+    case fb::Payload::RebateAdjusted: return channel(shard.channel().apply(context(event), *env.payload_as_RebateAdjusted()));
+    case fb::Payload::FeedbackRecorded:
+      return channel(shard.channel().apply(context(event), *env.payload_as_FeedbackRecorded()));
+    case fb::Payload::TrainingCompleted:
+      return channel(shard.channel().apply(context(event), *env.payload_as_TrainingCompleted()));
     case fb::Payload::DispatchRequested:
       return rejected(RejectReason::invalid_value, "payload_type",
                       "DispatchRequested is what qudao emits to warehouses; it is not an input event");
@@ -139,7 +149,7 @@ Outcome Applier::apply(Shard& shard, const fb::ProductionCompleted& e) {
   return {};
 }
 
-Outcome Applier::apply(Shard& shard, const fb::OrderPlaced& e) {
+Outcome Applier::apply(Shard& shard, const fb::OrderPlaced& e, const Event& event) {
   const OrderId id{e.order()};
   if (shard.order(id) != nullptr) {
     return rejected(RejectReason::already_exists, "payload.order", fmt::format("order {} already exists", id.value));
@@ -187,6 +197,7 @@ Outcome Applier::apply(Shard& shard, const fb::OrderPlaced& e) {
     }
   }
   post_all(shard);
+  shard.channel().order_placed(context(event), store, PartyId{o.placed_by}, e);
   shard.put_order(id, std::move(o));
   return {};
 }
@@ -201,6 +212,7 @@ Outcome Applier::apply(Shard& shard, const fb::OrderPaid& e, const Event& event)
   }
   Order next = *o;
   next.paid.value += e.amount_fen();
+  shard.channel().paid(context(event), next.store, Fen{e.amount_fen()});
   if (next.paid.value >= next.due.value) {
     next.state = OrderState::paid;
     request_dispatch(shard, id, next, event);
@@ -252,7 +264,7 @@ void Applier::release(Order& o) {
   }
 }
 
-Outcome Applier::apply(Shard& shard, const fb::OrderCancelled& e) {
+Outcome Applier::apply(Shard& shard, const fb::OrderCancelled& e, const Event& event) {
   const OrderId id{e.order()};
   const Order* o = shard.order(id);
   if (o == nullptr) return rejected(RejectReason::unknown_order, "payload.order", fmt::format("order {} is not known", id.value));
@@ -267,6 +279,8 @@ Outcome Applier::apply(Shard& shard, const fb::OrderCancelled& e) {
   release(next);
   next.state = OrderState::cancelled;
   post_all(shard);
+  // What was paid goes back: sell-in falls by it, in the cancellation's period.
+  if (next.paid.value > 0) shard.channel().paid(context(event), next.store, Fen{-next.paid.value});
   shard.put_order(id, std::move(next));
   return {};
 }
@@ -438,7 +452,7 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
   return Outcome{OutcomeKind::applied, anomaly, {}};
 }
 
-Outcome Applier::apply(Shard& shard, const fb::ScanOut& e) {
+Outcome Applier::apply(Shard& shard, const fb::ScanOut& e, const Event& event) {
   const LocationId store{e.store()};
   const LocationInfo* loc = shard.location(store);
   if (loc == nullptr) {
@@ -454,7 +468,17 @@ Outcome Applier::apply(Shard& shard, const fb::ScanOut& e) {
   postings_.push_back({on_hand, Quantity{-e.qty()}});
   postings_.push_back({Account{sku, kVirtualLocation, Bucket::consumers}, Quantity{e.qty()}});
   post_all(shard);
+  shard.channel().scanned_out(context(event), store, sku, Quantity{e.qty()});
   return Outcome{OutcomeKind::applied, beyond_stock ? Anomaly::flagged : Anomaly::none, {}};
+}
+
+Outcome Applier::apply(Shard& shard, const fb::StoreAssigned& e, const Event& event) {
+  const LocationId store{e.store()};
+  const LocationInfo* loc = shard.location(store);
+  if (loc == nullptr) {
+    return rejected(RejectReason::unknown_location, "payload.store", fmt::format("location {} is not defined", store.value));
+  }
+  return channel(shard.channel().apply(context(event), e, loc->kind));
 }
 
 Outcome Applier::apply(Shard& shard, const fb::StockCounted& e) {

@@ -51,14 +51,15 @@ class Applier {
   Outcome dispatch(Shard& shard, const Event& event);
   Outcome apply(Shard& shard, const fb::LocationDefined& e);
   Outcome apply(Shard& shard, const fb::ProductionCompleted& e);
-  Outcome apply(Shard& shard, const fb::OrderPlaced& e);
+  Outcome apply(Shard& shard, const fb::OrderPlaced& e, const Event& event);
   Outcome apply(Shard& shard, const fb::ShipmentDispatched& e);
   Outcome apply(Shard& shard, const fb::OrderPaid& e, const Event& event);
-  Outcome apply(Shard& shard, const fb::OrderCancelled& e);
+  Outcome apply(Shard& shard, const fb::OrderCancelled& e, const Event& event);
   // Expires the unpaid proxy orders whose deadline is before `now`, releasing their reservations.
   void expire_due(Shard& shard, TimeMs now);
   Outcome apply(Shard& shard, const fb::ShipmentReceived& e);
-  Outcome apply(Shard& shard, const fb::ScanOut& e);
+  Outcome apply(Shard& shard, const fb::ScanOut& e, const Event& event);
+  Outcome apply(Shard& shard, const fb::StoreAssigned& e, const Event& event);
   Outcome apply(Shard& shard, const fb::StockCounted& e);
 
   // Posts the postings added since the last post_all (an event's own, after its checks passed).

@@ -285,6 +285,7 @@ void Shard::mark_clean() {
   dirty_balances_.clear();
   dirty_locations_.clear();
   dead_letters_.clear();
+  channel_.mark_clean();
   outbox_pending_.clear();
   relayed_dirty_ = false;
   // The same segments the commit deleted (computed before the new one is added), then the new one.

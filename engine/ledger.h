@@ -5,6 +5,9 @@
 // (sink of scan-outs), adjustments and losses use location 0. Every applied event posts a set of
 // deltas that sums to zero per sku, so for every sku the sum over all accounts is zero.
 //
+// The shard also owns its channel ledger (engine/channel.h: parties, assignments, targets, rebates,
+// money in fen), committed and digested with the rest.
+//
 // A Shard is owned by the one thread that applies its partition's events; it is not thread-safe.
 // Hot state is in memory (abseil open-addressing maps); every change marks its entry dirty, and the
 // next commit (engine/store.h) writes the dirty entries and clears the marks.
@@ -22,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/channel.h"
 #include "engine/orders.h"
 #include "events/decode.h"
 #include "events/types.h"
@@ -140,7 +144,7 @@ class Shard {
 
   // Order-independent digest of all balances and locations: a sum of per-entry hashes, kept up to
   // date as entries change, so two shards with equal state have equal digests whatever the history.
-  std::uint64_t digest() const { return digest_; }
+  std::uint64_t digest() const { return digest_ + channel_.digest(); }
 
   // Every consumed record is recorded exactly once, as applied or as rejected, which advances
   // next_offset past it. The caller posts an applied event's postings before recording it.
@@ -170,6 +174,11 @@ class Shard {
   // Rows at or below this seq are delivered; the store deletes them at the next commit.
   std::optional<std::uint64_t> relayed_through() const { return relayed_through_; }
   bool relayed_dirty() const { return relayed_dirty_; }
+
+  // Parties, assignments, targets, rebates and money (engine/channel.h): part of this shard's state,
+  // its commits and its digest.
+  ChannelLedger& channel() { return channel_; }
+  const ChannelLedger& channel() const { return channel_; }
 
   // Orders and shipments (engine/orders.h). put_* replaces the whole entry.
   const Order* order(OrderId id) const;
@@ -273,6 +282,7 @@ class Shard {
   std::optional<std::uint64_t> relayed_through_;
   bool relayed_dirty_ = false;
 
+  ChannelLedger channel_;
   std::size_t dedup_window_events_;
   absl::flat_hash_map<EventId, SeenEvent> seen_;
   std::deque<std::pair<std::uint64_t, EventId>> seen_order_;  // (seq, id), oldest first

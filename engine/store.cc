@@ -35,6 +35,13 @@ std::string partition_key(char tag, PartitionId p) {
   return k;
 }
 
+// A channel entry's key as the ChannelLedger knows it: the stored key without the partition.
+std::string channel_key(std::string_view stored) {
+  std::string k(1, stored[0]);
+  k.append(stored.substr(1 + sizeof(std::int32_t)));
+  return k;
+}
+
 std::string header_value(const Shard& s) {
   std::string v;
   const OutcomeCounts& c = s.counts();
@@ -195,6 +202,13 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
         shard(p).restore_seen_segment(first_seq, seen_entries);
         break;
       }
+      case 'P': case 'G': case 'M': case 'R': case 'N': {  // the channel ledger (engine/channel.h)
+        const auto p = k.be<std::int32_t>();
+        if (!k.ok() || !shard(p).channel().restore(channel_key(key), it->value().ToStringView())) {
+          return Status::error(fmt::format("store {}: corrupt channel entry with key tag '{}'", options_.path, key[0]));
+        }
+        continue;
+      }
       case kTopicKey:
       case kDeadLetterKey:
       case kOutboxKey:  // read by outbox()
@@ -237,9 +251,14 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
   for (Shard* s : shards) {
     const std::vector<std::uint64_t> expired = s->expired_seen_segments();
     if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && expired.empty() &&
-        s->dirty_orders().empty() && s->dirty_shipments().empty() && !s->relayed_dirty()) {
+        s->dirty_orders().empty() && s->dirty_shipments().empty() && !s->relayed_dirty() && !s->channel().dirty()) {
       continue;
     }
+    s->channel().for_each_dirty([&](const std::string& channel_key, const std::string& channel_value) {
+      key = partition_key(channel_key[0], s->partition());
+      key.append(channel_key, 1);
+      batch.Put(key, channel_value);
+    });
     for (OrderId id : s->dirty_orders()) {
       key = partition_key(kOrderKey, s->partition());
       codec::put_be<std::uint64_t>(key, id.value);
@@ -358,7 +377,7 @@ Result<std::string> Store::state_sha256() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const char tag = it->key()[0];
     if (tag != kHeaderKey && tag != kBalanceKey && tag != kLocationKey && tag != kDeadLetterKey && tag != kOrderKey &&
-        tag != kShipmentKey) {
+        tag != kShipmentKey && !ChannelLedger::is_channel_tag(tag)) {
       continue;
     }
     std::string_view value = it->value().ToStringView();

@@ -8,6 +8,8 @@
 // Key layout (integers big-endian so keys sort by partition, then id; values little-endian):
 //
 //   key    := topic | header | balance | location | dead_letter | seen | order | shipment | outbox
+//             | party | assignment | conflict | target | policy | price | period | money | active
+//             | rebate_history
 //   topic        := 'T'                                          -> topic name (utf-8)
 //   header       := 'H' partition:i32                            -> next_offset:i64 consumed:u64
 //                                                                   applied:u64 duplicates:u64
@@ -27,6 +29,22 @@
 //   outbox       := 'X' partition:i32 seq:u64      -> topic:u8 created_ms:i64 text(key) header_count:u32
 //                                                     (text(name) text(value))* value (to the end)
 //                   (rows not yet known delivered; one range delete per commit removes delivered ones)
+//   The channel ledger (engine/channel.h); period := year*16 + (1..12 month | 13..16 quarter):u16
+//   party        := 'P' partition:i32 party:u64      -> kind:u8 parent:u64 location:u64 text(name)
+//                                                       text(region) text(industry)
+//   assignment   := 'N' partition:i32 0x01 store:u64 -> distributor:u64
+//   conflict     := 'N' partition:i32 0x02 store:u64 claimant:u64 -> assigned:u64 first_ms:i64
+//                                                       last_ms:i64 claims:u32
+//   target       := 'G' partition:i32 0x01 party:u64 period -> amount_fen:i64
+//   policy       := 'G' partition:i32 0x02 party:u64 period -> count:u32 (attainment_bp:i32 rebate_bp:i32)*
+//   price        := 'G' partition:i32 0x03 sku:u64   -> list_fen:i64 agreed_fen:i64
+//   period       := 'M' partition:i32 0x01 party:u64 period -> the PeriodStats counters (channel.cc)
+//   money        := 'M' partition:i32 0x02 party:u64 period bucket:u8 -> fen:i64 (party 0: the
+//                                                       virtual expense accounts)
+//   active       := 'M' partition:i32 0x03 party:u64 period store:u64 -> (empty) a store that sold
+//   rebate_history := 'R' partition:i32 party:u64 period seq:u32 -> event_id:u64*2 occurred_ms:i64
+//                     cause:u8 old_tier:i32 new_tier:i32 old_bp:i32 new_bp:i32 sell_in:i64
+//                     target:i64 delta:i64 text(reason)   (appended, never rewritten)
 //   text         := length:u32 utf-8 bytes
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
@@ -99,7 +117,7 @@ class Store {
   [[nodiscard]] Status write(PreparedCommit& commit);
 
   // SHA-256 (hex) of the canonical export of the ledger: every header, balance, location, order,
-  // shipment and dead letter entry in key order, as stored. Two stores that applied the same log have the same
+  // shipment, channel and dead letter entry in key order, as stored. Two stores that applied the same log have the same
   // export whatever their batch sizes or commit intervals; the duplicate window is left out (it
   // depends on the window size, not on the ledger).
   Result<std::string> state_sha256();

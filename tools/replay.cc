@@ -237,6 +237,11 @@ int run_audit(const AuditArgs& args, const std::atomic<bool>& stop) {
     check(unbalanced == 0, fmt::format("partition {}: stock is conserved for all {} skus (sum over accounts = 0)", p,
                                        per_sku.size()));
     check(negative == 0, fmt::format("partition {}: no warehouse holds negative stock ({} do)", p, negative));
+    std::int64_t money = 0;
+    std::size_t money_accounts = 0;
+    shard.channel().for_each_money([&](const MoneyAccount&, Fen f) { money += f.value, ++money_accounts; });
+    check(money == 0, fmt::format("partition {}: money is conserved over {} accounts (sum = {} fen)", p, money_accounts,
+                                  money));
     check(c.consumed == c.applied + c.duplicates + c.rejected,
           fmt::format("partition {}: consumed {} = applied {} + duplicates {} + rejected {}", p, c.consumed, c.applied,
                       c.duplicates, c.rejected));

@@ -5,7 +5,8 @@
 // sending what a well-behaved client would not.
 //
 // The ledger: partition 0 holds East (1: sub-warehouse, 2: store) and West (3: sub-warehouse,
-// 4: store) and one dead letter; partition 1 holds North (5: sub-warehouse).
+// 4: store) and one dead letter, then the channel's parties, targets, payments and a store claimed
+// twice (see below); partition 1 holds North (5: sub-warehouse).
 #pragma once
 
 #include <poll.h>
@@ -21,6 +22,8 @@ namespace qudao::test {
 
 inline constexpr std::uint64_t kEastWarehouse = 1, kEastStore = 2, kWestWarehouse = 3, kWestStore = 4,
                                kNorthWarehouse = 5, kNoSuchLocation = 999;
+inline constexpr std::uint64_t kEastAgent = 100, kEastDistributor = 101, kEastRival = 102, kWestDistributor = 201,
+                               kNoSuchParty = 999'999;
 
 struct ApiFixture {
   explicit ApiFixture(HttpOptions http = {}) {
@@ -43,6 +46,29 @@ struct ApiFixture {
     feed(p0, o0, ev.dispatch(kWestWarehouse, kWestStore, {line(1, 2)}));
     feed(p0, o0, ev.receive(kWestStore, {line(1, 2)}));
     feed(p0, o0, ev.production(kNoSuchLocation, {line(1, 1)}));  // rejected: the one dead letter
+    REQUIRE(p0.counts().rejected == 1);
+    // The channel (engine/channel.h): East agent 100 with distributors 101 and 102, West distributor
+    // 201; store 2 is 101's (102 claims it too: a conflict), store 4 is 201's. In January 2026, 101
+    // reaches tier 1 of its policy (50 % of target) and 201 reaches 200 % of its target.
+    EventWriter& w = ev.writer();
+    feed(p0, o0, copy(w.party_registered(ev.next(), kEastAgent, fb::PartyKind::Agent, 0, "east agent", "East", "", LocationId{0})));
+    for (std::uint64_t d : {kEastDistributor, kEastRival}) {
+      feed(p0, o0, copy(w.party_registered(ev.next(), d, fb::PartyKind::Distributor, kEastAgent, "east d", "East", "", LocationId{0})));
+    }
+    feed(p0, o0, copy(w.party_registered(ev.next(), kWestDistributor, fb::PartyKind::Distributor, 0, "west d", "West", "", LocationId{0})));
+    feed(p0, o0, copy(w.store_assigned(ev.next(), LocationId{kEastStore}, kEastDistributor)));
+    feed(p0, o0, copy(w.store_assigned(ev.next(), LocationId{kEastStore}, kEastRival)));
+    feed(p0, o0, copy(w.store_assigned(ev.next(), LocationId{kWestStore}, kWestDistributor)));
+    feed(p0, o0, copy(w.target_set(ev.next(), kEastDistributor, "2026-01", Fen{100'000})));
+    const std::array<RebateTierBp, 2> tiers{{{5'000, 100}, {10'000, 300}}};
+    feed(p0, o0, copy(w.rebate_policy_set(ev.next(), kEastDistributor, "2026-01", tiers)));
+    feed(p0, o0, copy(w.target_set(ev.next(), kWestDistributor, "2026-01", Fen{10'000})));
+    feed(p0, o0, ev.order(1, kEastStore, {PricedLine{SkuId{1}, Quantity{10}, Fen{5'000}}}));
+    feed(p0, o0, ev.paid(1, 50'000));
+    feed(p0, o0, ev.order(2, kWestStore, {PricedLine{SkuId{1}, Quantity{4}, Fen{5'000}}}));
+    feed(p0, o0, ev.paid(2, 20'000));
+    feed(p0, o0, copy(w.rebate_adjusted(ev.next(), kEastDistributor, "2026-01", Fen{-200}, "display fee")));
+    feed(p0, o0, copy(w.feedback_recorded(ev.next(), LocationId{kEastStore}, kEastDistributor, 4, "")));
     REQUIRE(p0.counts().rejected == 1);
 
     auto opened = Store::open(StoreOptions{dir.path(), kTopic});
