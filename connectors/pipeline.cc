@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "engine/crash_point.h"
+#include "projections/stock_history.h"
 
 namespace qudao {
 
@@ -87,12 +88,18 @@ void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
 RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
                                  StockProjection::Writer& projection, std::span<const std::uint8_t> key) {
   const Ingested ingested = applier.ingest(shard, offset, bytes, key);
+  projection.advance_day(shard.partition(), day_of(shard.watermark()));
   if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::LocationDefined) {
     const LocationId id{ingested.envelope->payload_as_LocationDefined()->location()};
-    projection.define_location(id, *shard.location(id));
+    projection.define_location(id, *shard.location(id), shard.partition());
   }
   // Even a rejected event may have moved event time past a deadline: its expiries are postings too.
   projection.project(applier.postings());
+  if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::ScanOut) {
+    const fb::ScanOut& s = *ingested.envelope->payload_as_ScanOut();
+    projection.record_sale(LocationId{s.store()}, SkuId{s.sku()}, day_of(TimeMs{ingested.envelope->occurred_at_ms()}),
+                           Quantity{s.qty()});
+  }
   return ingested.outcome;
 }
 
@@ -173,10 +180,11 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
     StockProjection::Writer projection(stock);
     std::vector<Posting> rebuilt;
     for (const auto& [p, shard] : shards.value()) {
-      shard.for_each_location([&](LocationId id, const LocationInfo& info) { projection.define_location(id, info); });
+      shard.for_each_location([&](LocationId id, const LocationInfo& info) { projection.define_location(id, info, PartitionId{p}); });
       rebuilt.clear();
       shard.for_each_balance([&](const Account& a, Quantity q) { rebuilt.push_back({a, q}); });
       projection.project(rebuilt);
+      if (Status s = rebuild_sold_window(store, shard, projection); !s.is_ok()) return s;
     }
   }
   std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take(), relay));

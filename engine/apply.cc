@@ -26,6 +26,7 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
   const std::string_view key(reinterpret_cast<const char*>(key_bytes.data()), key_bytes.size());
   postings_.clear();
   posted_ = 0;
+  anomalies_.clear();
   const auto original = [&] { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); };
   Decoded decoded = decode(bytes);
   if (auto* rejection = std::get_if<Rejection>(&decoded)) {
@@ -61,12 +62,21 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
   expire_due(shard, shard.watermark());
   shard.remember(event.id, bytes_hash);
   shard.record_applied(offset, outcome.anomaly);
+  for (std::size_t i = 0; i < anomalies_.size(); ++i) {
+    AnomalyRecord a = anomalies_[i];
+    a.offset = offset;
+    a.index = static_cast<std::uint16_t>(i);
+    a.event_id = event.id;
+    a.day = day_of(event.occurred_at);
+    shard.history().record_anomaly(a);
+  }
   return {RecordOutcome::applied, event.envelope};
 }
 
 Outcome Applier::apply(Shard& shard, const Event& event) {
   postings_.clear();
   posted_ = 0;
+  anomalies_.clear();
   return dispatch(shard, event);
 }
 
@@ -78,7 +88,7 @@ Outcome Applier::dispatch(Shard& shard, const Event& event) {
     case fb::Payload::OrderPlaced: return apply(shard, *env.payload_as_OrderPlaced());
     case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched());
     case fb::Payload::ShipmentReceived: return apply(shard, *env.payload_as_ShipmentReceived());
-    case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut());
+    case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut(), event);
     case fb::Payload::StockCounted: return apply(shard, *env.payload_as_StockCounted());
     case fb::Payload::OrderPaid: return apply(shard, *env.payload_as_OrderPaid(), event);
     case fb::Payload::OrderCancelled: return apply(shard, *env.payload_as_OrderCancelled());
@@ -420,6 +430,7 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
     }
     if (lost > 0) {
       anomaly = Anomaly::flagged;  // a shortage or damage: a fact, and worth a look
+      anomalies_.push_back(AnomalyRecord{at, {}, 0, {}, {}, AnomalyKind::receipt_shortage, c.sku, Quantity{lost}});
       postings_.push_back({Account{c.sku, at, Bucket::in_transit}, Quantity{-lost}});
       postings_.push_back({Account{c.sku, kVirtualLocation, Bucket::losses}, Quantity{lost}});
     }
@@ -438,7 +449,7 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
   return Outcome{OutcomeKind::applied, anomaly, {}};
 }
 
-Outcome Applier::apply(Shard& shard, const fb::ScanOut& e) {
+Outcome Applier::apply(Shard& shard, const fb::ScanOut& e, const Event& event) {
   const LocationId store{e.store()};
   const LocationInfo* loc = shard.location(store);
   if (loc == nullptr) {
@@ -450,10 +461,17 @@ Outcome Applier::apply(Shard& shard, const fb::ScanOut& e) {
   }
   const SkuId sku{e.sku()};
   const Account on_hand{sku, store, Bucket::on_hand};
-  const bool beyond_stock = shard.balance(on_hand).value < e.qty();
+  const std::int64_t had = shard.balance(on_hand).value;
+  const bool beyond_stock = had < e.qty();
+  if (beyond_stock) {
+    anomalies_.push_back(AnomalyRecord{store, {}, 0, {}, {}, AnomalyKind::scan_out_beyond_stock, sku,
+                                       Quantity{e.qty() - std::max<std::int64_t>(had, 0)}});
+  }
   postings_.push_back({on_hand, Quantity{-e.qty()}});
   postings_.push_back({Account{sku, kVirtualLocation, Bucket::consumers}, Quantity{e.qty()}});
   post_all(shard);
+  // Sold on the day it happened, however late the event arrives.
+  shard.history().record_sale(store, sku, day_of(event.occurred_at), Quantity{e.qty()});
   return Outcome{OutcomeKind::applied, beyond_stock ? Anomaly::flagged : Anomaly::none, {}};
 }
 

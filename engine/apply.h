@@ -4,6 +4,7 @@
 //
 // An event is either applied whole (its postings are posted) or rejected whole (nothing changes).
 // A scan-out beyond a store's stock is applied and flagged as an anomaly: the sale happened.
+// Applied scan-outs and anomalies also go into the shard's stock history (engine/history.h).
 #pragma once
 
 #include <optional>
@@ -58,7 +59,7 @@ class Applier {
   // Expires the unpaid proxy orders whose deadline is before `now`, releasing their reservations.
   void expire_due(Shard& shard, TimeMs now);
   Outcome apply(Shard& shard, const fb::ShipmentReceived& e);
-  Outcome apply(Shard& shard, const fb::ScanOut& e);
+  Outcome apply(Shard& shard, const fb::ScanOut& e, const Event& event);
   Outcome apply(Shard& shard, const fb::StockCounted& e);
 
   // Posts the postings added since the last post_all (an event's own, after its checks passed).
@@ -71,6 +72,9 @@ class Applier {
 
   std::vector<Posting> postings_;
   std::size_t posted_ = 0;
+  // The anomalies of the event being applied (location, kind, sku, qty); ingest() records them in
+  // the shard's history with the event's offset, id and day once the event is applied.
+  std::vector<AnomalyRecord> anomalies_;
   std::vector<std::pair<SkuId, std::int64_t>> per_sku_;
   std::vector<Line> lines_;
   EventWriter writer_;
