@@ -142,8 +142,8 @@ void Shard::post(const Posting& p) {
     e.dirty = true;
     dirty_balances_.push_back(p.account);
   }
-  if (!e.closing_dirty && p.account.location != kVirtualLocation) {
-    e.closing_dirty = true;
+  if (e.closing_epoch != closing_epoch_ && p.account.location != kVirtualLocation) {
+    e.closing_epoch = closing_epoch_;
     closing_dirty_.push_back(p.account);
   }
 }
@@ -151,11 +151,12 @@ void Shard::post(const Posting& p) {
 void Shard::close_changed(Day day) {
   if (closing_dirty_.empty()) return;
   closing_scratch_.clear();
-  for (const Account& a : closing_dirty_) {
-    balances_[a].closing_dirty = false;
-    closing_scratch_.emplace_back(a.location, a.sku);
-  }
+  for (const Account& a : closing_dirty_) closing_scratch_.emplace_back(a.location, a.sku);
   closing_dirty_.clear();
+  if (++closing_epoch_ == 0) {  // wrapped (after 2^32 closes): no entry may look changed
+    for (auto& [a, e] : balances_) e.closing_epoch = 0;
+    closing_epoch_ = 1;
+  }
   // In (location, sku) order, once per pair: the rows do not depend on the order of the postings.
   std::sort(closing_scratch_.begin(), closing_scratch_.end());
   closing_scratch_.erase(std::unique(closing_scratch_.begin(), closing_scratch_.end()), closing_scratch_.end());

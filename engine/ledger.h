@@ -238,7 +238,9 @@ class Shard {
   struct BalanceEntry {
     std::int64_t qty = 0;
     bool dirty = false;
-    bool closing_dirty = false;  // changed since the last close_changed (real locations only)
+    // Equal to the shard's closing_epoch_: changed since the last close_changed (real locations
+    // only). An epoch, not a flag, so that closing the day need not look every entry up again.
+    std::uint32_t closing_epoch = 0;
   };
   struct LocationEntry {
     LocationInfo info;
@@ -259,7 +261,8 @@ class Shard {
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
-  std::vector<Account> closing_dirty_;  // accounts with closing_dirty set
+  std::vector<Account> closing_dirty_;  // accounts whose closing_epoch is closing_epoch_
+  std::uint32_t closing_epoch_ = 1;
   std::vector<std::pair<LocationId, SkuId>> closing_scratch_;
   StockHistory history_;
 
