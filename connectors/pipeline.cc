@@ -111,6 +111,8 @@ Status Pipeline::commit() {
     }
   }
   committer_.submit(store_.prepare(shard_list_));
+  // Status shows what is durable: these counts once this commit is written, not before.
+  in_flight_stats_ = partition_stats();
   since_commit_ = 0;
   return Status::ok();
 }
@@ -127,7 +129,7 @@ Status Pipeline::finish_commit() {
     ++stats_.commits;
     stats_.last_commit_latency = written.value()->latency;
   }
-  publish_stats();
+  publish_stats(std::move(in_flight_stats_));
   return Status::ok();
 }
 
@@ -184,7 +186,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
       rebuilt.clear();
       shard.for_each_balance([&](const Account& a, Quantity q) { rebuilt.push_back({a, q}); });
       projection.project(rebuilt);
-      if (Status s = rebuild_sold_window(store, shard, projection); !s.is_ok()) return s;
+      HistoryReader history = store.history_reader();
+      if (Status s = rebuild_sold_window(history, shard, projection); !s.is_ok()) return s;
     }
   }
   std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take(), relay));
@@ -192,14 +195,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
   return pipeline;
 }
 
-void Pipeline::publish_stats() {
+std::vector<PartitionStats> Pipeline::partition_stats() const {
+  std::vector<PartitionStats> out;
+  for (const auto& [p, s] : shards_) out.push_back({s.partition(), s.next_offset(), s.counts(), s.digest()});
+  return out;
+}
+
+void Pipeline::publish_stats() { publish_stats(partition_stats()); }
+
+void Pipeline::publish_stats(std::vector<PartitionStats> partitions) {
   std::lock_guard lock(stats_mutex_);
-  stats_.partitions.clear();
+  stats_.partitions = std::move(partitions);
   stats_.totals = {};
-  for (const auto& [p, s] : shards_) {
-    stats_.partitions.push_back({s.partition(), s.next_offset(), s.counts(), s.digest()});
-    stats_.totals += s.counts();
-  }
+  for (const PartitionStats& p : stats_.partitions) stats_.totals += p.counts;
 }
 
 PipelineStats Pipeline::stats() const {

@@ -147,9 +147,14 @@ void StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
 
 // ---- Store's history reads (declared in engine/store.h) ----
 
-Result<std::vector<Closing>> Store::closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of) {
+HistoryReader Store::history_reader() {
+  return HistoryReader(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions())), options_.path);
+}
+
+Result<std::vector<Closing>> HistoryReader::closings(PartitionId p, LocationId location, std::span<const SkuId> skus,
+                                                     Day as_of) {
   std::vector<Closing> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::Iterator* it = it_.get();
   for (SkuId sku : skus) {
     std::string prefix = history_keys::location_prefix(history_keys::kClosing, p, location);
     codec::put_be<std::uint64_t>(prefix, sku.value);
@@ -161,18 +166,18 @@ Result<std::vector<Closing>> Store::closings(PartitionId p, LocationId location,
     c.levels.on_hand = v.le<std::int64_t>();
     c.levels.reserved = v.le<std::int64_t>();
     c.levels.in_transit = v.le<std::int64_t>();
-    if (!k.ok() || !v.ok()) return Status::error(fmt::format("store {}: corrupt closing", options_.path));
+    if (!k.ok() || !v.ok()) return Status::error(fmt::format("store {}: corrupt closing", path_));
     out.push_back(c);
   }
   if (!it->status().ok()) return io_error("closings", it->status());
   return out;
 }
 
-Result<std::vector<Sale>> Store::sales(PartitionId p, LocationId location, Day from, Day to) {
+Result<std::vector<Sale>> HistoryReader::sales(PartitionId p, LocationId location, Day from, Day to) {
   std::vector<Sale> out;
   const std::string prefix = history_keys::location_prefix(history_keys::kSold, p, location);
   const std::string end = history_keys::sold(p, location, Day{to.value + 1}, SkuId{0});
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::Iterator* it = it_.get();
   for (it->Seek(history_keys::sold(p, location, from, SkuId{0})); it->Valid() && it->key().compare(end) < 0; it->Next()) {
     codec::Reader k(it->key().ToStringView().substr(prefix.size()));
     codec::Reader v(it->value().ToStringView());
@@ -180,7 +185,7 @@ Result<std::vector<Sale>> Store::sales(PartitionId p, LocationId location, Day f
     s.day = read_day(k);
     s.sku = SkuId{k.be<std::uint64_t>()};
     s.qty = Quantity{v.le<std::int64_t>()};
-    if (!k.ok() || !v.ok()) return Status::error(fmt::format("store {}: corrupt sold row", options_.path));
+    if (!k.ok() || !v.ok()) return Status::error(fmt::format("store {}: corrupt sold row", path_));
     out.push_back(s);
   }
   if (!it->status().ok()) return io_error("sales", it->status());

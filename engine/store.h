@@ -91,6 +91,24 @@ struct PreparedCommit {
   std::vector<std::pair<PartitionId, OutboxRow>> outbox;      // rows the batch adds, for the relay
 };
 
+// One consistent view of the stock history (engine/history.h), read through one RocksDB iterator:
+// a new iterator over the engine's vector memtable sorts a copy of it first, so a query or a
+// rebuild makes one reader, not one per location. Made by Store::history_reader(); not thread-safe.
+class HistoryReader {
+ public:
+  // For each sku of `skus`, in that order, the newest closing on or before `as_of` (a sku without
+  // one is left out: its stock had not changed up to that day).
+  Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of);
+  // The sold rows of one location for the days from..to (inclusive), by day, then sku.
+  Result<std::vector<Sale>> sales(PartitionId p, LocationId location, Day from, Day to);
+
+ private:
+  friend class Store;
+  HistoryReader(std::unique_ptr<rocksdb::Iterator> it, const std::string& path) : it_(std::move(it)), path_(path) {}
+  std::unique_ptr<rocksdb::Iterator> it_;
+  std::string path_;
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
@@ -123,12 +141,15 @@ class Store {
   // Dead letters of one partition from `from` on, at most `limit`, in offset order.
   Result<std::vector<DeadLetter>> dead_letters(PartitionId partition, Offset from, std::size_t limit);
 
-  // Stock history (engine/history.h; defined in history.cc). Each call reads one consistent view.
-  // For each sku of `skus`, in that order, the newest closing on or before `as_of` (a sku without
-  // one is left out: it had no stock change up to that day).
-  Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of);
-  // The sold rows of one location for the days from..to (inclusive), by day, then sku.
-  Result<std::vector<Sale>> sales(PartitionId p, LocationId location, Day from, Day to);
+  // Stock history (engine/history.h; defined in history.cc). closings() and sales() are
+  // HistoryReader's, each through a reader of its own.
+  HistoryReader history_reader();
+  Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of) {
+    return history_reader().closings(p, location, skus, as_of);
+  }
+  Result<std::vector<Sale>> sales(PartitionId p, LocationId location, Day from, Day to) {
+    return history_reader().sales(p, location, from, to);
+  }
   // One location's anomalies from (offset, index) on, at most `limit`, in offset order.
   Result<std::vector<AnomalyRecord>> anomalies(PartitionId p, LocationId location, Offset from_offset,
                                                std::uint16_t from_index, std::size_t limit);

@@ -6,11 +6,11 @@ namespace qudao {
 namespace {
 
 // Units sold per sku over from..to at one location (a sorted vector: few skus per location).
-Result<std::vector<std::pair<SkuId, std::int64_t>>> sold_per_sku(Store& store, PartitionId p, LocationId location,
+Result<std::vector<std::pair<SkuId, std::int64_t>>> sold_per_sku(HistoryReader& history, PartitionId p, LocationId location,
                                                                  Day from, Day to) {
   std::vector<std::pair<SkuId, std::int64_t>> out;
   if (p == kNoPartition) return out;
-  auto sales = store.sales(p, location, from, to);
+  auto sales = history.sales(p, location, from, to);
   if (!sales.is_ok()) return sales.status();
   for (const Sale& s : sales.value()) out.emplace_back(s.sku, s.qty.value);
   std::sort(out.begin(), out.end());
@@ -32,17 +32,17 @@ Day window_start(Day last) { return Day{last.value - kCoverWindowDays + 1}; }
 
 }  // namespace
 
-Status apply_as_of(Store& store, LocationStock& location, Day as_of) {
+Status apply_as_of(HistoryReader& history, LocationStock& location, Day as_of) {
   std::vector<SkuId> skus;
   skus.reserve(location.rows.size());
   for (const StockRow& r : location.rows) skus.push_back(r.sku);
   std::vector<Closing> closings;
   if (location.partition != kNoPartition) {
-    auto c = store.closings(location.partition, location.location, skus, as_of);
+    auto c = history.closings(location.partition, location.location, skus, as_of);
     if (!c.is_ok()) return c.status();
     closings = c.take();
   }
-  auto sold = sold_per_sku(store, location.partition, location.location, window_start(as_of), as_of);
+  auto sold = sold_per_sku(history, location.partition, location.location, window_start(as_of), as_of);
   if (!sold.is_ok()) return sold.status();
   std::size_t next = 0;  // closings come in the rows' sku order, some missing
   for (StockRow& r : location.rows) {
@@ -57,14 +57,14 @@ Status apply_as_of(Store& store, LocationStock& location, Day as_of) {
   return Status::ok();
 }
 
-Status add_sold_period(Store& store, LocationStock& location, Day from, Day to) {
-  auto sold = sold_per_sku(store, location.partition, location.location, from, to);
+Status add_sold_period(HistoryReader& history, LocationStock& location, Day from, Day to) {
+  auto sold = sold_per_sku(history, location.partition, location.location, from, to);
   if (!sold.is_ok()) return sold.status();
   for (StockRow& r : location.rows) r.sold_period = Quantity{lookup(sold.value(), r.sku)};
   return Status::ok();
 }
 
-Result<std::vector<GroupStock>> rollup_as_of(Store& store, const std::vector<GroupRefs>& groups, Day as_of,
+Result<std::vector<GroupStock>> rollup_as_of(HistoryReader& history, const std::vector<GroupRefs>& groups, Day as_of,
                                              std::int64_t reorder_cover_days) {
   std::vector<GroupStock> out;
   for (const GroupRefs& g : groups) {
@@ -75,7 +75,7 @@ Result<std::vector<GroupStock>> rollup_as_of(Store& store, const std::vector<Gro
     for (const LocationRef& ref : g.locations) {
       LocationStock ls{ref.location, {}, {}, ref.partition, ref.today};
       for (SkuId sku : ref.skus) ls.rows.push_back(StockRow{ref.location, sku, {}, {}, {}});
-      if (Status s = apply_as_of(store, ls, as_of); !s.is_ok()) return s;
+      if (Status s = apply_as_of(history, ls, as_of); !s.is_ok()) return s;
       for (const StockRow& r : ls.rows) {
         total.levels += r.levels;
         total.sold_window.value += r.sold_window.value;
@@ -86,7 +86,7 @@ Result<std::vector<GroupStock>> rollup_as_of(Store& store, const std::vector<Gro
   return out;
 }
 
-Status add_sold_period(Store& store, const std::vector<GroupRefs>& refs, Day from, Day to,
+Status add_sold_period(HistoryReader& history, const std::vector<GroupRefs>& refs, Day from, Day to,
                        std::vector<GroupStock>& groups) {
   for (GroupStock& g : groups) {
     auto ref = std::find_if(refs.begin(), refs.end(),
@@ -94,7 +94,7 @@ Status add_sold_period(Store& store, const std::vector<GroupRefs>& refs, Day fro
     g.sold_period = Quantity{0};
     if (ref == refs.end()) continue;
     for (const LocationRef& l : ref->locations) {
-      auto sold = sold_per_sku(store, l.partition, l.location, from, to);
+      auto sold = sold_per_sku(history, l.partition, l.location, from, to);
       if (!sold.is_ok()) return sold.status();
       for (const auto& [sku, n] : sold.value()) g.sold_period->value += n;
     }
@@ -102,13 +102,13 @@ Status add_sold_period(Store& store, const std::vector<GroupRefs>& refs, Day fro
   return Status::ok();
 }
 
-Status rebuild_sold_window(Store& store, const Shard& shard, StockProjection::Writer& projection) {
+Status rebuild_sold_window(HistoryReader& history, const Shard& shard, StockProjection::Writer& projection) {
   const Day today = day_of(shard.watermark());
   projection.advance_day(shard.partition(), today);
   Status status = Status::ok();
   shard.for_each_location([&](LocationId id, const LocationInfo&) {
     if (!status.is_ok()) return;
-    auto sales = store.sales(shard.partition(), id, window_start(today), today);
+    auto sales = history.sales(shard.partition(), id, window_start(today), today);
     if (!sales.is_ok()) {
       status = sales.status();
       return;

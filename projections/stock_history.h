@@ -8,7 +8,8 @@
 // one written by the last commit (at most a commit interval behind the live projection). As of D,
 // the cover window is the kCoverWindowDays days ending on D.
 //
-// Reads go to RocksDB without holding the projection's lock. Thread-safe as the Store's reads are.
+// Reads go to RocksDB through the caller's HistoryReader (one per query or rebuild: engine/store.h),
+// without holding the projection's lock.
 #pragma once
 
 #include "engine/store.h"
@@ -19,19 +20,19 @@ namespace qudao {
 inline constexpr std::int32_t kSoldPeriodDaysMax = 366;  // the longest period one query may sum
 
 // Replaces each row's levels and sold window with those as of `as_of`.
-[[nodiscard]] Status apply_as_of(Store& store, LocationStock& location, Day as_of);
+[[nodiscard]] Status apply_as_of(HistoryReader& history, LocationStock& location, Day as_of);
 // Sets each row's sold_period to the units sold from..to (inclusive).
-[[nodiscard]] Status add_sold_period(Store& store, LocationStock& location, Day from, Day to);
+[[nodiscard]] Status add_sold_period(HistoryReader& history, LocationStock& location, Day from, Day to);
 
 // A roll-up as of `as_of`, one group per GroupRefs (projections: StockProjection::rollup_refs).
-Result<std::vector<GroupStock>> rollup_as_of(Store& store, const std::vector<GroupRefs>& groups, Day as_of,
+Result<std::vector<GroupStock>> rollup_as_of(HistoryReader& history, const std::vector<GroupRefs>& groups, Day as_of,
                                              std::int64_t reorder_cover_days);
 // Sets each group's sold_period; `refs` are the same groups, matched by (region, city).
-[[nodiscard]] Status add_sold_period(Store& store, const std::vector<GroupRefs>& refs, Day from, Day to,
+[[nodiscard]] Status add_sold_period(HistoryReader& history, const std::vector<GroupRefs>& refs, Day from, Day to,
                                      std::vector<GroupStock>& groups);
 
 // Rebuilds the sold window of `shard`'s locations from the stored sold rows (on start, after the
 // projection has its locations and stock).
-[[nodiscard]] Status rebuild_sold_window(Store& store, const Shard& shard, StockProjection::Writer& projection);
+[[nodiscard]] Status rebuild_sold_window(HistoryReader& history, const Shard& shard, StockProjection::Writer& projection);
 
 }  // namespace qudao

@@ -86,9 +86,10 @@ TEST_CASE("stock projection: days of cover is on hand over the average daily sal
 
 TEST_CASE("stock history: as of a day, each row has that day's closing; periods sum the sold rows") {
   StoryFixture f;
+  HistoryReader history = f.store->history_reader();
   auto as_of = [&](std::uint64_t location, int day) {
     LocationStock ls = f.at(location);
-    REQUIRE(apply_as_of(*f.store, ls, story_day(day)).is_ok());
+    REQUIRE(apply_as_of(history, ls, story_day(day)).is_ok());
     return ls;
   };
   CHECK(row(as_of(kStoryStore, -1), 1).levels.on_hand == Quantity{0});
@@ -104,10 +105,10 @@ TEST_CASE("stock history: as of a day, each row has that day's closing; periods 
   CHECK(row(as_of(kStoryStore, 3), 1).sold_window == Quantity{10});
 
   LocationStock period = f.at(kStoryStore);
-  REQUIRE(add_sold_period(*f.store, period, story_day(2), story_day(3)).is_ok());
+  REQUIRE(add_sold_period(history, period, story_day(2), story_day(3)).is_ok());
   CHECK(row(period, 1).sold_period == Quantity{3});
   CHECK(row(period, 2).sold_period == Quantity{20});
-  REQUIRE(add_sold_period(*f.store, period, story_day(0), story_day(1)).is_ok());
+  REQUIRE(add_sold_period(history, period, story_day(0), story_day(1)).is_ok());
   CHECK(row(period, 1).sold_period == Quantity{7});
   CHECK(row(period, 2).sold_period == Quantity{0});
 }
@@ -149,19 +150,20 @@ TEST_CASE("stock projection: roll-ups per city, region and nation, now and as of
   CHECK((*nation)[0].rows_below_reorder == 2);
 
   // As of a day: the same groups from the stored closings.
+  HistoryReader history = f.store->history_reader();
   auto refs = f.stock.rollup_refs(RollupLevel::region, all, std::nullopt, {}, 10, more);
   REQUIRE(refs.has_value());
   for (const auto& [day, east_on_hand] : {std::pair{0, 40 + 40 + 40 + 8 + 20}, std::pair{2, 40 + 35 + 32 + 8 + 16},
                                           std::pair{3, 109}}) {
     INFO("day " << day);
-    auto past = rollup_as_of(*f.store, *refs, story_day(day), kReorderCoverDaysDefault);
+    auto past = rollup_as_of(history, *refs, story_day(day), kReorderCoverDaysDefault);
     REQUIRE(past.is_ok());
     REQUIRE(past.value().size() == 2);
     CHECK(past.value()[0].region == "East");
     CHECK(past.value()[0].levels.on_hand == Quantity{east_on_hand});
   }
   std::vector<GroupStock> with_period = *regions;
-  REQUIRE(add_sold_period(*f.store, *refs, story_day(1), story_day(2), with_period).is_ok());
+  REQUIRE(add_sold_period(history, *refs, story_day(1), story_day(2), with_period).is_ok());
   CHECK(with_period[0].sold_period == Quantity{7 + 3 + 4});
   CHECK(with_period[1].sold_period == Quantity{1});
 
@@ -240,7 +242,8 @@ TEST_CASE("stock history: after a restart the sold window is rebuilt from the st
     shard.for_each_location([&](LocationId id, const LocationInfo& info) { w.define_location(id, info, kP); });
     shard.for_each_balance([&](const Account& a, Quantity q) { balances.push_back({a, q}); });
     w.project(balances);
-    REQUIRE(rebuild_sold_window(*f.store, shard, w).is_ok());
+    HistoryReader history = f.store->history_reader();
+    REQUIRE(rebuild_sold_window(history, shard, w).is_ok());
   }
   for (std::uint64_t location : {kStoryWarehouse, kStoryStore, kStoryNingboStore, kStoryWestStore}) {
     INFO("location " << location);
