@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "engine/crash_point.h"
+#include "projections/stock_history.h"
 
 namespace qudao {
 
@@ -88,12 +89,18 @@ void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
 RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
                                  StockProjection::Writer& projection, std::span<const std::uint8_t> key) {
   const Ingested ingested = applier.ingest(shard, offset, bytes, key);
+  projection.advance_day(shard.partition(), day_of(shard.watermark()));
   if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::LocationDefined) {
     const LocationId id{ingested.envelope->payload_as_LocationDefined()->location()};
-    projection.define_location(id, *shard.location(id));
+    projection.define_location(id, *shard.location(id), shard.partition());
   }
   // Even a rejected event may have moved event time past a deadline: its expiries are postings too.
   projection.project(applier.postings());
+  if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::ScanOut) {
+    const fb::ScanOut& s = *ingested.envelope->payload_as_ScanOut();
+    projection.record_sale(LocationId{s.store()}, SkuId{s.sku()}, day_of(TimeMs{ingested.envelope->occurred_at_ms()}),
+                           Quantity{s.qty()});
+  }
   return ingested.outcome;
 }
 
@@ -105,6 +112,8 @@ Status Pipeline::commit() {
     }
   }
   committer_.submit(store_.prepare(shard_list_));
+  // Status shows what is durable: these counts once this commit is written, not before.
+  in_flight_stats_ = partition_stats();
   since_commit_ = 0;
   return Status::ok();
 }
@@ -122,7 +131,7 @@ Status Pipeline::finish_commit() {
     stats_.last_commit_latency = written.value()->latency;
   }
   commit_latency_.Observe(std::chrono::duration<double>(written.value()->latency).count());
-  publish_stats();
+  publish_stats(std::move(in_flight_stats_));
   return Status::ok();
 }
 
@@ -175,10 +184,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
     StockProjection::Writer projection(stock);
     std::vector<Posting> rebuilt;
     for (const auto& [p, shard] : shards.value()) {
-      shard.for_each_location([&](LocationId id, const LocationInfo& info) { projection.define_location(id, info); });
+      shard.for_each_location([&](LocationId id, const LocationInfo& info) { projection.define_location(id, info, PartitionId{p}); });
       rebuilt.clear();
       shard.for_each_balance([&](const Account& a, Quantity q) { rebuilt.push_back({a, q}); });
       projection.project(rebuilt);
+      HistoryReader history = store.history_reader();
+      if (Status s = rebuild_sold_window(history, shard, projection); !s.is_ok()) return s;
     }
   }
   std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take(), relay));
@@ -187,14 +198,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
   return pipeline;
 }
 
-void Pipeline::publish_stats() {
+std::vector<PartitionStats> Pipeline::partition_stats() const {
+  std::vector<PartitionStats> out;
+  for (const auto& [p, s] : shards_) out.push_back({s.partition(), s.next_offset(), s.counts(), s.digest()});
+  return out;
+}
+
+void Pipeline::publish_stats() { publish_stats(partition_stats()); }
+
+void Pipeline::publish_stats(std::vector<PartitionStats> partitions) {
   std::lock_guard lock(stats_mutex_);
-  stats_.partitions.clear();
+  stats_.partitions = std::move(partitions);
   stats_.totals = {};
-  for (const auto& [p, s] : shards_) {
-    stats_.partitions.push_back({s.partition(), s.next_offset(), s.counts(), s.digest()});
-    stats_.totals += s.counts();
-  }
+  for (const PartitionStats& p : stats_.partitions) stats_.totals += p.counts;
 }
 
 PipelineStats Pipeline::stats() const {

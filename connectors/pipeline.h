@@ -5,7 +5,8 @@
 //        the dirty state, outbox rows and next offsets --> advisory Kafka offset commit --> the relay
 //        sends the committed outbox rows (dispatch requests, dead letters).
 //
-// One thread runs the pipeline and owns every Shard; stats() may be called from any thread. The
+// One thread runs the pipeline and owns every Shard; stats() may be called from any thread, and
+// shows the counts the last commit made durable (never events a kill -9 would lose). The
 // commit's write (and fsync) runs on the Committer's thread while the next events are applied; the
 // next commit first waits for it, so one commit at most is in flight.
 #pragma once
@@ -105,7 +106,10 @@ class Pipeline {
   void step(const Record& record, StockProjection::Writer& projection);
   Status commit();          // waits for the commit in flight, then submits the next
   Status finish_commit();   // waits for the commit in flight; the advisory offset commit after it
+  // Publishes the shards' counts as they are now, or those a commit made durable.
   void publish_stats();
+  void publish_stats(std::vector<PartitionStats> partitions);
+  std::vector<PartitionStats> partition_stats() const;
 
   Store& store_;
   KafkaSource& source_;
@@ -120,6 +124,7 @@ class Pipeline {
   std::size_t since_commit_ = 0;
   std::map<std::int32_t, Offset> end_;  // run_until's bound per partition; empty: unbounded
 
+  std::vector<PartitionStats> in_flight_stats_;  // what the commit in flight makes durable
   mutable std::mutex stats_mutex_;
   PipelineStats stats_;
   prometheus::Histogram commit_latency_{{kCommitLatencyBoundsSeconds.begin(), kCommitLatencyBoundsSeconds.end()}};

@@ -9,31 +9,14 @@
 #include <variant>
 #include <nlohmann/json.hpp>
 
+#include "connectors/api_common.h"
 #include "connectors/metrics.h"
+#include "connectors/stock_api.h"
 
 namespace qudao {
 namespace {
 
 using nlohmann::json;
-
-HttpResponse json_response(unsigned status, const json& body) { return HttpResponse{status, "application/json", body.dump()}; }
-
-HttpResponse error(unsigned status, const std::string& message) { return json_response(status, json{{"error", message}}); }
-
-// Parses an optional non-negative integer query parameter; error text names the parameter.
-template <class T>
-std::optional<std::string> parse_param(const HttpRequest& req, const char* name, std::optional<T>& out) {
-  auto it = req.query.find(name);
-  if (it == req.query.end()) return std::nullopt;
-  T v{};
-  const auto& s = it->second;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < 0) {
-    return fmt::format("query parameter {}: expected a non-negative integer, got \"{}\"", name, s);
-  }
-  out = v;
-  return std::nullopt;
-}
 
 json counts_json(const OutcomeCounts& c) {
   return json{{"consumed", c.consumed}, {"applied", c.applied}, {"duplicates", c.duplicates},
@@ -63,24 +46,6 @@ HttpResponse status(const Pipeline& pipeline) {
   return json_response(200, body);
 }
 
-HttpResponse location_stock(const StockProjection& stock, const HttpRequest& req, const Principal& principal) {
-  std::optional<std::uint64_t> location, sku;
-  if (auto e = parse_param(req, "location", location)) return error(400, *e);
-  if (auto e = parse_param(req, "sku", sku)) return error(400, *e);
-  if (!location) return error(400, "query parameter location: required");
-  const auto found =
-      stock.location_stock(LocationId{*location}, sku ? std::optional(SkuId{*sku}) : std::nullopt, principal.scope);
-  // Unknown and out of scope are one answer, so that ids cannot be probed for other regions.
-  if (!found) return error(404, fmt::format("location {} not found", *location));
-  json rows = json::array();
-  for (const StockRow& r : found->rows) {
-    rows.push_back({{"sku", r.sku.value}, {"on_hand", r.levels.on_hand.value}, {"reserved", r.levels.reserved.value},
-                    {"available", r.levels.available().value}, {"in_transit", r.levels.in_transit.value}});
-  }
-  return json_response(200, json{{"location", *location}, {"name", found->info.name}, {"city", found->info.city},
-                                 {"region", found->info.region}, {"kind", fb::EnumNameLocationKind(found->info.kind)},
-                                 {"skus", std::move(rows)}});
-}
 
 HttpResponse region_stock(const StockProjection& stock, const Principal& principal) {
   json regions = json::array();
@@ -335,14 +300,18 @@ struct Endpoint {
 
 // Every endpoint behind a token. Status, metrics and dead letters are per partition, and a
 // partition holds several regions' events, so no regional scope can be applied to them.
-constexpr std::array<Endpoint, 9> kEndpoints{{
+constexpr std::array<Endpoint, 11> kEndpoints{{
     {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
      [](const Api& a, const HttpRequest&, const Principal&) {
        return HttpResponse{200, "text/plain; version=0.0.4", metrics_text(a.pipeline.stats(), *a.latency)};
      }},
     {"/v1/status", role_bit(Role::hq), [](const Api& a, const HttpRequest&, const Principal&) { return status(a.pipeline); }},
     {"/v1/stock", role_bit(Role::hq) | role_bit(Role::regional),
-     [](const Api& a, const HttpRequest& req, const Principal& p) { return location_stock(a.stock, req, p); }},
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return serve_stock(a.stock, a.store, req, p); }},
+    {"/v1/stock/rollup", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return serve_stock_rollup(a.stock, a.store, req, p); }},
+    {"/v1/anomalies", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return serve_anomalies(a.stock, a.store, req, p); }},
     {"/v1/stock/regions", role_bit(Role::hq) | role_bit(Role::regional),
      [](const Api& a, const HttpRequest&, const Principal& p) { return region_stock(a.stock, p); }},
     {"/v1/dead-letters", role_bit(Role::hq),

@@ -7,9 +7,16 @@
 //   GET /metrics                         hq, metrics   Prometheus text (connectors/metrics.h): events by outcome,
 //                                                      lag per partition, commit and query latency, outbox
 //   GET /v1/status                       hq            per-partition next offset, outcome counts, digest
-//   GET /v1/stock?location=ID[&sku=ID]   hq, regional  one location's stock per sku
+//   GET /v1/stock?location=ID[&sku=ID]   hq, regional  one location's stock per sku, with days of cover
+//       [&region=R][&city=C][&as_of=DAY]               and below-reorder flags; without location, a page
+//       [&from=DAY&to=DAY][&cursor=][&limit=N]         of rows in scope (connectors/stock_api.h)
 //   GET /v1/stock/regions                hq, regional  on hand, reserved, in transit per region in
 //                                                      scope; the nation's totals for hq only
+//   GET /v1/stock/rollup?level=city|region|nation
+//       [&region=R][&as_of=DAY][&from=DAY&to=DAY]
+//                                        hq, regional  the same figures per group; nation: hq only (403)
+//   GET /v1/anomalies?location=ID[&cursor=][&limit=N]
+//                                        hq, regional  a location's anomalies, oldest first
 //   GET /v1/dead-letters?partition=P[&from=OFFSET][&limit=N]
 //                                        hq            rejected records: reason, field, original bytes
 //   POST /v1/events[?region=REGION]      ingest        events as JSON to the events topic: 202 with their
@@ -32,8 +39,8 @@
 //   a path that is no endpoint           404
 //   a method other than GET              405, Allow: GET (for /v1/events: other than POST, Allow: POST)
 //   a role the endpoint does not admit   403 (status, metrics and dead letters span every region)
-//   an object outside the token's scope  404, the same answer as for an object that does not exist:
-//                                        the scope is passed into the projection's lookup
+//   an object outside the token's scope  404, the same answer as for an object that does not exist
+//   (a location, city, region or party)  (the scope is passed into the projection's lookup)
 // Every error body is {"error": "<what is wrong, naming the parameter>"}.
 //
 // Each endpoint's time to answer is recorded per path (qudao_query_duration_seconds in /metrics).
@@ -49,7 +56,7 @@
 
 namespace qudao {
 
-inline constexpr std::size_t kDeadLettersPageMax = 1'000;
+inline constexpr std::size_t kDeadLettersPageMax = 1'000;  // the stock endpoints' limits: stock_api.h
 
 struct ApiRoute {
   std::string_view method;

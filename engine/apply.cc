@@ -33,6 +33,7 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
   const std::string_view key(reinterpret_cast<const char*>(key_bytes.data()), key_bytes.size());
   postings_.clear();
   posted_ = 0;
+  anomalies_.clear();
   const auto original = [&] { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); };
   Decoded decoded = decode(bytes);
   if (auto* rejection = std::get_if<Rejection>(&decoded)) {
@@ -68,12 +69,21 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
   expire_due(shard, shard.watermark());
   shard.remember(event.id, bytes_hash);
   shard.record_applied(offset, outcome.anomaly);
+  for (std::size_t i = 0; i < anomalies_.size(); ++i) {
+    AnomalyRecord a = anomalies_[i];
+    a.offset = offset;
+    a.index = static_cast<std::uint16_t>(i);
+    a.event_id = event.id;
+    a.day = day_of(event.occurred_at);
+    shard.history().record_anomaly(a);
+  }
   return {RecordOutcome::applied, event.envelope};
 }
 
 Outcome Applier::apply(Shard& shard, const Event& event) {
   postings_.clear();
   posted_ = 0;
+  anomalies_.clear();
   return dispatch(shard, event);
 }
 
@@ -434,6 +444,7 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
     }
     if (lost > 0) {
       anomaly = Anomaly::flagged;  // a shortage or damage: a fact, and worth a look
+      anomalies_.push_back(AnomalyRecord{at, {}, 0, {}, {}, AnomalyKind::receipt_shortage, c.sku, Quantity{lost}});
       postings_.push_back({Account{c.sku, at, Bucket::in_transit}, Quantity{-lost}});
       postings_.push_back({Account{c.sku, kVirtualLocation, Bucket::losses}, Quantity{lost}});
     }
@@ -464,11 +475,18 @@ Outcome Applier::apply(Shard& shard, const fb::ScanOut& e, const Event& event) {
   }
   const SkuId sku{e.sku()};
   const Account on_hand{sku, store, Bucket::on_hand};
-  const bool beyond_stock = shard.balance(on_hand).value < e.qty();
+  const std::int64_t had = shard.balance(on_hand).value;
+  const bool beyond_stock = had < e.qty();
+  if (beyond_stock) {
+    anomalies_.push_back(AnomalyRecord{store, {}, 0, {}, {}, AnomalyKind::scan_out_beyond_stock, sku,
+                                       Quantity{e.qty() - std::max<std::int64_t>(had, 0)}});
+  }
   postings_.push_back({on_hand, Quantity{-e.qty()}});
   postings_.push_back({Account{sku, kVirtualLocation, Bucket::consumers}, Quantity{e.qty()}});
   post_all(shard);
   shard.channel().scanned_out(context(event), store, sku, Quantity{e.qty()});
+  // Sold on the day it happened, however late the event arrives.
+  shard.history().record_sale(store, sku, day_of(event.occurred_at), Quantity{e.qty()});
   return Outcome{OutcomeKind::applied, beyond_stock ? Anomaly::flagged : Anomaly::none, {}};
 }
 

@@ -4,6 +4,7 @@
 //
 // An event is either applied whole (its postings are posted) or rejected whole (nothing changes).
 // A scan-out beyond a store's stock is applied and flagged as an anomaly: the sale happened.
+// Applied scan-outs and anomalies also go into the shard's stock history (engine/history.h).
 #pragma once
 
 #include <optional>
@@ -72,6 +73,9 @@ class Applier {
 
   std::vector<Posting> postings_;
   std::size_t posted_ = 0;
+  // The anomalies of the event being applied (location, kind, sku, qty); ingest() records them in
+  // the shard's history with the event's offset, id and day once the event is applied.
+  std::vector<AnomalyRecord> anomalies_;
   std::vector<std::pair<SkuId, std::int64_t>> per_sku_;
   std::vector<Line> lines_;
   EventWriter writer_;

@@ -142,6 +142,30 @@ void Shard::post(const Posting& p) {
     e.dirty = true;
     dirty_balances_.push_back(p.account);
   }
+  if (e.closing_epoch != closing_epoch_ && p.account.location != kVirtualLocation) {
+    e.closing_epoch = closing_epoch_;
+    closing_dirty_.push_back(p.account);
+  }
+}
+
+void Shard::close_changed(Day day) {
+  if (closing_dirty_.empty()) return;
+  closing_scratch_.clear();
+  for (const Account& a : closing_dirty_) closing_scratch_.emplace_back(a.location, a.sku);
+  closing_dirty_.clear();
+  if (++closing_epoch_ == 0) {  // wrapped (after 2^32 closes): no entry may look changed
+    for (auto& [a, e] : balances_) e.closing_epoch = 0;
+    closing_epoch_ = 1;
+  }
+  // In (location, sku) order, once per pair: the rows do not depend on the order of the postings.
+  std::sort(closing_scratch_.begin(), closing_scratch_.end());
+  closing_scratch_.erase(std::unique(closing_scratch_.begin(), closing_scratch_.end()), closing_scratch_.end());
+  for (const auto& [location, sku] : closing_scratch_) {
+    const std::int64_t reserved = balance(Account{sku, location, Bucket::reserved}).value;
+    history_.record_closing(Closing{day, location, sku,
+                                    ClosingLevels{balance(Account{sku, location, Bucket::on_hand}).value + reserved,
+                                                  reserved, balance(Account{sku, location, Bucket::in_transit}).value}});
+  }
 }
 
 namespace {

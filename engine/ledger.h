@@ -10,7 +10,8 @@
 //
 // A Shard is owned by the one thread that applies its partition's events; it is not thread-safe.
 // Hot state is in memory (abseil open-addressing maps); every change marks its entry dirty, and the
-// next commit (engine/store.h) writes the dirty entries and clears the marks.
+// next commit (engine/store.h) writes the dirty entries and clears the marks. The shard's stock
+// history (daily closings, sold per day, anomalies: engine/history.h) is collected the same way.
 #pragma once
 
 #include <absl/container/btree_set.h>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "engine/channel.h"
+#include "engine/history.h"
 #include "engine/orders.h"
 #include "events/decode.h"
 #include "events/types.h"
@@ -188,9 +190,19 @@ class Shard {
   // Event time: the highest occurred_at of the events this shard has decoded. Proxy orders still
   // unpaid when it passes their deadline expire (expiry never looks at the wall clock).
   TimeMs watermark() const { return watermark_; }
+  // Passing into a new UTC day closes the old one: the stock of every (location, sku) changed since
+  // the last commit is recorded as that day's closing (engine/history.h).
   void advance_watermark(TimeMs t) {
-    if (t > watermark_) watermark_ = t, header_dirty_ = true;
+    if (t <= watermark_) return;
+    if (day_of(t) != day_of(watermark_)) close_changed(day_of(watermark_));
+    watermark_ = t, header_dirty_ = true;
   }
+  // The history rows since the last commit; the store writes them with the commit.
+  StockHistory& history() { return history_; }
+  const StockHistory& history() const { return history_; }
+  // Records the closing on `day` of every (location, sku) whose stock changed since the last call
+  // (a day change, or a commit for the current day).
+  void close_changed(Day day);
   // Unpaid proxy orders whose deadline is before `now`, oldest deadline first.
   std::vector<OrderId> orders_due(TimeMs now) const;
 
@@ -235,6 +247,9 @@ class Shard {
   struct BalanceEntry {
     std::int64_t qty = 0;
     bool dirty = false;
+    // Equal to the shard's closing_epoch_: changed since the last close_changed (real locations
+    // only). An epoch, not a flag, so that closing the day need not look every entry up again.
+    std::uint32_t closing_epoch = 0;
   };
   struct LocationEntry {
     LocationInfo info;
@@ -255,6 +270,10 @@ class Shard {
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
+  std::vector<Account> closing_dirty_;  // accounts whose closing_epoch is closing_epoch_
+  std::uint32_t closing_epoch_ = 1;
+  std::vector<std::pair<LocationId, SkuId>> closing_scratch_;
+  StockHistory history_;
 
   std::uint64_t order_hash(OrderId id, const Order& o);
   std::uint64_t shipment_hash(ShipmentId id, const Shipment& s);

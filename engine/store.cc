@@ -93,6 +93,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   // memtable sorts a copy of it, so a dead-letter listing during heavy ingest costs up to ~100 ms.
   db_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   db_options.allow_concurrent_memtable_write = false;
+  db_options.merge_operator = sold_merge_operator();  // the 'Q' rows add (engine/history.h)
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = options.mode == OpenMode::read_only
                           ? rocksdb::DB::OpenForReadOnly(db_options, options.path, &raw)
@@ -134,6 +135,13 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view key = it->key().ToStringView();
+    if (key[0] == history_keys::kClosing || key[0] == history_keys::kSold || key[0] == history_keys::kAnomaly) {
+      // History is read by queries, not loaded: skip to its last key, whatever its length.
+      it->Seek(std::string(1, static_cast<char>(key[0] + 1)));
+      if (it->Valid()) it->Prev();
+      else it->SeekToLast();
+      continue;
+    }
     codec::Reader k(key.substr(1));
     codec::Reader v(it->value().ToStringView());
     switch (key[0]) {
@@ -250,8 +258,10 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
   std::string key, value;
   for (Shard* s : shards) {
     const std::vector<std::uint64_t> expired = s->expired_seen_segments();
+    s->close_changed(day_of(s->watermark()));  // the current day's closings so far
     if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && expired.empty() &&
-        s->dirty_orders().empty() && s->dirty_shipments().empty() && !s->relayed_dirty() && !s->channel().dirty()) {
+        s->dirty_orders().empty() && s->dirty_shipments().empty() && !s->relayed_dirty() && !s->channel().dirty() &&
+        !s->history().pending()) {
       continue;
     }
     s->channel().for_each_dirty([&](const std::string& channel_key, const std::string& channel_value) {
@@ -259,6 +269,7 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       key.append(channel_key, 1);
       batch.Put(key, channel_value);
     });
+    s->history().write_to(s->partition(), batch);
     for (OrderId id : s->dirty_orders()) {
       key = partition_key(kOrderKey, s->partition());
       codec::put_be<std::uint64_t>(key, id.value);
@@ -377,7 +388,8 @@ Result<std::string> Store::state_sha256() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const char tag = it->key()[0];
     if (tag != kHeaderKey && tag != kBalanceKey && tag != kLocationKey && tag != kDeadLetterKey && tag != kOrderKey &&
-        tag != kShipmentKey && !ChannelLedger::is_channel_tag(tag)) {
+        tag != kShipmentKey && !ChannelLedger::is_channel_tag(tag) && tag != history_keys::kClosing &&
+        tag != history_keys::kSold && tag != history_keys::kAnomaly) {
       continue;
     }
     std::string_view value = it->value().ToStringView();

@@ -9,7 +9,7 @@
 //
 //   key    := topic | header | balance | location | dead_letter | seen | order | shipment | outbox
 //             | party | assignment | conflict | target | policy | price | period | money | active
-//             | rebate_history
+//             | rebate_history | closing | sold | anomaly
 //   topic        := 'T'                                          -> topic name (utf-8)
 //   header       := 'H' partition:i32                            -> next_offset:i64 consumed:u64
 //                                                                   applied:u64 duplicates:u64
@@ -45,7 +45,18 @@
 //   rebate_history := 'R' partition:i32 party:u64 period seq:u32 -> event_id:u64*2 occurred_ms:i64
 //                     cause:u8 old_tier:i32 new_tier:i32 old_bp:i32 new_bp:i32 sell_in:i64
 //                     target:i64 delta:i64 text(reason)   (appended, never rewritten)
+//   closing      := 'C' partition:i32 location:u64 sku:u64 day:u32   -> on_hand:i64 reserved:i64 in_transit:i64
+//                   (the stock at the end of that shard day, for pairs changed that day; the newest
+//                   closing at or before a day is the stock then: one SeekForPrev)
+//   sold         := 'Q' partition:i32 location:u64 day:u32 sku:u64   -> qty:i64
+//                   (units scanned out that day; written as merges that add, see engine/history.h)
+//   anomaly      := 'A' partition:i32 location:u64 offset:i64 index:u16 -> kind:u8 sku:u64 qty:i64
+//                                                                   day:i32 event_id.hi:u64 event_id.lo:u64
+//   day          := days since 1970-01-01 (UTC) + 2^31, so that keys sort by day
 //   text         := length:u32 utf-8 bytes
+//
+// The history rows (closing, sold, anomaly: engine/history.h) are written in the same batch as the
+// state that caused them, are part of state_sha256, and are not read by load().
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
 // cost a tombstone. Not thread-safe, except that one write() may run on another thread (the
@@ -59,6 +70,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/history.h"
 #include "engine/ledger.h"
 #include "events/status.h"
 
@@ -96,6 +108,24 @@ struct PreparedCommit {
   std::vector<std::pair<PartitionId, OutboxRow>> outbox;      // rows the batch adds, for the relay
 };
 
+// One consistent view of the stock history (engine/history.h), read through one RocksDB iterator:
+// a new iterator over the engine's vector memtable sorts a copy of it first, so a query or a
+// rebuild makes one reader, not one per location. Made by Store::history_reader(); not thread-safe.
+class HistoryReader {
+ public:
+  // For each sku of `skus`, in that order, the newest closing on or before `as_of` (a sku without
+  // one is left out: its stock had not changed up to that day).
+  Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of);
+  // The sold rows of one location for the days from..to (inclusive), by day, then sku.
+  Result<std::vector<Sale>> sales(PartitionId p, LocationId location, Day from, Day to);
+
+ private:
+  friend class Store;
+  HistoryReader(std::unique_ptr<rocksdb::Iterator> it, const std::string& path) : it_(std::move(it)), path_(path) {}
+  std::unique_ptr<rocksdb::Iterator> it_;
+  std::string path_;
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
@@ -117,7 +147,7 @@ class Store {
   [[nodiscard]] Status write(PreparedCommit& commit);
 
   // SHA-256 (hex) of the canonical export of the ledger: every header, balance, location, order,
-  // shipment, channel and dead letter entry in key order, as stored. Two stores that applied the same log have the same
+  // shipment, channel, dead letter and stock history entry in key order, as stored. Two stores that applied the same log have the same
   // export whatever their batch sizes or commit intervals; the duplicate window is left out (it
   // depends on the window size, not on the ledger).
   Result<std::string> state_sha256();
@@ -127,6 +157,19 @@ class Store {
 
   // Dead letters of one partition from `from` on, at most `limit`, in offset order.
   Result<std::vector<DeadLetter>> dead_letters(PartitionId partition, Offset from, std::size_t limit);
+
+  // Stock history (engine/history.h; defined in history.cc). closings() and sales() are
+  // HistoryReader's, each through a reader of its own.
+  HistoryReader history_reader();
+  Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of) {
+    return history_reader().closings(p, location, skus, as_of);
+  }
+  Result<std::vector<Sale>> sales(PartitionId p, LocationId location, Day from, Day to) {
+    return history_reader().sales(p, location, from, to);
+  }
+  // One location's anomalies from (offset, index) on, at most `limit`, in offset order.
+  Result<std::vector<AnomalyRecord>> anomalies(PartitionId p, LocationId location, Offset from_offset,
+                                               std::uint16_t from_index, std::size_t limit);
 
  private:
   Store(std::unique_ptr<rocksdb::DB> db, StoreOptions options) : db_(std::move(db)), options_(std::move(options)) {}

@@ -1,16 +1,26 @@
-// Stock projection: the read model HQ queries for stock, per location × sku and totals per region.
-// It is fed the ledger's postings of every applied event (so the movement rules live only in
-// engine/apply.cc) and the locations the ledger defines; it keeps no durable state of its own and
-// is rebuilt from the loaded ledger on start.
+// Stock projection: the read model HQ queries for stock, per location × sku and rolled up per city,
+// region and nation. It is fed the ledger's postings of every applied event (so the movement rules
+// live only in engine/apply.cc), the locations the ledger defines, the scan-outs (sold units per
+// day) and each shard's event-time day. It keeps no durable state of its own: the stock is rebuilt
+// from the loaded ledger on start, and the sold window from the stored history (engine/history.h,
+// projections/stock_history.h), which also answers as-of and period questions.
 //
-// Readers pass the RegionScope they may see (projections/scope.h): a location outside it is not
-// found, exactly like an unknown one, and region totals list only the scope's regions.
+// Days of cover = on hand ÷ (units sold over the last kCoverWindowDays shard days ÷ kCoverWindowDays).
+// "The last 28 shard days" are the location's shard day (the day of its event-time clock) and the 27
+// before it; each scan-out counts on the day of its own occurred_at, and days before the shard's
+// first event count as days without sales. No sales in the window: no cover figure (it is unbounded)
+// and never below reorder. A row is below reorder when it has a cover figure under the reorder
+// threshold (kReorderCoverDaysDefault days unless the reader asks for another).
+//
+// Readers pass the RegionScope they may see (projections/scope.h): a location, city or region outside
+// it is not found, exactly like an unknown one, and listings and roll-ups cover only the scope.
 //
 // Thread-safety: one writer (the pipeline thread, through a Writer that holds the exclusive lock
 // for a whole poll batch) and any number of concurrent readers (HTTP handlers).
 #pragma once
 
 #include <absl/container/btree_map.h>
+#include <absl/container/btree_set.h>
 #include <absl/container/flat_hash_map.h>
 
 #include <map>
@@ -23,10 +33,15 @@
 #include <string>
 #include <vector>
 
+#include "engine/history.h"
 #include "engine/ledger.h"
 #include "projections/scope.h"
 
 namespace qudao {
+
+inline constexpr std::int32_t kCoverWindowDays = 28;
+inline constexpr std::int64_t kReorderCoverDaysDefault = 14;
+inline constexpr PartitionId kNoPartition{-1};  // a location whose shard is not known (no history)
 
 // on_hand is physical stock at the location; reserved is the part of it held for proxy orders;
 // available = on_hand - reserved.
@@ -36,12 +51,25 @@ struct StockLevels {
   Quantity in_transit;
 
   Quantity available() const { return Quantity{on_hand.value - reserved.value}; }
+  StockLevels& operator+=(const StockLevels& o) {
+    on_hand.value += o.on_hand.value, reserved.value += o.reserved.value, in_transit.value += o.in_transit.value;
+    return *this;
+  }
 };
+
+// Days of cover (nothing without sales in the window) and the below-reorder flag of a stock level.
+struct Cover {
+  std::optional<double> days;
+  bool below_reorder = false;
+};
+Cover cover(Quantity on_hand, Quantity sold_window, std::int64_t reorder_cover_days);
 
 struct StockRow {
   LocationId location;
   SkuId sku;
   StockLevels levels;
+  Quantity sold_window;  // units sold over the cover window (the last kCoverWindowDays shard days)
+  std::optional<Quantity> sold_period;  // units sold in a period a reader asked for (stock_history.h)
 };
 
 // One location's attributes and its stock per sku, ordered by sku.
@@ -49,6 +77,8 @@ struct LocationStock {
   LocationId location;
   LocationInfo info;
   std::vector<StockRow> rows;
+  PartitionId partition = kNoPartition;  // whose stored history holds the location's past
+  Day today;                             // its shard's day: the last day of the cover window
 };
 
 struct RegionTotals {
@@ -57,12 +87,59 @@ struct RegionTotals {
   StockLevels levels;
 };
 
+// A page of stock rows, grouped by location (ascending id), each location's rows by sku.
+struct StockCursor {
+  LocationId location;
+  SkuId sku;
+};
+struct StockFilter {
+  std::optional<std::string> region;
+  std::optional<std::string> city;
+  std::optional<LocationId> location;
+  std::optional<SkuId> sku;
+};
+struct StockPage {
+  std::vector<LocationStock> locations;
+  std::optional<StockCursor> next;  // where the next page starts (inclusive); none after the last
+};
+
+enum class RollupLevel : std::uint8_t { city, region, nation };
+
+// One group of a roll-up: a city (region and city set), a region (city empty) or the nation (both
+// empty), with the locations it holds.
+struct GroupStock {
+  std::string region;
+  std::string city;
+  std::size_t locations = 0;
+  StockLevels levels;
+  Quantity sold_window;
+  std::size_t rows_below_reorder = 0;  // location × sku rows below the reorder threshold
+  std::optional<Quantity> sold_period;  // units sold in a period a reader asked for (stock_history.h)
+};
+
+// A group's locations, for reading their history (as-of roll-ups): where each is stored, which
+// skus it has ever held.
+struct LocationRef {
+  LocationId location;
+  PartitionId partition = kNoPartition;
+  Day today;
+  std::vector<SkuId> skus;
+};
+struct GroupRefs {
+  std::string region;
+  std::string city;
+  std::vector<LocationRef> locations;
+};
+
 class StockProjection {
  public:
   class Writer {
    public:
     explicit Writer(StockProjection& p) : p_(p), lock_(p.mutex_) {}
-    void define_location(LocationId id, const LocationInfo& info) { p_.define_location(id, info); }
+    // `partition`: the shard that owns the location, where its history is stored.
+    void define_location(LocationId id, const LocationInfo& info, PartitionId partition = kNoPartition) {
+      p_.define_location(id, info, partition);
+    }
     void project(std::span<const Posting> postings) {
       p_.project(postings);
       // Every few hundred records, a reader that is waiting gets its turn: a query waits for at
@@ -76,6 +153,10 @@ class StockProjection {
         lock_.lock();
       }
     }
+    // Units scanned out at a store on `day` (the scan-out's own day).
+    void record_sale(LocationId location, SkuId sku, Day day, Quantity qty) { p_.record_sale(location, sku, day, qty); }
+    // The shard's event-time day (engine: Shard::watermark); it only moves forward.
+    void advance_day(PartitionId partition, Day today) { p_.advance_day(partition, today); }
 
    private:
     static constexpr std::size_t kYieldEveryRecords = 256;
@@ -92,22 +173,71 @@ class StockProjection {
   // Totals of the scope's regions that have locations, ordered by region name.
   std::vector<RegionTotals> region_totals(const RegionScope& scope) const;
 
+  // At most `limit` rows matching `filter` within `scope`, from `from` on (inclusive). Nothing if the
+  // filter names a region, city or location that is unknown or outside the scope.
+  std::optional<StockPage> stock_page(const StockFilter& filter, const RegionScope& scope,
+                                      std::optional<StockCursor> from, std::size_t limit) const;
+
+  // Groups of a roll-up within `scope` (optionally one region), ordered by (region, city), the
+  // first at or after `from` (region, city), at most `limit`; `more` tells whether groups follow.
+  // Nothing if `region` is unknown or outside the scope.
+  std::optional<std::vector<GroupStock>> rollup(RollupLevel level, const RegionScope& scope,
+                                                const std::optional<std::string>& region,
+                                                const std::pair<std::string, std::string>& from, std::size_t limit,
+                                                std::int64_t reorder_cover_days, bool& more) const;
+  // The same groups, with their locations instead of totals (for as-of roll-ups from the history).
+  std::optional<std::vector<GroupRefs>> rollup_refs(RollupLevel level, const RegionScope& scope,
+                                                    const std::optional<std::string>& region,
+                                                    const std::pair<std::string, std::string>& from,
+                                                    std::size_t limit, bool& more) const;
+
+  // Where a location's history is (no skus); nothing if unknown or outside `scope`.
+  std::optional<LocationRef> locate(LocationId location, const RegionScope& scope) const;
+
  private:
+  struct DaySales {
+    Day day;
+    std::vector<std::pair<SkuId, std::int64_t>> sold;  // per sku (one entry each)
+  };
+  struct Totals {
+    std::string region;
+    std::string city;
+    StockLevels levels;
+    std::vector<LocationId> locations;  // ascending
+  };
   struct Entry {
     LocationInfo info;
-    RegionTotals* region = nullptr;  // in regions_, whose nodes never move
+    PartitionId partition = kNoPartition;
+    Totals* region = nullptr;  // in regions_, whose nodes never move
+    Totals* city = nullptr;    // in cities_, likewise
     absl::btree_map<SkuId, StockLevels> skus;
+    std::vector<DaySales> sales;  // the days of the cover window (and older ones not yet dropped), by day
   };
 
-  void define_location(LocationId id, const LocationInfo& info);
+  void define_location(LocationId id, const LocationInfo& info, PartitionId partition);
   void project(std::span<const Posting> postings);
+  void record_sale(LocationId location, SkuId sku, Day day, Quantity qty);
+  void advance_day(PartitionId partition, Day today);
+  Day today(const Entry& e) const;
+  // Units sold per sku over the cover window ending on the location's shard day, by sku.
+  void sold_window(const Entry& e, absl::flat_hash_map<SkuId, std::int64_t>& out) const;
+  LocationStock make_location_stock(LocationId id, const Entry& e, std::optional<SkuId> sku,
+                                    std::optional<SkuId> from_sku, std::size_t limit) const;
+  // The groups of a roll-up in scope, from `from`, at most limit (+ whether more follow).
+  std::optional<std::vector<const Totals*>> groups(RollupLevel level, const RegionScope& scope,
+                                                   const std::optional<std::string>& region,
+                                                   const std::pair<std::string, std::string>& from,
+                                                   std::size_t limit, bool& more) const;
 
   // A reader registers here before it waits for the lock, so the writer knows to pause.
   std::shared_lock<std::shared_mutex> read_lock() const;
   mutable std::shared_mutex mutex_;
   mutable std::atomic<int> readers_waiting_{0};
   absl::flat_hash_map<LocationId, Entry> locations_;
-  std::map<std::string, RegionTotals> regions_;
+  absl::btree_set<LocationId> ordered_;  // every location, for paging in id order
+  std::map<std::string, Totals> regions_;
+  std::map<std::pair<std::string, std::string>, Totals> cities_;  // (region, city)
+  absl::flat_hash_map<std::int32_t, Day> today_;                 // per partition
 };
 
 }  // namespace qudao

@@ -3,6 +3,7 @@
 // cluster and is never polled; Pipeline::open only needs it to exist), the projection rebuilt from
 // the store, the test tokens, and the HTTP server on a free port. Plus raw-socket helpers for
 // sending what a well-behaved client would not.
+// Tests may append events of their own to partition 0 (`more_p0`), applied after the ones below.
 //
 // The ledger: partition 0 holds East (1: sub-warehouse, 2: store) and West (3: sub-warehouse,
 // 4: store) and one dead letter, then the channel's parties, targets, payments and a store claimed
@@ -26,7 +27,7 @@ inline constexpr std::uint64_t kEastAgent = 100, kEastDistributor = 101, kEastRi
                                kNoSuchParty = 999'999;
 
 struct ApiFixture {
-  explicit ApiFixture(HttpOptions http = {}) {
+  explicit ApiFixture(HttpOptions http = {}, const std::vector<Bytes>& more_p0 = {}) {
     http.port = 0;
     Events ev;
     Applier applier;
@@ -70,6 +71,7 @@ struct ApiFixture {
     feed(p0, o0, copy(w.rebate_adjusted(ev.next(), kEastDistributor, "2026-01", Fen{-200}, "display fee")));
     feed(p0, o0, copy(w.feedback_recorded(ev.next(), LocationId{kEastStore}, kEastDistributor, 4, "")));
     REQUIRE(p0.counts().rejected == 1);
+    for (const Bytes& b : more_p0) feed(p0, o0, b);
 
     auto opened = Store::open(StoreOptions{dir.path(), kTopic});
     REQUIRE(opened.is_ok());

@@ -1,0 +1,146 @@
+// Stock history: what a shard keeps of the past so that "stock in region East on 2026-03-31" is a
+// lookup, not a replay. Three kinds of rows, all written to RocksDB in the same commit WriteBatch as
+// the state that caused them (key layout: engine/store.h, tags 'C', 'Q' and 'A'), never kept in
+// memory beyond the next commit:
+//
+//   daily closing  per (location, sku) and shard day: on hand, reserved and in transit at the end of
+//                  that day, written only for pairs whose stock changed that day. "The end of day D"
+//                  is by the shard's event-time clock (Shard::watermark(): the highest occurred_at
+//                  the shard has decoded, the clock that also expires orders): when it passes into a
+//                  new UTC day, the pairs changed since the last commit are closed at their balance
+//                  then. A late event (occurred_at in an earlier day) changes the current shard day's
+//                  closing, not the past one: closings are what the books said at the end of each
+//                  shard day. The current day's closing is rewritten at each commit until the day ends.
+//   sold per day   per (location, sku, day): units scanned out, each scan-out counted on the UTC day
+//                  of its own occurred_at (a late scan-out adds to its own, earlier day). Written as a
+//                  RocksDB merge (an addition), so a commit never reads the store.
+//   anomaly        per location: an applied event that a human should look at (a scan-out beyond the
+//                  store's stock, a receipt short of what was shipped), with the event id, offset,
+//                  sku, units and the day of the event.
+//
+// Determinism: the rows depend only on the log, not on batch sizes, commit intervals or restarts:
+// a day's closing holds the balance at the shard-clock day change (or, for the current day, at the
+// last commit, which a replay of the same log reaches too), the sold rows are sums, and anomalies
+// are keyed by offset. The rows are part of Store::state_sha256 (the audit's export), not of the
+// shard's running digest, which load() checks against the state it restores (history is not loaded).
+//
+// Per event the work is in memory: a flag on the balance entry (Shard::post), one hash-map addition
+// per scan-out, one row per anomaly. Owned by its Shard; not thread-safe.
+#pragma once
+
+#include <absl/container/flat_hash_map.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "events/types.h"
+
+namespace rocksdb {
+class MergeOperator;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace qudao {
+
+// A UTC calendar day, as days since 1970-01-01.
+using Day = Strong<struct DayTag, std::int32_t>;
+
+inline constexpr std::int64_t kDayLengthMs = 86'400'000;
+
+inline Day day_of(TimeMs t) {
+  const std::int64_t ms = t.value;
+  return Day{static_cast<std::int32_t>(ms >= 0 ? ms / kDayLengthMs : (ms - kDayLengthMs + 1) / kDayLengthMs)};
+}
+
+// "YYYY-MM-DD" and back (the API's dates). Nothing for anything else, or a date that does not exist.
+std::optional<Day> parse_day(std::string_view text);
+std::string format_day(Day day);
+
+struct ClosingLevels {
+  std::int64_t on_hand = 0;  // physical stock, reserved included (as StockLevels)
+  std::int64_t reserved = 0;
+  std::int64_t in_transit = 0;
+};
+
+struct Closing {
+  Day day;
+  LocationId location;
+  SkuId sku;
+  ClosingLevels levels;
+};
+
+enum class AnomalyKind : std::uint8_t {
+  scan_out_beyond_stock = 1,  // qty: units scanned out beyond what the store had on hand
+  receipt_shortage = 2,       // qty: units shipped but not received (lost or damaged)
+};
+
+const char* anomaly_kind_name(AnomalyKind k);
+
+struct AnomalyRecord {
+  LocationId location;
+  Offset offset;         // of the event in its partition
+  std::uint16_t index = 0;  // the n-th anomaly of that event (a receipt may be short of several skus)
+  EventId event_id;
+  Day day;               // of the event's occurred_at
+  AnomalyKind kind = AnomalyKind::scan_out_beyond_stock;
+  SkuId sku;
+  Quantity qty;
+};
+
+// Units of one sku scanned out at a location on one day (a stored 'Q' row).
+struct Sale {
+  Day day;
+  SkuId sku;
+  Quantity qty;
+};
+
+struct SaleKey {
+  LocationId location;
+  Day day;
+  SkuId sku;
+  friend constexpr bool operator==(const SaleKey&, const SaleKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const SaleKey& k) {
+    return H::combine(std::move(h), k.location.value, k.day.value, k.sku.value);
+  }
+};
+
+// What a shard's events added to the history since the last commit.
+class StockHistory {
+ public:
+  void record_sale(LocationId location, SkuId sku, Day day, Quantity qty) {
+    sold_pending_[SaleKey{location, day, sku}] += qty.value;
+  }
+  void record_anomaly(AnomalyRecord a) { anomalies_pending_.push_back(a); }
+  void record_closing(const Closing& c) { closings_pending_.push_back(c); }
+
+  bool pending() const { return !sold_pending_.empty() || !anomalies_pending_.empty() || !closings_pending_.empty(); }
+  // Adds the pending rows of partition `p` to `batch` (keys in engine/store.h) and forgets them.
+  void write_to(PartitionId p, rocksdb::WriteBatch& batch);
+
+ private:
+  absl::flat_hash_map<SaleKey, std::int64_t> sold_pending_;
+  std::vector<AnomalyRecord> anomalies_pending_;
+  std::vector<Closing> closings_pending_;
+};
+
+// The merge operator of the sold rows: a little-endian i64 sum. Store::open installs it.
+std::shared_ptr<rocksdb::MergeOperator> sold_merge_operator();
+
+// Key encoding of the history rows (engine/store.h documents the grammar).
+namespace history_keys {
+inline constexpr char kClosing = 'C';
+inline constexpr char kSold = 'Q';
+inline constexpr char kAnomaly = 'A';
+std::string closing(PartitionId p, LocationId location, SkuId sku, Day day);
+std::string sold(PartitionId p, LocationId location, Day day, SkuId sku);
+std::string anomaly(PartitionId p, LocationId location, Offset offset, std::uint16_t index);
+// The common prefix of the keys of one location (and of one (location, sku) for closings).
+std::string location_prefix(char tag, PartitionId p, LocationId location);
+}  // namespace history_keys
+
+}  // namespace qudao
