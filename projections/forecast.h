@@ -65,17 +65,11 @@
 #include <string>
 #include <vector>
 
+#include "engine/history.h"  // Day, day_of: the engine's UTC calendar days
 #include "events/status.h"
 #include "events/types.h"
 
 namespace qudao {
-
-using Day = Strong<struct DayTag, std::int64_t>;  // days since 1970-01-01, UTC
-
-inline constexpr std::int64_t kDayMs = 86'400'000;
-inline Day day_of(TimeMs t) {
-  return Day{t.value >= 0 ? t.value / kDayMs : -((-t.value + kDayMs - 1) / kDayMs)};
-}
 
 // Syntetos–Boylan cut-offs.
 inline constexpr double kAdiCutoff = 1.32;

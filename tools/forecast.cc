@@ -65,7 +65,7 @@ Result<ChannelHistory> read_channel_history(const std::string& path, int partiti
   std::vector<std::pair<std::uint64_t, std::uint32_t>> series_keys;
   std::map<SkuId, int> lead_time_days;
   std::vector<std::pair<std::int32_t, OrderId>> orders;
-  std::optional<std::int64_t> first_day, last_day;
+  std::optional<std::int32_t> first_day, last_day;
 
   while (!stop.load(std::memory_order_relaxed)) {
     auto record = reader.value()->next();
@@ -97,7 +97,7 @@ Result<ChannelHistory> read_channel_history(const std::string& path, int partiti
         const std::pair<std::uint64_t, std::uint32_t> k{s.sku(), rid->second};
         auto [it, fresh] = series_index.try_emplace(k, sold.size());
         if (fresh) sold.emplace_back(), series_keys.push_back(k);
-        const std::int64_t day = day_of(TimeMs{e.occurred_at_ms()}).value;
+        const std::int32_t day = day_of(TimeMs{e.occurred_at_ms()}).value;
         sold[it->second][day] += s.qty();
         first_day = std::min(first_day.value_or(day), day);
         last_day = std::max(last_day.value_or(day), day);
