@@ -101,7 +101,8 @@ class PerformanceProjection {
   // Copies all of a loaded shard's channel state (on start).
   void rebuild(Shard& shard);
 
-  // Nothing if the party is unknown, has no row for the period, or is outside `scope`.
+  // Nothing if the party is unknown or outside `scope`; a known party without a row for the period
+  // gets zero figures (rebate_history too).
   std::optional<PartyPerformance> performance(PartyId party, Period period, const RegionScope& scope) const;
   // Nothing if the region is outside `scope`; an empty board for a region in scope without rows.
   std::optional<LeaderboardPage> leaderboard(const std::string& region, Period period, fb::PartyKind kind,
