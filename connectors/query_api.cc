@@ -71,14 +71,17 @@ HttpResponse region_stock(const StockProjection& stock, const Principal& princip
 
 HttpResponse dead_letters(Store& store, const HttpRequest& req) {
   std::optional<std::int32_t> partition;
-  std::optional<std::int64_t> from;
+  std::optional<std::int64_t> from, cursor;
   std::optional<std::size_t> limit;
   if (auto e = parse_param(req, "partition", partition)) return error(400, *e);
   if (auto e = parse_param(req, "from", from)) return error(400, *e);
+  if (auto e = parse_param(req, "cursor", cursor)) return error(400, *e);
   if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
   if (!partition) return error(400, "query parameter partition: required");
-  auto letters = store.dead_letters(PartitionId{*partition}, Offset{from.value_or(0)},
-                                    std::min(limit.value_or(100), kDeadLettersPageMax));
+  if (from && cursor) return error(400, "query parameters from and cursor: give one (cursor continues a page)");
+  if (from.value_or(0) < 0 || cursor.value_or(0) < 0) return error(400, "query parameter from/cursor: must be >= 0");
+  const std::size_t page = std::min(limit.value_or(100), kDeadLettersPageMax);
+  auto letters = store.dead_letters(PartitionId{*partition}, Offset{cursor.value_or(from.value_or(0))}, page);
   if (!letters.is_ok()) return error(500, letters.status().message());
   json out = json::array();
   for (const DeadLetter& d : letters.value()) {
@@ -88,7 +91,11 @@ HttpResponse dead_letters(Store& store, const HttpRequest& req) {
     out.push_back({{"partition", *partition}, {"offset", d.offset.value}, {"reason", reason_name(d.rejection.reason)},
                    {"field", d.rejection.field}, {"message", d.rejection.message}, {"bytes_hex", std::move(hex)}});
   }
-  return json_response(200, json{{"dead_letters", std::move(out)}});
+  // A full page may have more after it: the cursor is the offset after its last letter.
+  const json next = page > 0 && letters.value().size() == page
+                        ? json(std::to_string(letters.value().back().offset.value + 1))
+                        : json(nullptr);
+  return json_response(200, json{{"dead_letters", std::move(out)}, {"next_cursor", next}});
 }
 
 // ---- performance and rebates (projections/performance.h) ----

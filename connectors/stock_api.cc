@@ -201,6 +201,9 @@ HttpResponse serve_stock_rollup(const StockProjection& stock, Store& store, cons
   Figures f;
   std::size_t limit = 0;
   if (auto e = parse_text(req, "region", region)) return error(400, *e);
+  if (region && level == RollupLevel::nation) {
+    return error(400, "query parameter region: not with level=nation (the nation is every region; use level=region)");
+  }
   if (auto e = parse_figures(req, f)) return error(400, *e);
   if (auto e = parse_limit(req, kRollupPageGroupsMax, kRollupPageGroupsMax, limit)) return error(400, *e);
   std::pair<std::string, std::string> from;

@@ -191,12 +191,26 @@ TEST_CASE("query api: only GET is allowed, and only after authentication") {
   CHECK(post("/health", "").status() == 405);
 }
 
+TEST_CASE("query api: dead letters page by cursor: a full page points past its last letter, the rest ends with null") {
+  ApiFixture api;
+  const HttpReply first = http_get(api.port(), "/v1/dead-letters?partition=0&limit=1", kTestHqToken);
+  REQUIRE(first.status == 200);
+  const std::string cursor = first.json()["next_cursor"].get<std::string>();
+  CHECK(cursor == std::to_string(first.json()["dead_letters"][0]["offset"].get<std::int64_t>() + 1));
+  const HttpReply rest = http_get(api.port(), "/v1/dead-letters?partition=0&limit=1&cursor=" + cursor, kTestHqToken);
+  REQUIRE(rest.status == 200);
+  CHECK(rest.json()["dead_letters"].empty());
+  CHECK(rest.json()["next_cursor"].is_null());
+  CHECK(http_get(api.port(), "/v1/dead-letters?partition=0&from=0&cursor=1", kTestHqToken).status == 400);
+}
+
 TEST_CASE("query api: the dead letters and status HQ reads are the store's and the pipeline's") {
   ApiFixture api;
   const HttpReply letters = http_get(api.port(), "/v1/dead-letters?partition=0", kTestHqToken);
   REQUIRE(letters.status == 200);
   REQUIRE(letters.json()["dead_letters"].size() == 1);
   CHECK(letters.json()["dead_letters"][0]["reason"] == "unknown_location");
+  CHECK(letters.json()["next_cursor"].is_null());  // the page was not full: nothing after it
   const HttpReply status = http_get(api.port(), "/v1/status", kTestHqToken);
   REQUIRE(status.status == 200);
   CHECK(status.json()["totals"]["rejected"] == 1);

@@ -179,6 +179,8 @@ TEST_CASE("stock api: stock rows page by cursor, and roll-ups sum per city, regi
   CHECK(nation["groups"][0]["locations"] == 9);
   CHECK(nation["groups"][0]["sold"] == 7 + 3 + 20 + 4 + 1);
   CHECK(nation["groups"][0]["on_hand"] == (100 + 40 + 7 + 11) + 108);
+  // The nation is every region: a region filter would make it one region's sum under another name.
+  CHECK(http_get(api.port(), "/v1/stock/rollup?level=nation&region=East", kTestHqToken).status == 400);
 }
 
 TEST_CASE("stock api: anomalies page per location, and another region's location answers as an unknown one") {
