@@ -10,6 +10,8 @@
 #include <string>
 
 #include "connectors/http_server.h"
+#include "engine/channel.h"  // Period, parse_period
+#include "engine/history.h"  // Day, parse_day
 
 namespace qudao {
 
@@ -34,6 +36,26 @@ std::optional<std::string> parse_param(const HttpRequest& req, const char* name,
   }
   out = v;
   return std::nullopt;
+}
+
+// Parses an optional query parameter with `parse` (nothing for a malformed value); `expected` says
+// what the parameter takes, for the error text.
+template <class T, class Parse>
+std::optional<std::string> parse_param_with(const HttpRequest& req, const char* name, std::optional<T>& out,
+                                            Parse parse, std::string_view expected) {
+  auto it = req.query.find(name);
+  if (it == req.query.end()) return std::nullopt;
+  out = parse(it->second);
+  if (!out) return fmt::format("query parameter {}: expected {}, got \"{}\"", name, expected, it->second);
+  return std::nullopt;
+}
+
+inline std::optional<std::string> parse_param(const HttpRequest& req, const char* name, std::optional<Day>& out) {
+  return parse_param_with(req, name, out, parse_day, "a date YYYY-MM-DD");
+}
+
+inline std::optional<std::string> parse_param(const HttpRequest& req, const char* name, std::optional<Period>& out) {
+  return parse_param_with(req, name, out, parse_period, "a month \"YYYY-MM\" or a quarter \"YYYY-Qn\"");
 }
 
 }  // namespace qudao

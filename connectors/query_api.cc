@@ -106,14 +106,6 @@ std::size_t page_limit(const std::optional<std::size_t>& limit, std::size_t max)
   return std::clamp<std::size_t>(limit.value_or(kPageDefault), 1, max);
 }
 
-std::optional<std::string> parse_period_param(const HttpRequest& req, const char* name, std::optional<Period>& out) {
-  auto it = req.query.find(name);
-  if (it == req.query.end()) return std::nullopt;
-  out = parse_period(it->second);
-  if (!out) return fmt::format("query parameter {}: expected a month \"YYYY-MM\" or a quarter \"YYYY-Qn\", got \"{}\"", name, it->second);
-  return std::nullopt;
-}
-
 std::string param(const HttpRequest& req, const char* name) {
   auto it = req.query.find(name);
   return it == req.query.end() ? std::string() : it->second;
@@ -163,7 +155,7 @@ HttpResponse performance(const PerformanceProjection& perf, const HttpRequest& r
   const auto party = party_param(req, bad);
   if (!party) return error(400, bad);
   std::optional<Period> period;
-  if (auto e = parse_period_param(req, "period", period)) return error(400, *e);
+  if (auto e = parse_param(req, "period", period)) return error(400, *e);
   if (!period) return error(400, "query parameter period: required");
   const auto found = perf.performance(*party, *period, principal.scope);
   // Unknown and out of scope are one answer, so that ids cannot be probed for other regions.
@@ -179,7 +171,7 @@ HttpResponse leaderboard(const PerformanceProjection& perf, const HttpRequest& r
   const std::string region = param(req, "region");
   if (region.empty()) return error(400, "query parameter region: required");
   std::optional<Period> period;
-  if (auto e = parse_period_param(req, "period", period)) return error(400, *e);
+  if (auto e = parse_param(req, "period", period)) return error(400, *e);
   if (!period) return error(400, "query parameter period: required");
   const std::string kind_text = param(req, "kind");
   fb::PartyKind kind = fb::PartyKind::Distributor;
@@ -224,7 +216,7 @@ HttpResponse rebates(const PerformanceProjection& perf, const HttpRequest& req, 
   const auto party = party_param(req, bad);
   if (!party) return error(400, bad);
   std::optional<Period> period;
-  if (auto e = parse_period_param(req, "period", period)) return error(400, *e);
+  if (auto e = parse_param(req, "period", period)) return error(400, *e);
   std::optional<std::size_t> limit;
   if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
   const std::string cursor = param(req, "cursor");

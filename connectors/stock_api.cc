@@ -20,14 +20,6 @@ struct Figures {
   std::int64_t reorder_cover_days = kReorderCoverDaysDefault;
 };
 
-std::optional<std::string> parse_date(const HttpRequest& req, const char* name, std::optional<Day>& out) {
-  auto it = req.query.find(name);
-  if (it == req.query.end()) return std::nullopt;
-  out = parse_day(it->second);
-  if (!out) return fmt::format("query parameter {}: expected a date YYYY-MM-DD, got \"{}\"", name, it->second);
-  return std::nullopt;
-}
-
 std::optional<std::string> parse_text(const HttpRequest& req, const char* name, std::optional<std::string>& out) {
   auto it = req.query.find(name);
   if (it == req.query.end()) return std::nullopt;
@@ -37,9 +29,9 @@ std::optional<std::string> parse_text(const HttpRequest& req, const char* name, 
 }
 
 std::optional<std::string> parse_figures(const HttpRequest& req, Figures& f) {
-  if (auto e = parse_date(req, "as_of", f.as_of)) return e;
-  if (auto e = parse_date(req, "from", f.from)) return e;
-  if (auto e = parse_date(req, "to", f.to)) return e;
+  if (auto e = parse_param(req, "as_of", f.as_of)) return e;
+  if (auto e = parse_param(req, "from", f.from)) return e;
+  if (auto e = parse_param(req, "to", f.to)) return e;
   if (f.from.has_value() != f.to.has_value()) return std::string("query parameters from and to: give both or neither");
   if (f.from && *f.to < *f.from) {
     return fmt::format("query parameter to: {} is before from ({})", format_day(*f.to), format_day(*f.from));
