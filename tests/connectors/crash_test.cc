@@ -12,7 +12,8 @@
 //   crash_during_outbox_send                     QUDAO_CRASH_POINT=outbox_relay_mid_send:<n>
 //
 // Every test also checks the outbox: the crashed instance's dispatch topic must hold exactly the
-// records of the clean replay's (which sends to a dispatch topic of its own), each exactly once.
+// records of the clean replay's (which sends to a dispatch topic of its own), each exactly once, and
+// every dispatch id (the DispatchRequested event id, what warehouses deduplicate on) exactly once.
 //
 // QUDAO_CRASH_CYCLES (default 10, ~30 s) is the number of random kills; each named crash point gets
 // half as many cycles. Every test prints its seed; QUDAO_CRASH_SEED=<seed> replays the same kill
@@ -27,6 +28,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -370,6 +372,19 @@ std::vector<std::tuple<std::string, std::string, std::string>> read_dispatches(c
   return out;
 }
 
+// How often each dispatch id (the DispatchRequested event id) occurs among `dispatches`.
+std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> dispatch_ids(
+    const std::vector<std::tuple<std::string, std::string, std::string>>& dispatches) {
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> out;
+  for (const auto& [p, seq, value] : dispatches) {
+    const Bytes bytes(value.begin(), value.end());  // heap: aligned for decode()
+    const Event e = must_decode(bytes);
+    REQUIRE(e.type() == fb::Payload::DispatchRequested);
+    ++out[{e.id.hi, e.id.lo}];
+  }
+  return out;
+}
+
 // After the cycles: the crashed directory catches up, a fresh directory replays the topic from
 // offset 0, and both must equal each other and the simulator's expectation: nothing lost, nothing
 // applied twice, nothing different.
@@ -428,18 +443,28 @@ void finish_and_compare(const Env& env, Workload& workload, const Tally& tally, 
   CHECK(crashed_set == std::set<std::tuple<std::string, std::string, std::string>>(clean_dispatches.begin(),
                                                                                  clean_dispatches.end()));
   CHECK_MESSAGE(!clean_dispatches.empty(), "the workload pays orders: there must be dispatch requests");
+  // And by what warehouses deduplicate on, the dispatch id (the DispatchRequested event id): every id
+  // of the clean replay exactly once in the crashed instance's topic.
+  const auto crashed_ids = dispatch_ids(crashed_dispatches);
+  const auto clean_ids = dispatch_ids(clean_dispatches);
+  std::size_t ids_twice = 0;
+  for (const auto& [id, n] : crashed_ids) ids_twice += n - 1;
+  CHECK_MESSAGE(ids_twice == 0, ids_twice << " dispatch ids appear more than once");
+  CHECK(crashed_ids.size() == clean_ids.size());
+  CHECK(std::equal(crashed_ids.begin(), crashed_ids.end(), clean_ids.begin(), clean_ids.end(),
+                   [](const auto& a, const auto& b) { return a.first == b.first; }));
 
   const auto applied = restarted.status["totals"]["applied"].get<std::uint64_t>();
   const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
   MESSAGE(fmt::format("{}: {} kills ({} while simulate was producing, {} behind the finished runs, {} before the "
                       "HTTP API answered); {} events from {} simulate runs ({} days); restarted vs clean replay: {} "
                       "of {} digests equal, {} lost, {} applied beyond the topic; dispatch requests: {} sent, {} "
-                      "distinct, {} expected; {:.1f} s",
+                      "distinct, {} expected; dispatch ids: {} distinct, {} more than once, {} expected; {:.1f} s",
                       what, tally.kills, tally.producing, tally.behind, tally.unreached, produced, workload.runs(),
                       workload.days(),
                       digests_equal, got.size(), produced - std::min(produced, applied),
                       applied - std::min(produced, applied), crashed_dispatches.size(), crashed_set.size(),
-                      clean_dispatches.size(), elapsed));
+                      clean_dispatches.size(), crashed_ids.size(), ids_twice, clean_ids.size(), elapsed));
 }
 
 // Each cycle starts serve on the crashed directory with QUDAO_CRASH_POINT=<point>:<n> and waits for
