@@ -98,6 +98,11 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::open(const KafkaSettings& sett
       {"fetch.queue.backoff.ms", "10"},
       {"reconnect.backoff.ms", "100"},
       {"reconnect.backoff.max.ms", "5000"},
+      // qudao assigns partitions itself and never joins the group, so the session timeout bounds
+      // only how long a close waits for a coordinator, which an advisory offset commit in flight
+      // needs; while the broker is down, the default (45 s) held a stop for 45 s.
+      {"session.timeout.ms", "2000"},
+      {"heartbeat.interval.ms", "500"},
   });
   if (!conf.is_ok()) return conf.status();
   rd_kafka_conf_set_log_cb(conf.value(), log_cb);
@@ -113,7 +118,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::open(const KafkaSettings& sett
 
 KafkaSource::~KafkaSource() {
   held_.clear();
-  rd_kafka_consumer_close(rk_);
+  rd_kafka_consumer_close(rk_);  // bounded by session.timeout.ms while the broker is down (see open())
   rd_kafka_destroy(rk_);
 }
 
@@ -423,7 +428,7 @@ Result<int> partition_count(const KafkaSettings& settings, const std::string& to
 
 Result<std::vector<RecordMeta>> read_range(const KafkaSettings& settings, const std::string& topic,
                                            PartitionId partition, Offset from, Offset to,
-                                           std::chrono::milliseconds timeout) {
+                                           std::chrono::milliseconds timeout, const std::atomic<bool>* cancel) {
   std::vector<RecordMeta> out;
   if (from >= to) return out;
   auto source = KafkaSource::open(settings, topic, "qudao-read-range");
@@ -447,6 +452,10 @@ Result<std::vector<RecordMeta>> read_range(const KafkaSettings& settings, const 
     if (std::chrono::steady_clock::now() >= deadline) {
       status = Status::error(fmt::format("kafka read {} [{}] offsets {}..{}: not done within {} ms", topic,
                                          partition.value, from.value, to.value, timeout.count()));
+      break;
+    }
+    if (cancel != nullptr && cancel->load()) {
+      status = Status::error(fmt::format("kafka read {} [{}]: cancelled", topic, partition.value));
       break;
     }
     const ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch.data(), batch.size());

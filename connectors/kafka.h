@@ -5,6 +5,7 @@
 // Each class owns its librdkafka handle; none is shared between threads unless said so.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -63,10 +64,12 @@ struct RecordMeta {
   }
 };
 
-// The records of `partition` in offsets [from, to), in offset order.
+// The records of `partition` in offsets [from, to), in offset order. With `cancel`, gives up (an
+// error) within about 100 ms of it being set.
 Result<std::vector<RecordMeta>> read_range(const KafkaSettings& settings, const std::string& topic,
                                            PartitionId partition, Offset from, Offset to,
-                                           std::chrono::milliseconds timeout);
+                                           std::chrono::milliseconds timeout,
+                                           const std::atomic<bool>* cancel = nullptr);
 
 // One record of read_topic(), with the partition it is on.
 struct TopicRecord {
@@ -99,6 +102,8 @@ class KafkaSource {
  public:
   static Result<std::unique_ptr<KafkaSource>> open(const KafkaSettings& settings, std::string topic,
                                                     std::string group_id);
+  // Closes the consumer, waiting at most 2 s (with the broker down, advisory offset commits still
+  // in flight are dropped rather than waited for).
   ~KafkaSource();
 
   // The topic's partitions, from broker metadata. An error if the topic does not exist (yet).

@@ -10,6 +10,7 @@
 namespace qudao {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kTopicMetadataWait{1'000};
 
 Status Pipeline::run(const std::atomic<bool>& stop) {
   if (Status s = wait_and_assign(stop); !s.is_ok()) return s;
@@ -138,7 +139,8 @@ Status Pipeline::finish_commit() {
 Status Pipeline::wait_and_assign(const std::atomic<bool>& stop) {
   auto backoff = std::chrono::milliseconds(100);
   for (int attempt = 1; !stop.load(); ++attempt) {
-    auto partitions = source_.partitions(std::chrono::seconds(5));
+    // A short wait per attempt: a stop is noticed between attempts, also while the broker is down.
+    auto partitions = source_.partitions(kTopicMetadataWait);
     if (partitions.is_ok()) {
       for (PartitionId p : partitions.value()) shards_.try_emplace(p.value, p, options_.dedup_window_events);
       shard_list_.clear();

@@ -20,8 +20,28 @@ struct Relay::Pending {
 
 namespace {
 
-constexpr auto kKafkaTimeout = std::chrono::seconds(30);
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
 constexpr std::int64_t kTailChunkRecords = 1000;
+constexpr milliseconds kKafkaSliceFirst{250};
+constexpr milliseconds kFlushSlice{100};
+constexpr milliseconds kPurgeReportWait{1'000};
+
+// `call(timeout)` (a Kafka call answering a Status or Result) in slices of growing timeout, until it
+// succeeds, Relay::kKafkaTimeout has passed or `stop` is set: a stop waits for one slice at most.
+// Only a call that used up most of its slice is tried again: one that failed sooner had an answer
+// (no such topic, say), which the caller handles.
+template <class Call>
+auto sliced(const std::atomic<bool>& stop, Call call) -> decltype(call(milliseconds())) {
+  const auto deadline = Clock::now() + Relay::kKafkaTimeout;
+  for (milliseconds slice = kKafkaSliceFirst;; slice = std::min(slice * 2, Relay::kKafkaSliceMax)) {
+    const auto began = Clock::now();
+    auto r = call(std::min(slice, std::chrono::duration_cast<milliseconds>(deadline - began)));
+    const auto now = Clock::now();
+    if (r.is_ok() || stop.load() || now - began < slice / 2 || now + kKafkaSliceFirst >= deadline) return r;
+  }
+}
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
   auto* p = static_cast<Relay::Pending*>(m->_private);
@@ -66,20 +86,48 @@ Relay::~Relay() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    stop_requested_ = true;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (producer_ != nullptr) {
-    rd_kafka_flush(producer_, 10'000);  // what is still in flight gets its delivery report
-    rd_kafka_destroy(producer_);
+    flush(kStopFlushWait, FlushUntil::stalled);  // what is still in flight gets its delivery report
+    destroy_producer();
   }
+}
+
+void Relay::flush(milliseconds wait, FlushUntil until) {
+  const auto deadline = Clock::now() + wait;
+  auto last_report = Clock::now();
+  for (int in_flight = rd_kafka_outq_len(producer_); in_flight > 0 && Clock::now() < deadline;) {
+    if (until == FlushUntil::stopping && stopping()) return;
+    if (until == FlushUntil::stalled && Clock::now() - last_report >= kStopFlushStall) {
+      spdlog::warn("relay: stopping with {} sends unacknowledged (the broker does not answer); the next start "
+                   "checks for them", in_flight);
+      return;
+    }
+    rd_kafka_flush(producer_, static_cast<int>(kFlushSlice.count()));
+    const int now_in_flight = rd_kafka_outq_len(producer_);
+    if (now_in_flight < in_flight) last_report = Clock::now();
+    in_flight = now_in_flight;
+  }
+}
+
+void Relay::destroy_producer() {
+  rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  // Serves the purged records' reports, which free their Pending (a purge reports at once).
+  rd_kafka_flush(producer_, static_cast<int>(kPurgeReportWait.count()));
+  rd_kafka_destroy(producer_);
+  producer_ = nullptr;
 }
 
 Status Relay::new_producer() {
   if (producer_ != nullptr) {
-    rd_kafka_flush(producer_, 30'000);
-    rd_kafka_destroy(producer_);
-    producer_ = nullptr;
+    // A send still in flight could land after the check has read the tail, and be sent twice: the
+    // check starts only once every send has its report. A stop leaves the rest to the destructor.
+    flush(kKafkaTimeout, FlushUntil::stopping);
+    if (stopping()) return Status::error("relay: stopping");
+    destroy_producer();
   }
   auto rk = open_producer_handle(settings_, "qudao-relay", on_delivery, nullptr);
   if (!rk.is_ok()) return rk.status();
@@ -153,7 +201,7 @@ void Relay::produce(std::int32_t partition, const OutboxRow& row) {
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // the message owns the headers now
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || waits == kQueueFullWaitsMax) {
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || waits == kQueueFullWaitsMax || stopping()) {
       rd_kafka_headers_destroy(headers);
       delete pending;
       delivered(partition, row.seq, row.topic, false, rd_kafka_err2str(err));
@@ -198,7 +246,7 @@ Status Relay::check_and_resend() {
   std::uint64_t found = 0;
   for (auto& [where, g] : groups) {
     const auto& [topic, out] = where;
-    auto marks = watermarks(settings_, topic, PartitionId{out}, kKafkaTimeout);
+    auto marks = sliced(stop_requested_, [&](milliseconds t) { return watermarks(settings_, topic, PartitionId{out}, t); });
     if (!marks.is_ok()) return marks.status();
     auto remaining = g.seqs;
     Offset end = marks.value().second;
@@ -206,7 +254,7 @@ Status Relay::check_and_resend() {
     bool older_than_rows = false;
     for (std::int64_t chunk = kTailChunkRecords; end > low && !remaining.empty() && !older_than_rows; chunk *= 2) {
       const Offset from{std::max(low.value, end.value - chunk)};
-      auto records = read_range(settings_, topic, PartitionId{out}, from, end, kKafkaTimeout);
+      auto records = read_range(settings_, topic, PartitionId{out}, from, end, kKafkaTimeout, &stop_requested_);
       if (!records.is_ok()) return records.status();
       for (auto r = records.value().rbegin(); r != records.value().rend() && !remaining.empty(); ++r) {
         if (r->timestamp_ms >= 0 && r->timestamp_ms < g.oldest_ms - kClockSkewMs) {
@@ -248,10 +296,13 @@ Status Relay::check_and_resend() {
 
 Status Relay::prepare_outputs() {
   for (const std::string* t : {&topics_.dispatch, &topics_.dead_letters}) {
-    auto n = partition_count(settings_, *t, kKafkaTimeout);
+    auto count = [&](milliseconds timeout) { return partition_count(settings_, *t, timeout); };
+    auto n = sliced(stop_requested_, count);
     if (!n.is_ok()) {
-      if (Status s = ensure_topic(settings_, *t, output_partitions_, kKafkaTimeout); !s.is_ok()) return s;
-      n = partition_count(settings_, *t, kKafkaTimeout);
+      if (stopping()) return n.status();
+      auto create = [&](milliseconds timeout) { return ensure_topic(settings_, *t, output_partitions_, timeout); };
+      if (Status s = sliced(stop_requested_, create); !s.is_ok()) return s;
+      n = sliced(stop_requested_, count);
       if (!n.is_ok()) return n.status();
     }
     partitions_[*t] = n.value();
@@ -287,11 +338,12 @@ void Relay::run() {
     }
     if (check) {
       if (Status s = check_and_resend(); !s.is_ok()) {
-        spdlog::warn("relay: {}; retrying in {} ms", s.message(), backoff.count());
-        std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5'000));
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         check_needed_ = true;
+        if (stopping_) return;  // the rows stay in the store: the next start checks them
+        spdlog::warn("relay: {}; retrying in {} ms", s.message(), backoff.count());
+        if (cv_.wait_for(lock, backoff, [&] { return stopping_; })) return;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5'000));
         continue;
       }
       backoff = std::chrono::milliseconds(100);

@@ -14,11 +14,19 @@
 // (the order above), at a record older than the oldest row by more than kClockSkewMs, or at the
 // partition's start. Only rows not found are sent (again).
 //
+// Stopping is prompt whatever the broker does: every wait of the relay on Kafka (setting up the
+// output topics, the tail check's reads, a producer's flush before a check, a full local queue)
+// is taken in slices of at most kKafkaSliceMax (read_range: ~100 ms) and given up once the relay
+// stops. At destruction, sends in flight get up to kStopFlushWait for their reports, less once no
+// report came for kStopFlushStall (a broker that is down); what is left is purged. Rows not known
+// to be delivered stay in the store and are checked at the next start, so a stop loses nothing.
+//
 // Thread-safety: send() and delivered_through() may be called from any thread; the relay sends on
 // its own thread.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -51,6 +59,12 @@ struct RelayStats {
 class Relay {
  public:
   static constexpr std::int64_t kClockSkewMs = 5 * 60 * 1000;
+  // One Kafka call of the relay: tried again in growing slices of up to kKafkaSliceMax until it
+  // succeeds, kKafkaTimeout has passed, or the relay stops.
+  static constexpr std::chrono::milliseconds kKafkaTimeout{30'000};
+  static constexpr std::chrono::milliseconds kKafkaSliceMax{2'000};
+  static constexpr std::chrono::milliseconds kStopFlushWait{10'000};
+  static constexpr std::chrono::milliseconds kStopFlushStall{1'000};
 
   // Starts the relay; its thread creates the output topics if missing (with `partitions`
   // partitions), waiting for the broker if it is down.
@@ -76,6 +90,11 @@ class Relay {
   void run();
   Status check_and_resend();  // the tail check for every undelivered row, then send the missing
   Status new_producer();
+  // Serves delivery reports until nothing is in flight, `wait` has passed, or `until` says so.
+  enum class FlushUntil { stopping, stalled };
+  void flush(std::chrono::milliseconds wait, FlushUntil until);
+  void destroy_producer();  // purges what is still queued or in flight (reported as failed)
+  bool stopping() const { return stop_requested_.load(); }
   Status prepare_outputs();  // output topics created, their partition counts, a producer
   void produce(std::int32_t partition, const OutboxRow& row);
   const std::string& topic_of(const OutboxRow& row) const;
@@ -90,6 +109,7 @@ class Relay {
   std::condition_variable cv_;
   std::vector<std::pair<PartitionId, OutboxRow>> inbox_;
   bool stopping_ = false;
+  std::atomic<bool> stop_requested_{false};  // stopping_, readable without the mutex by Kafka waits
   // Undelivered rows per source partition, by seq; the highest seq ever handed over.
   std::map<std::int32_t, std::map<std::uint64_t, OutboxRow>> undelivered_;
   std::map<std::int32_t, std::uint64_t> highest_;

@@ -3,17 +3,22 @@
 // record applied once (the same per-partition digests as a clean replay after the broker is back),
 // and every dispatch request on the dispatch topic exactly once.
 //
-// The test stops the broker of the `kafka` fixture and starts it again on the same port and state
-// directory; ctest runs the broker tests one after another, so no other test sees it down.
+// Every restart falls in the middle of ingest. The simulated workload is produced by the test in
+// kRestarts + 1 slices at a steady kPaceEventsPerSecond, each slice only once the engine has caught
+// up with the one before; the broker is stopped as soon as the engine has committed records of the
+// slice under way, so that records are still being produced (and queued by the producer while the
+// broker is down) when it goes away. The test asserts it: at each stop the engine has committed
+// more than the slices before and less than the whole workload, and the slice is not all produced.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include <set>
-#include <tuple>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
-#include "connectors/kafka.h"
-#include "tests/process.h"
-#include "tests/support.h"
+#include "events/event_file.h"
+#include "tests/connectors/broker_faults.h"
 
 namespace qudao {
 using namespace qudao::test;
@@ -23,99 +28,174 @@ using std::chrono::seconds;
 namespace {
 
 constexpr int kRestarts = 3;
+constexpr int kRegions = 8, kDays = 60;  // ~132,000 events
+constexpr std::uint64_t kPaceEventsPerSecond = 10'000;  // a slice of ~33,000 takes ~3 s
+constexpr std::uint64_t kPaceStepEvents = 100;
+constexpr auto kBrokerDown = seconds(2);
 
-std::multiset<std::tuple<std::string, std::string, std::string>> read_dispatches(const KafkaSettings& kafka,
-                                                                               const std::string& topic) {
-  auto records = read_topic(kafka, topic, seconds(120));
-  REQUIRE_MESSAGE(records.is_ok(), topic << ": " << records.status().message());
-  std::multiset<std::tuple<std::string, std::string, std::string>> out;
-  for (const auto& [p, r] : records.value()) {
-    out.emplace(r.header("qudao-source-partition"), r.header("qudao-outbox-seq"), r.value);
+// Produces `records` from its own thread in `slices` equal slices, each at kPaceEventsPerSecond and
+// only once release() lets it; waits for room in the producer's queue while the broker is down.
+class PacedProducer {
+ public:
+  PacedProducer(const KafkaSettings& kafka, std::string topic, std::vector<std::pair<std::string, std::string>> records,
+                int slices)
+      : topic_(std::move(topic)), records_(std::move(records)), slices_(slices) {
+    auto p = KafkaProducer::open(kafka);
+    REQUIRE_MESSAGE(p.is_ok(), p.status().message());
+    producer_ = p.take();
+    thread_ = std::thread([this] { run(); });
   }
-  return out;
+  ~PacedProducer() {
+    abandon_ = true;
+    {
+      std::lock_guard lock(mutex_);
+      released_ = slices_;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  PacedProducer(const PacedProducer&) = delete;
+  PacedProducer& operator=(const PacedProducer&) = delete;
+
+  void release(int slice) {
+    {
+      std::lock_guard lock(mutex_);
+      released_ = std::max(released_, slice + 1);
+    }
+    cv_.notify_all();
+  }
+  std::uint64_t slice_begin(int slice) const { return slice == 0 ? 0 : slice_end(slice - 1); }
+  std::uint64_t slice_end(int slice) const { return records_.size() * static_cast<std::size_t>(slice + 1) / slices_; }
+  std::uint64_t queued() const { return queued_.load(); }  // handed to the producer so far
+
+  // After the last slice is released: waits until every record is acknowledged.
+  Status finish() {
+    thread_.join();
+    if (!error_.is_ok()) return error_;
+    return producer_->flush(std::chrono::minutes(2));
+  }
+
+ private:
+  void run() {
+    for (int slice = 0; slice < slices_; ++slice) {
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return released_ > slice; });
+      }
+      const auto started = std::chrono::steady_clock::now();
+      const std::uint64_t begin = slice_begin(slice);
+      for (std::uint64_t i = begin; i < slice_end(slice) && !abandon_.load(); ++i) {
+        const auto& [key, value] = records_[i];
+        Status s = producer_->produce(topic_, {reinterpret_cast<const std::uint8_t*>(key.data()), key.size()},
+                                      {reinterpret_cast<const std::uint8_t*>(value.data()), value.size()});
+        if (!s.is_ok()) {
+          error_ = s;
+          return;
+        }
+        ++queued_;
+        if (const std::uint64_t done = i + 1 - begin; done % kPaceStepEvents == 0) {
+          std::this_thread::sleep_until(started + std::chrono::microseconds(done * 1'000'000 / kPaceEventsPerSecond));
+        }
+      }
+    }
+  }
+
+  std::string topic_;
+  std::vector<std::pair<std::string, std::string>> records_;
+  int slices_;
+  std::unique_ptr<KafkaProducer> producer_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int released_ = 0;
+  std::atomic<bool> abandon_{false};  // the test failed: stop producing
+  std::atomic<std::uint64_t> queued_{0};
+  Status error_ = Status::ok();
+  std::thread thread_;
+};
+
+std::vector<std::pair<std::string, std::string>> read_event_file(const std::string& path) {
+  auto reader = EventFileReader::open(path);
+  REQUIRE_MESSAGE(reader.is_ok(), reader.status().message());
+  std::vector<std::pair<std::string, std::string>> out;
+  for (;;) {
+    auto r = reader.value()->next();
+    REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+    if (!r.value()) return out;
+    out.emplace_back(std::string(r.value()->key),
+                     std::string(reinterpret_cast<const char*>(r.value()->value.data()), r.value()->value.size()));
+  }
 }
+
+// What the engine and the producer had done when the broker was stopped.
+struct Stop {
+  std::uint64_t committed;       // serve's committed consumed count
+  std::uint64_t queued;          // records handed to the producer
+  std::uint64_t slice_begin, slice_end;
+};
 
 }  // namespace
 
 TEST_CASE("broker faults: serve rides out the broker stopping and starting during ingest; nothing lost, nothing twice") {
-  const std::string bin = required_env("QUDAO_BIN");
-  const std::string kafka_sh = required_env("QUDAO_KAFKA_SH");
-  KafkaSettings kafka;
-  kafka.brokers = required_env("QUDAO_TEST_BROKERS");
-  const std::string port = kafka.brokers.substr(kafka.brokers.rfind(':') + 1);
-  const std::string topic = fmt::format("qudao-faults-{}-{}", getpid(),
-                                        std::chrono::system_clock::now().time_since_epoch().count() % 1'000'000'007);
-  TempDir dir;
-  const std::string tokens = write_tokens_file(dir.path());
-  auto broker = [&](const char* action) {
-    auto [rc, out] = run({"/bin/bash", kafka_sh, action, "--port", port}, dir.path());
-    REQUIRE_MESSAGE(rc == 0, "kafka.sh " << action << " failed; see " << dir.path() << "/stderr.log");
-  };
-
-  auto [rc, out] = run({bin, "simulate", "-b", kafka.brokers, "-t", topic, "--partitions", "4", "--seed", "5",
-                        "--regions", "8", "--days", "60"},
-                       dir.path());
-  REQUIRE_MESSAGE(rc == 0, "simulate failed, see " << dir.path() << "/stderr.log");
-  const auto produced = json::parse(out)["events"].get<std::uint64_t>();
-
-  auto serve = [&](const std::string& name, const std::vector<std::string>& extra = {}) {
-    const std::uint16_t http_port = free_port();
-    std::vector<std::string> argv{bin, "serve", "-b", kafka.brokers, "-t", topic, "--data", dir.path() + "/" + name,
-                                  "--http-port", std::to_string(http_port), "--tokens", tokens,
-                                  "--dispatch-topic", topic + "." + name + ".dispatch",
-                                  "--dead-letter-topic", topic + "." + name + ".dead-letters"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    return std::pair{std::make_unique<Child>(argv, dir.path() + "/" + name + ".log"), http_port};
-  };
-  auto status = [](std::uint16_t p) {
-    const HttpReply r = http_get(p, "/v1/status");
-    return r.status == 200 ? r.json() : json();
-  };
-  auto consumed = [&](std::uint16_t p) {
-    const json s = status(p);
-    return s.is_null() ? std::uint64_t{0} : s["totals"]["consumed"].get<std::uint64_t>();
-  };
-
-  // First a clean run, on topics of its own: what the faulty one must reach.
-  auto [clean, clean_port] = serve("clean");
-  REQUIRE(eventually([&, p = clean_port] { return consumed(p) >= produced; }, seconds(180)));
-  std::uint64_t clean_sent = 0;
-  REQUIRE(eventually(
-      [&, p = clean_port] {
-        const json s = status(p);
-        if (s.is_null() || !s.contains("outbox")) return false;
-        clean_sent = s["outbox"]["delivered"].get<std::uint64_t>();
-        return clean_sent > 0 && s["outbox"]["delivered"] == s["outbox"]["sent"];
-      },
-      seconds(60)));
-  const json clean_status = status(clean_port);
-  clean->kill(SIGTERM);
-  CHECK(clean->wait() == 0);
+  BrokerFaults env("faults");
+  const std::string file = env.dir.path() + "/workload.events";
+  {
+    auto [rc, out] = run({env.bin, "simulate", "--out", file, "--partitions", "4", "--seed", "5", "--regions",
+                          std::to_string(kRegions), "--days", std::to_string(kDays)},
+                         env.dir.path());
+    REQUIRE_MESSAGE(rc == 0, "simulate failed, see " << env.dir.path() << "/stderr.log");
+  }
+  auto records = read_event_file(file);
+  const std::uint64_t produced = records.size();
+  REQUIRE(ensure_topic(env.kafka, env.topic, 4, seconds(30)).is_ok());
 
   // Commits every 20 ms: the restarts fall in the middle of ingest and of the relay's sends.
-  auto [faulty, faulty_port] = serve("faulty", {"--commit-interval-ms", "20"});
-  int restarts_mid_ingest = 0;
+  auto [faulty, faulty_port] = env.serve("faulty", {"--commit-interval-ms", "20"});
+  PacedProducer producer(env.kafka, env.topic, std::move(records), kRestarts + 1);
+  std::vector<Stop> stops;
   for (int i = 0; i < kRestarts; ++i) {
-    REQUIRE(eventually([&, p = faulty_port] { return consumed(p) > 0 || i > 0; }, seconds(60)));
-    restarts_mid_ingest += consumed(faulty_port) < produced;
-    broker("stop");
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    broker("start");
+    const std::uint64_t begin = producer.slice_begin(i);
+    producer.release(i);
+    // The engine has committed records of this slice: it is ingesting it.
+    REQUIRE_MESSAGE(eventually([&, p = faulty_port] { return BrokerFaults::consumed(p) > begin; }, seconds(120)),
+                    "restart " << i << ": serve did not ingest past " << begin << "; see " << env.log_path("faulty"));
+    stops.push_back({BrokerFaults::consumed(faulty_port), producer.queued(), begin, producer.slice_end(i)});
+    env.broker("stop");
+    std::this_thread::sleep_for(kBrokerDown);
+    env.broker("start");
+    // The slice ends, and the engine catches up with it before the next begins.
+    REQUIRE_MESSAGE(eventually([&, p = faulty_port, end = producer.slice_end(i)] { return BrokerFaults::consumed(p) >= end; },
+                               seconds(120)),
+                    "restart " << i << ": serve did not catch up after the broker came back; see "
+                               << env.log_path("faulty"));
   }
-  REQUIRE_MESSAGE(eventually([&, p = faulty_port] { return consumed(p) >= produced; }, seconds(180)),
-                  "serve did not catch up after the broker restarts; see " << dir.path() << "/faulty.log");
+  producer.release(kRestarts);
+  const Status flushed = producer.finish();
+  REQUIRE_MESSAGE(flushed.is_ok(), flushed.message());
+  REQUIRE_MESSAGE(eventually([&, p = faulty_port] { return BrokerFaults::consumed(p) >= produced; }, seconds(180)),
+                  "serve did not catch up after the broker restarts; see " << env.log_path("faulty"));
+
+  // Every restart fell during ingest: records of the slice under way were committed before the
+  // stop, the slice was still being produced, and more of the workload came after.
+  int restarts_mid_ingest = 0;
+  for (std::size_t i = 0; i < stops.size(); ++i) {
+    const Stop& s = stops[i];
+    INFO("restart " << i << ": committed " << s.committed << ", queued " << s.queued << ", slice [" << s.slice_begin
+                    << ", " << s.slice_end << "), workload " << produced);
+    CHECK(s.committed > s.slice_begin);
+    CHECK(s.committed > 0);
+    CHECK(s.committed < produced);
+    CHECK(s.queued < s.slice_end);
+    restarts_mid_ingest += s.committed > s.slice_begin && s.committed < produced && s.queued < s.slice_end;
+  }
+
+  // A clean run on topics of its own: what the faulty one must have reached.
+  const json clean_status = env.clean_run("clean", produced);
+  const std::uint64_t clean_sent = clean_status["outbox"]["delivered"].get<std::uint64_t>();
   // The relay resumes by itself once the broker is back: every dispatch request gets out.
-  CHECK_MESSAGE(eventually(
-                    [&, p = faulty_port] {
-                      const json s = status(p);
-                      return !s.is_null() && s.contains("outbox") &&
-                             s["outbox"]["delivered"].get<std::uint64_t>() + s["outbox"]["found_sent"].get<std::uint64_t>() >=
-                                 clean_sent;
-                    },
-                    seconds(120)),
+  CHECK_MESSAGE(eventually([&, p = faulty_port] { return BrokerFaults::relayed(p) >= clean_sent; }, seconds(120)),
                 "the relay did not deliver " << clean_sent << " dispatch requests after the broker came back; see "
-                                             << dir.path() << "/faulty.log");
-  const json faulty_status = status(faulty_port);
+                                             << env.log_path("faulty"));
+  const json faulty_status = BrokerFaults::status(faulty_port);
   faulty->kill(SIGTERM);
   CHECK(faulty->wait() == 0);
 
@@ -123,17 +203,17 @@ TEST_CASE("broker faults: serve rides out the broker stopping and starting durin
   CHECK(faulty_status["totals"]["applied"] == produced);
   CHECK(faulty_status["partitions"] == clean_status["partitions"]);  // offsets, counts, digests
 
-  const auto faulty_dispatches = read_dispatches(kafka, topic + ".faulty.dispatch");
-  const auto clean_dispatches = read_dispatches(kafka, topic + ".clean.dispatch");
-  const std::set<std::tuple<std::string, std::string, std::string>> distinct(faulty_dispatches.begin(),
-                                                                             faulty_dispatches.end());
-  CHECK_MESSAGE(distinct.size() == faulty_dispatches.size(), "dispatch requests sent twice");
+  const DispatchRecords faulty_dispatches = env.read_dispatches("faulty");
+  const DispatchRecords clean_dispatches = env.read_dispatches("clean");
+  CHECK_MESSAGE(repeats(faulty_dispatches) == 0, "dispatch requests sent twice");
   CHECK(faulty_dispatches == clean_dispatches);
   CHECK(!clean_dispatches.empty());
-  MESSAGE(fmt::format("{} broker restarts ({} while serve was still ingesting); {} events applied once; {} dispatch "
-                      "requests, {} distinct, {} in the clean run",
-                      kRestarts, restarts_mid_ingest, faulty_status["totals"]["applied"].get<std::uint64_t>(),
-                      faulty_dispatches.size(), distinct.size(), clean_dispatches.size()));
+  std::string at;
+  for (const Stop& s : stops) at += fmt::format(" {}/{}", s.committed, produced);
+  MESSAGE(fmt::format("{} broker restarts ({} while serve was ingesting; committed at each stop:{}); {} events "
+                      "applied once; {} dispatch requests, {} repeated, {} in the clean run",
+                      kRestarts, restarts_mid_ingest, at, faulty_status["totals"]["applied"].get<std::uint64_t>(),
+                      faulty_dispatches.size(), repeats(faulty_dispatches), clean_dispatches.size()));
 }
 
 }  // namespace qudao
