@@ -243,7 +243,11 @@ struct Pending {
   std::mutex mutex;  // guards the two below
   std::size_t failed = 0;
   std::string first_error;
+  bool timed_out = false;  // the first failed report was librdkafka's message timeout
 };
+
+// Why a request is answered 503, for the counters.
+enum class Unacknowledged { timed_out, failed };
 
 }  // namespace
 
@@ -255,11 +259,12 @@ struct EventIngest::Impl {
   std::list<std::shared_ptr<Pending>> pending;
   std::atomic<bool> stopping{false};
   std::thread poller;
-  std::atomic<std::uint64_t> accepted{0}, refused{0}, failed{0}, delivered{0};
+  std::atomic<std::uint64_t> accepted{0}, refused{0}, timed_out{0}, failed{0}, delivered{0};
 
   Impl(IngestOptions o, const StockProjection& s) : options(std::move(o)), stock(s) {}
 
-  void answer(Pending& p, std::string failure) {
+  // `failure` empty: every report is in, and the answer is what they said.
+  void answer(Pending& p, std::string failure, Unacknowledged why = Unacknowledged::failed) {
     if (p.answered.exchange(true)) return;
     json ids(p.event_ids);
     {
@@ -267,13 +272,14 @@ struct EventIngest::Impl {
       if (failure.empty() && p.failed != 0) {
         failure = fmt::format("{} of {} events were not acknowledged by Kafka: {}", p.failed, p.event_ids.size(),
                               p.first_error);
+        why = p.timed_out ? Unacknowledged::timed_out : Unacknowledged::failed;
       }
     }
     if (failure.empty()) {
       accepted.fetch_add(1, std::memory_order_relaxed);
       p.respond(json_answer(202, json{{"event_ids", std::move(ids)}}));
     } else {
-      failed.fetch_add(1, std::memory_order_relaxed);
+      (why == Unacknowledged::timed_out ? timed_out : failed).fetch_add(1, std::memory_order_relaxed);
       HttpResponse r = json_answer(503, json{{"error", failure + "; some events may have been produced: posting the "
                                                                  "same events again is safe (an event id is applied once)"},
                                              {"event_ids", std::move(ids)}});
@@ -297,7 +303,10 @@ struct EventIngest::Impl {
       self->delivered.fetch_add(1, std::memory_order_relaxed);
     } else {
       std::lock_guard lock((*held)->mutex);
-      if ((*held)->failed++ == 0) (*held)->first_error = rd_kafka_err2str(m->err);
+      if ((*held)->failed++ == 0) {
+        (*held)->first_error = rd_kafka_err2str(m->err);
+        (*held)->timed_out = m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
+      }
     }
     self->finish_one(*held);
     delete held;
@@ -315,7 +324,8 @@ struct EventIngest::Impl {
         }
       }
       for (const auto& p : late) {
-        answer(*p, fmt::format("Kafka did not acknowledge every event within {} ms", options.delivery_timeout.count()));
+        answer(*p, fmt::format("Kafka did not acknowledge every event within {} ms", options.delivery_timeout.count()),
+               Unacknowledged::timed_out);
       }
     }
   }
@@ -404,7 +414,8 @@ void EventIngest::post(const HttpRequest& req, const Principal& principal, HttpR
 }
 
 EventIngest::Counters EventIngest::counters() const {
-  return Counters{impl_->accepted.load(), impl_->refused.load(), impl_->failed.load(), impl_->delivered.load()};
+  return Counters{impl_->accepted.load(), impl_->refused.load(), impl_->timed_out.load(), impl_->failed.load(),
+                  impl_->delivered.load()};
 }
 
 }  // namespace qudao

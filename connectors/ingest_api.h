@@ -33,6 +33,8 @@
 //                                 the producer's queue is full, or the server is stopping): some may
 //                                 have been produced. Posting the same events again is safe: the
 //                                 engine applies an event id once and counts re-sent ones as duplicates.
+// Each answer is counted (counters(); /metrics: qudao_ingest_requests_total{outcome}, where a 503 is
+// timed_out or failed, and qudao_ingest_events_total).
 //
 // Records are produced like `qudao produce` produces them (KafkaProducer's settings: idempotent,
 // acks=all, murmur2_random on the key), with the headers events/PRODUCERS.md asks for:
@@ -93,11 +95,13 @@ class EventIngest {
   // Answers one authenticated POST /v1/events through `respond`, exactly once; any thread.
   void post(const HttpRequest& req, const Principal& principal, HttpResponder respond);
 
+  // Since open(), for /metrics (connectors/metrics.h); every request it answered counts once.
   struct Counters {
-    std::uint64_t requests_accepted = 0;  // answered 202
-    std::uint64_t requests_refused = 0;   // answered 4xx
-    std::uint64_t requests_failed = 0;    // answered 503
-    std::uint64_t events_delivered = 0;
+    std::uint64_t requests_accepted = 0;   // answered 202
+    std::uint64_t requests_refused = 0;    // answered 4xx: nothing produced
+    std::uint64_t requests_timed_out = 0;  // answered 503: not acknowledged within delivery_timeout
+    std::uint64_t requests_failed = 0;     // answered 503 otherwise: could not queue, a delivery error, stopping
+    std::uint64_t events_delivered = 0;    // events acknowledged by the broker, whatever their request's answer
   };
   Counters counters() const;
 

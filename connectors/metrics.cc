@@ -51,7 +51,8 @@ void set_histogram(prometheus::Family<prometheus::Histogram>& family, const prom
 
 }  // namespace
 
-std::string metrics_text(const PipelineStats& s, const QueryLatency& queries) {
+std::string metrics_text(const PipelineStats& s, const QueryLatency& queries,
+                         const std::optional<EventIngest::Counters>& ingest) {
   prometheus::Registry r;
   auto& events = BuildCounter().Name("qudao_events_total").Help("Records consumed from the events topic, by outcome.").Register(r);
   auto& anomalies = BuildCounter().Name("qudao_anomalies_total").Help("Applied events flagged as anomalies.").Register(r);
@@ -113,6 +114,22 @@ std::string metrics_text(const PipelineStats& s, const QueryLatency& queries) {
                     .Help("Tail checks of the output topics (after a restart or a failed send).")
                     .Register(r),
                 {}, static_cast<double>(s.relay->checks));
+  }
+  if (ingest) {
+    auto& requests = BuildCounter()
+                         .Name("qudao_ingest_requests_total")
+                         .Help("POST /v1/events requests answered by the ingest: accepted (202), rejected (4xx, nothing "
+                               "produced), timed_out (503, not acknowledged in time) or failed (503 otherwise).")
+                         .Register(r);
+    for (auto [outcome, v] : {std::pair{"accepted", ingest->requests_accepted}, {"rejected", ingest->requests_refused},
+                              {"timed_out", ingest->requests_timed_out}, {"failed", ingest->requests_failed}}) {
+      set_counter(requests, {{"outcome", outcome}}, static_cast<double>(v));
+    }
+    set_counter(BuildCounter()
+                    .Name("qudao_ingest_events_total")
+                    .Help("Events of POST /v1/events acknowledged by the broker.")
+                    .Register(r),
+                {}, static_cast<double>(ingest->events_delivered));
   }
   std::vector<prometheus::MetricFamily> families = r.Collect();
   for (prometheus::MetricFamily& f : queries.collect()) families.push_back(std::move(f));

@@ -17,10 +17,17 @@
 //                                                     dead_letters
 //   qudao_outbox_checks_total              counter    tail checks of the output topics
 //   qudao_query_duration_seconds{path}     histogram  time to answer each endpoint path of the query API
+//   qudao_ingest_requests_total{outcome}   counter    POST /v1/events requests the ingest answered (after the token
+//                                                     and role checks), by outcome accepted (202) | rejected (4xx,
+//                                                     nothing produced) | timed_out (503: not acknowledged within
+//                                                     the delivery timeout) | failed (503: could not queue, a
+//                                                     delivery error, or stopping)
+//   qudao_ingest_events_total              counter    events of POST /v1/events acknowledged by the broker
 //
 // Events per second by outcome is rate(qudao_events_total[1m]) in Prometheus. The totals the
 // pipeline keeps are copied into a Registry made for each scrape; the query latency histograms live
-// as long as the API (QueryLatency). The outbox series are there only if the pipeline has a relay.
+// as long as the API (QueryLatency). The outbox series are there only if the pipeline has a relay,
+// the ingest series only if the server takes events (EventIngest::counters()).
 #pragma once
 
 #include <prometheus/histogram.h>
@@ -29,11 +36,13 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "connectors/ingest_api.h"
 #include "connectors/pipeline.h"
 
 namespace qudao {
@@ -60,6 +69,7 @@ class QueryLatency {
 };
 
 // The whole text of /metrics (Prometheus text format 0.0.4).
-std::string metrics_text(const PipelineStats& stats, const QueryLatency& queries);
+std::string metrics_text(const PipelineStats& stats, const QueryLatency& queries,
+                         const std::optional<EventIngest::Counters>& ingest = std::nullopt);
 
 }  // namespace qudao

@@ -289,6 +289,7 @@ struct Api {
   const Pipeline& pipeline;
   Store& store;
   std::shared_ptr<QueryLatency> latency;  // shared by the copies of the handler
+  const EventIngest* ingest;              // null: POST /v1/events is not served
 };
 
 struct Endpoint {
@@ -302,7 +303,9 @@ struct Endpoint {
 constexpr std::array<Endpoint, 11> kEndpoints{{
     {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
      [](const Api& a, const HttpRequest&, const Principal&) {
-       return HttpResponse{200, "text/plain; version=0.0.4", metrics_text(a.pipeline.stats(), *a.latency)};
+       return HttpResponse{200, "text/plain; version=0.0.4",
+                           metrics_text(a.pipeline.stats(), *a.latency,
+                                        a.ingest ? std::optional(a.ingest->counters()) : std::nullopt)};
      }},
     {"/v1/status", role_bit(Role::hq), [](const Api& a, const HttpRequest&, const Principal&) { return status(a.pipeline); }},
     {"/v1/stock", role_bit(Role::hq) | role_bit(Role::regional),
@@ -355,7 +358,7 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
   auto latency = std::make_shared<QueryLatency>(paths);
   // The answer, or for POST /v1/events that passed every check, the principal to ingest for.
   using Routed = std::variant<HttpResponse, const Principal*>;
-  auto route = [api = Api{stock, pipeline, store, latency}, &tokens](const HttpRequest& req) -> Routed {
+  auto route = [api = Api{stock, pipeline, store, latency, ingest}, &tokens](const HttpRequest& req) -> Routed {
     const auto started = std::chrono::steady_clock::now();
     if (req.path == "/health") {
       if (req.method != "GET") return method_not_allowed(req);

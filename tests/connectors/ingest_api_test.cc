@@ -113,6 +113,22 @@ TEST_CASE("ingest: a batch is produced keyed by its locations' regions and answe
   CHECK(f.ingest->counters().events_delivered == 3);
 }
 
+TEST_CASE("ingest: /metrics counts the requests by outcome and the events acknowledged") {
+  IngestFixture f;
+  REQUIRE(f.post(json::array({scan_out_json(1, kEastStore, 1, 2), scan_out_json(2, kWestStore, 1, 1)})).status == 202);
+  REQUIRE(f.post(scan_out_json(3, kEastStore, 1, -5)).status == 400);
+  REQUIRE(f.post(scan_out_json(4, kEastStore, 1, 1)).status == 202);
+  const HttpReply r = http_get(f.server->port(), "/metrics", kTestHqToken);
+  REQUIRE(r.status == 200);
+  for (const char* line : {"qudao_ingest_requests_total{outcome=\"accepted\"} 2\n",
+                           "qudao_ingest_requests_total{outcome=\"rejected\"} 1\n",
+                           "qudao_ingest_requests_total{outcome=\"timed_out\"} 0\n",
+                           "qudao_ingest_requests_total{outcome=\"failed\"} 0\n", "qudao_ingest_events_total 3\n",
+                           "# TYPE qudao_ingest_requests_total counter\n", "# TYPE qudao_ingest_events_total counter\n"}) {
+    CHECK_MESSAGE(r.body.find(line) != std::string::npos, "missing: " << line);
+  }
+}
+
 TEST_CASE("ingest: one invalid event fails the whole batch with its index, field and reason; nothing is produced") {
   IngestFixture f;
   const HttpReply r = f.post(json::array({scan_out_json(1, kEastStore, 1, 2), scan_out_json(2, kEastStore, 1, -5),
@@ -272,7 +288,11 @@ TEST_CASE("ingest: a broker that does not acknowledge in time gets 503 with the 
   CHECK(error.find("posting the same events again is safe") != std::string::npos);
   CHECK(waited >= std::chrono::milliseconds(400));
   CHECK(waited < std::chrono::seconds(5));
-  CHECK(ingest.value()->counters().requests_failed == 1);
+  CHECK(ingest.value()->counters().requests_timed_out == 1);
+  CHECK(ingest.value()->counters().requests_failed == 0);
+  const std::string metrics = http_get(server.value()->port(), "/metrics", kTestMetricsToken).body;
+  CHECK(metrics.find("qudao_ingest_requests_total{outcome=\"timed_out\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("qudao_ingest_events_total 0\n") != std::string::npos);
   server.value()->stop();
   ingest.value().reset();
 }
