@@ -290,7 +290,6 @@ struct Api {
   const Pipeline& pipeline;
   Store& store;
   std::shared_ptr<QueryLatency> latency;  // shared by the copies of the handler
-  std::shared_ptr<ForecastService> forecast;  // likewise; its worker stops with the last copy
 };
 
 struct Endpoint {
@@ -360,11 +359,12 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
   std::vector<std::string_view> paths;
   for (const ApiRoute& r : api_routes()) paths.push_back(r.path);
   auto latency = std::make_shared<QueryLatency>(paths);
+  // Shared by the copies of the handler; its worker stops with the last copy.
   auto forecast = std::make_shared<ForecastService>(store, pipeline);
   // The answer, or for POST /v1/events and the forecast endpoints that passed every check, the
   // principal to answer for later.
   using Routed = std::variant<HttpResponse, const Principal*>;
-  auto route = [api = Api{stock, pipeline, store, latency, forecast}, &tokens](const HttpRequest& req) -> Routed {
+  auto route = [api = Api{stock, pipeline, store, latency}, &tokens](const HttpRequest& req) -> Routed {
     const auto started = std::chrono::steady_clock::now();
     if (req.path == "/health") {
       if (req.method != "GET") return method_not_allowed(req);

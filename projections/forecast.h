@@ -56,7 +56,8 @@
 //                    stock, goods move only within a region's shard)
 //   production_units = max(0, ⌈forecast + safety - (on_hand + in_transit) + open_backorders⌉)
 // on_hand and in_transit are across the network (warehouses and stores); open backorders are units
-// on paid orders not yet dispatched. The caller decides what those are (see tools/forecast.cc).
+// on paid orders not yet dispatched. The caller decides what those are (projections/demand.h builds
+// them from the shards).
 #pragma once
 
 #include <cstdint>
