@@ -1,5 +1,5 @@
-// What the query API's handlers share: JSON answers, and query parameters parsed with an error that
-// names the parameter.
+// What the query API's handlers share: JSON answers, and query parameters (page limits and cursors
+// too) parsed with an error that names the parameter.
 #pragma once
 
 #include <fmt/format.h>
@@ -56,6 +56,32 @@ inline std::optional<std::string> parse_param(const HttpRequest& req, const char
 
 inline std::optional<std::string> parse_param(const HttpRequest& req, const char* name, std::optional<Period>& out) {
   return parse_param_with(req, name, out, parse_period, "a month \"YYYY-MM\" or a quarter \"YYYY-Qn\"");
+}
+
+// Parses the optional limit of a page: 1 to `max`, `fallback` when not given.
+inline std::optional<std::string> parse_limit(const HttpRequest& req, std::size_t max, std::size_t fallback,
+                                              std::size_t& out) {
+  std::optional<std::size_t> limit;
+  if (auto e = parse_param(req, "limit", limit)) return e;
+  if (limit && (*limit == 0 || *limit > max)) {
+    return fmt::format("query parameter limit: expected 1 to {}, got {}", max, *limit);
+  }
+  out = limit.value_or(fallback);
+  return std::nullopt;
+}
+
+// "A.B" with two integers (a cursor of two keys).
+template <class A, class B>
+bool parse_pair(std::string_view s, A& a, B& b) {
+  const auto dot = s.find('.');
+  if (dot == std::string_view::npos) return false;
+  auto [p1, e1] = std::from_chars(s.data(), s.data() + dot, a);
+  auto [p2, e2] = std::from_chars(s.data() + dot + 1, s.data() + s.size(), b);
+  return e1 == std::errc() && p1 == s.data() + dot && e2 == std::errc() && p2 == s.data() + s.size();
+}
+
+inline HttpResponse bad_cursor(const std::string& cursor) {
+  return error(400, fmt::format("query parameter cursor: not a cursor this endpoint gave, got \"{}\"", cursor));
 }
 
 }  // namespace qudao

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "connectors/api_common.h"
+#include "connectors/forecast_api.h"
 #include "connectors/metrics.h"
 #include "connectors/stock_api.h"
 
@@ -295,12 +296,14 @@ struct Api {
 struct Endpoint {
   std::string_view path;
   std::uint8_t roles;  // role_bit()s of the roles admitted
+  // Null: answered later, by the forecast service (connectors/forecast_api.h).
   HttpResponse (*serve)(const Api&, const HttpRequest&, const Principal&);
 };
 
 // Every endpoint behind a token. Status, metrics and dead letters are per partition, and a
 // partition holds several regions' events, so no regional scope can be applied to them.
-constexpr std::array<Endpoint, 11> kEndpoints{{
+// The production plan nets the whole network's stock, so it is HQ's, like the nation roll-up.
+constexpr std::array<Endpoint, 14> kEndpoints{{
     {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
      [](const Api& a, const HttpRequest&, const Principal&) {
        return HttpResponse{200, "text/plain; version=0.0.4",
@@ -326,6 +329,9 @@ constexpr std::array<Endpoint, 11> kEndpoints{{
      [](const Api& a, const HttpRequest& req, const Principal& p) { return rebates(a.pipeline.performance(), req, p); }},
     {"/v1/conflicts", role_bit(Role::hq) | role_bit(Role::regional),
      [](const Api& a, const HttpRequest& req, const Principal& p) { return conflicts(a.pipeline.performance(), req, p); }},
+    {"/v1/forecast", role_bit(Role::hq) | role_bit(Role::regional), nullptr},
+    {"/v1/forecast/accuracy", role_bit(Role::hq) | role_bit(Role::regional), nullptr},
+    {"/v1/production-plan", role_bit(Role::hq), nullptr},
 }};
 
 HttpResponse unauthorized(std::string message, std::string challenge) {
@@ -356,7 +362,10 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
   std::vector<std::string_view> paths;
   for (const ApiRoute& r : api_routes()) paths.push_back(r.path);
   auto latency = std::make_shared<QueryLatency>(paths);
-  // The answer, or for POST /v1/events that passed every check, the principal to ingest for.
+  // Shared by the copies of the handler; its worker stops with the last copy.
+  auto forecast = std::make_shared<ForecastService>(store, pipeline);
+  // The answer, or for POST /v1/events and the forecast endpoints that passed every check, the
+  // principal to answer for later.
   using Routed = std::variant<HttpResponse, const Principal*>;
   auto route = [api = Api{stock, pipeline, store, latency, ingest}, &tokens](const HttpRequest& req) -> Routed {
     const auto started = std::chrono::steady_clock::now();
@@ -390,14 +399,24 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
     if ((endpoint->roles & role_bit(principal->role)) == 0) {
       return error(403, fmt::format("role {} may not read {}", role_name(principal->role), req.path));
     }
+    if (endpoint->serve == nullptr) return principal;
     HttpResponse r = endpoint->serve(api, req, *principal);
     api.latency->observe(endpoint->path, std::chrono::steady_clock::now() - started);
     return r;
   };
-  return [route = std::move(route), ingest, latency](const HttpRequest& req, HttpResponder respond) {
+  return [route = std::move(route), ingest, latency, forecast](const HttpRequest& req, HttpResponder respond) {
     const auto started = std::chrono::steady_clock::now();
     Routed routed = route(req);
     if (auto* answer = std::get_if<HttpResponse>(&routed)) return respond(std::move(*answer));
+    if (req.path != kEventsPath) {
+      const std::string_view path = std::find_if(kEndpoints.begin(), kEndpoints.end(),
+                                                 [&](const Endpoint& e) { return e.path == req.path; })->path;
+      return forecast->serve(req, *std::get<const Principal*>(routed),
+                             [respond = std::move(respond), latency, started, path](HttpResponse r) {
+                               latency->observe(path, std::chrono::steady_clock::now() - started);
+                               respond(std::move(r));
+                             });
+    }
     if (ingest == nullptr) return respond(error(503, "this server does not accept events (no ingest configured)"));
     // Timed until the answer is ready, which for an accepted batch is when Kafka has acknowledged it.
     ingest->post(req, *std::get<const Principal*>(routed),

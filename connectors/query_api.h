@@ -29,6 +29,15 @@
 //                                        hq, regional  per period: tier, accrued, adjusted; with period:
 //                                                      the history rows (which event moved it, and how)
 //   GET /v1/conflicts[?cursor=C][&limit=N] hq, regional store-assignment conflicts in scope
+//   GET /v1/forecast[?sku=ID][&region=R][&days=N][&cursor=C][&limit=N]
+//                                        hq, regional  per sku × region: class, method, daily forecast, σ,
+//                                                      backtest WAPE/MASE (connectors/forecast_api.h)
+//   GET /v1/forecast/accuracy[?sku=ID][&region=R]
+//                                        hq, regional  the backtest per class, and the naive forecast's
+//   GET /v1/production-plan[?sku=ID][&service_level=P][&cursor=C][&limit=N]
+//                                        hq            per sku: forecast over lead time, safety, stock,
+//                                                      backorders, units to produce (network-wide: 403
+//                                                      for a regional token)
 //   Listings answer next_cursor (null on the last page); limit defaults to 100, capped by the
 //   k*PageMax constants of projections/performance.h.
 //
@@ -38,7 +47,8 @@
 //   a token not in the tokens file       401, WWW-Authenticate: Bearer realm="qudao", error="invalid_token"
 //   a path that is no endpoint           404
 //   a method other than GET              405, Allow: GET (for /v1/events: other than POST, Allow: POST)
-//   a role the endpoint does not admit   403 (status, metrics and dead letters span every region)
+//   a role the endpoint does not admit   403 (status, metrics, dead letters and the production plan span
+//                                        every region)
 //   an object outside the token's scope  404, the same answer as for an object that does not exist
 //   (a location, city, region or party)  (the scope is passed into the projection's lookup)
 // Every error body is {"error": "<what is wrong, naming the parameter>"}.

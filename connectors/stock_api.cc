@@ -49,26 +49,6 @@ std::optional<std::string> parse_figures(const HttpRequest& req, Figures& f) {
   return std::nullopt;
 }
 
-std::optional<std::string> parse_limit(const HttpRequest& req, std::size_t max, std::size_t fallback, std::size_t& out) {
-  std::optional<std::size_t> limit;
-  if (auto e = parse_param(req, "limit", limit)) return e;
-  if (limit && (*limit == 0 || *limit > max)) {
-    return fmt::format("query parameter limit: expected 1 to {}, got {}", max, *limit);
-  }
-  out = limit.value_or(fallback);
-  return std::nullopt;
-}
-
-// "A.B" with two non-negative integers (the stock and anomaly cursors).
-template <class A, class B>
-bool parse_pair(std::string_view s, A& a, B& b) {
-  const auto dot = s.find('.');
-  if (dot == std::string_view::npos) return false;
-  auto [p1, e1] = std::from_chars(s.data(), s.data() + dot, a);
-  auto [p2, e2] = std::from_chars(s.data() + dot + 1, s.data() + s.size(), b);
-  return e1 == std::errc() && p1 == s.data() + dot && e2 == std::errc() && p2 == s.data() + s.size();
-}
-
 std::string hex(std::string_view s) {
   std::string out;
   for (unsigned char c : s) out += fmt::format("{:02x}", c);
@@ -85,10 +65,6 @@ std::optional<std::string> unhex(std::string_view s) {
     out.push_back(static_cast<char>(v));
   }
   return out;
-}
-
-HttpResponse bad_cursor(const std::string& cursor) {
-  return error(400, fmt::format("query parameter cursor: not a cursor this endpoint gave, got \"{}\"", cursor));
 }
 
 // The figures of a row or a group, with the same field names everywhere.

@@ -225,6 +225,7 @@ bool ChannelLedger::encode(const DirtyRef& d, std::string& key, std::string& val
       codec::put_be<std::uint64_t>(key, d.a);
       codec::put_le<std::int64_t>(value, p.list.value);
       codec::put_le<std::int64_t>(value, p.agreed.value);
+      codec::put_le<std::int32_t>(value, p.lead_time_days);
       return true;
     }
     case Kind::stats:
@@ -530,8 +531,10 @@ std::optional<Rejection> ChannelLedger::apply(const Context& c, const fb::Traini
 
 void ChannelLedger::apply(const fb::SkuDefined& e) {
   Entry<Price>& p = prices_[SkuId{e.sku()}];
-  if (p.value.list.value == e.list_price_fen() && p.hash != 0) return;
+  const auto lead_time_days = static_cast<std::int32_t>(e.production_lead_time_days());
+  if (p.value.list.value == e.list_price_fen() && p.value.lead_time_days == lead_time_days && p.hash != 0) return;
   p.value.list = Fen{e.list_price_fen()};
+  p.value.lead_time_days = lead_time_days;
   touch(p, DirtyRef{Kind::price, e.sku(), 0, 0, 0});
 }
 
@@ -635,6 +638,8 @@ bool ChannelLedger::restore(std::string_view key, std::string_view value) {
         Price p;
         p.list = Fen{v.le<std::int64_t>()};
         p.agreed = Fen{v.le<std::int64_t>()};
+        // A store written before lead times were kept has none: the sku is planned once redefined.
+        if (!v.empty()) p.lead_time_days = v.le<std::int32_t>();
         restore_entry(prices_[sku], p);
         break;
       }

@@ -196,6 +196,12 @@ class ChannelLedger {
   template <class F> void for_each_conflict(F&& f) const {
     for (const auto& [k, e] : conflicts_) f(conflict(k, e));
   }
+  // f(sku, days) for every sku SkuDefined on this shard: its production lead time (the last one).
+  template <class F> void for_each_lead_time(F&& f) const {
+    for (const auto& [sku, e] : prices_) {
+      if (e.value.lead_time_days >= 0) f(sku, e.value.lead_time_days);
+    }
+  }
 
   // Projection support: what changed since the last drain (each key once).
   struct Changes {
@@ -243,6 +249,7 @@ class ChannelLedger {
   struct Price {
     Fen list;    // from SkuDefined
     Fen agreed;  // the latest order line's unit price
+    std::int32_t lead_time_days = -1;  // from SkuDefined (production); -1: never defined on this shard
   };
 
   bool encode(const DirtyRef& d, std::string& key, std::string& value) const;

@@ -147,8 +147,10 @@ void StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
 
 // ---- Store's history reads (declared in engine/store.h) ----
 
-HistoryReader Store::history_reader() {
-  return HistoryReader(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions())), options_.path);
+HistoryReader Store::history_reader(const rocksdb::Snapshot* at) {
+  rocksdb::ReadOptions read;
+  read.snapshot = at;
+  return HistoryReader(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(read)), options_.path);
 }
 
 Result<std::vector<Closing>> HistoryReader::closings(PartitionId p, LocationId location, std::span<const SkuId> skus,

@@ -213,6 +213,9 @@ class Shard {
   template <class F> void for_each_location(F&& f) const {
     for (const auto& [id, e] : locations_) f(id, e.info);
   }
+  template <class F> void for_each_order(F&& f) const {
+    for (const auto& [id, e] : orders_) f(id, e.order);
+  }
 
   // Commit support (engine/store.cc): what changed since the last commit.
   bool header_dirty() const { return header_dirty_; }

@@ -124,7 +124,12 @@ Store::~Store() {
   if (options_.mode == OpenMode::read_write) (void)db_->Flush(rocksdb::FlushOptions());
 }
 
-Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_events) {
+std::shared_ptr<const rocksdb::Snapshot> Store::snapshot() {
+  return std::shared_ptr<const rocksdb::Snapshot>(db_->GetSnapshot(),
+                                                  [db = db_.get()](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
+}
+
+Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_events, const rocksdb::Snapshot* at) {
   std::map<std::int32_t, Shard> shards;
   std::map<std::int32_t, std::uint64_t> stored_digests;
   std::vector<std::pair<EventId, std::uint64_t>> seen_entries;
@@ -132,7 +137,9 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
     return shards.try_emplace(p, PartitionId{p}, dedup_window_events).first->second;
   };
 
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::ReadOptions read;
+  read.snapshot = at;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view key = it->key().ToStringView();
     if (key[0] == history_keys::kClosing || key[0] == history_keys::kSold || key[0] == history_keys::kAnomaly) {

@@ -37,7 +37,8 @@
 //                                                       last_ms:i64 claims:u32
 //   target       := 'G' partition:i32 0x01 party:u64 period -> amount_fen:i64
 //   policy       := 'G' partition:i32 0x02 party:u64 period -> count:u32 (attainment_bp:i32 rebate_bp:i32)*
-//   price        := 'G' partition:i32 0x03 sku:u64   -> list_fen:i64 agreed_fen:i64
+//   price        := 'G' partition:i32 0x03 sku:u64   -> list_fen:i64 agreed_fen:i64 lead_time_days:i32
+//                   (lead_time_days -1: no SkuDefined on this shard; absent in stores written before it was kept)
 //   period       := 'M' partition:i32 0x01 party:u64 period -> the PeriodStats counters (channel.cc)
 //   money        := 'M' partition:i32 0x02 party:u64 period bucket:u8 -> fen:i64 (party 0: the
 //                                                       virtual expense accounts)
@@ -134,7 +135,13 @@ class Store {
 
   // Restores every shard committed so far, keyed by partition, and checks each stored digest
   // against the state it describes (a mismatch means corrupt state: the caller must not go on).
-  Result<std::map<std::int32_t, Shard>> load(std::size_t dedup_window_events = kDedupWindowEventsDefault);
+  // `at`: read as of that snapshot instead of now (a reader that also reads history at the same instant).
+  Result<std::map<std::int32_t, Shard>> load(std::size_t dedup_window_events = kDedupWindowEventsDefault,
+                                             const rocksdb::Snapshot* at = nullptr);
+
+  // A point-in-time view for load() and history_reader() together (released when the last copy goes);
+  // safe to take and read from any thread while the engine commits.
+  std::shared_ptr<const rocksdb::Snapshot> snapshot();
 
   // Writes what changed in the given shards since their last commit, then marks them clean.
   Result<CommitStats> commit(std::span<Shard* const> shards);
@@ -160,7 +167,7 @@ class Store {
 
   // Stock history (engine/history.h; defined in history.cc). closings() and sales() are
   // HistoryReader's, each through a reader of its own.
-  HistoryReader history_reader();
+  HistoryReader history_reader(const rocksdb::Snapshot* at = nullptr);
   Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of) {
     return history_reader().closings(p, location, skus, as_of);
   }

@@ -315,6 +315,9 @@ Result<ForecastReport> forecast_and_plan(std::span<const DemandSeries> series, s
     return Status::error(fmt::format("horizon_days: must be in [1, backtest_days = {}], got {}",
                                      o.backtest.backtest_days, o.backtest.horizon_days));
   }
+  if (o.forecast_days < 0 || o.forecast_days > kForecastDaysMax) {
+    return Status::error(fmt::format("forecast_days: must be in [0, {}], got {}", kForecastDaysMax, o.forecast_days));
+  }
   std::map<SkuId, const SkuSupply*> by_sku;
   for (const SkuSupply& s : supply) {
     if (!by_sku.emplace(s.sku, &s).second) return Status::error(fmt::format("supply: sku {} given twice", s.sku.value));
@@ -342,10 +345,6 @@ Result<ForecastReport> forecast_and_plan(std::span<const DemandSeries> series, s
 
   ForecastReport r;
   r.z = normal_quantile(o.service_level);
-  std::map<SkuId, PlanRow> rows;
-  for (const auto& [sku, s] : by_sku) {
-    rows[sku] = PlanRow{sku, s->lead_time_days, 0, 0, 0, s->on_hand, s->in_transit, s->open_backorders, Quantity{0}};
-  }
   std::vector<SkuId> unsupplied;
   std::vector<double> y;
   std::vector<SeriesAccuracy> accuracies;
@@ -362,14 +361,11 @@ Result<ForecastReport> forecast_and_plan(std::span<const DemandSeries> series, s
     }
     const ModelChoice choice = choose_model(y);
     SeriesForecast f{s->sku, s->region, choice.profile, choice.model.params(), choice.model.forecast(1), 0,
-                     choice.model.rmse(), backtest(y, o.backtest)};
+                     choice.model.rmse(), backtest(y, o.backtest), {}};
+    for (int h = 1; h <= o.forecast_days; ++h) f.next_days_units.push_back(choice.model.forecast(h));
     if (f.accuracy) accuracies.push_back(*f.accuracy);
-    if (auto row = rows.find(s->sku); row != rows.end()) {
-      const int lead = row->second.lead_time_days;
-      f.lead_time_units = choice.model.forecast_total(lead);
-      ++row->second.regions;
-      row->second.forecast_units += f.lead_time_units;
-      row->second.safety_units += r.z * f.sigma_units * std::sqrt(static_cast<double>(lead));
+    if (auto row = by_sku.find(s->sku); row != by_sku.end()) {
+      f.lead_time_units = choice.model.forecast_total(row->second->lead_time_days);
     } else if (unsupplied.empty() || unsupplied.back() != s->sku) {
       unsupplied.push_back(s->sku);  // `ordered` is by sku: one entry each
     }
@@ -377,17 +373,40 @@ Result<ForecastReport> forecast_and_plan(std::span<const DemandSeries> series, s
   }
   r.skus_without_supply = unsupplied.size();
   r.accuracy = summarise_accuracy(accuracies);
+  r.plan = production_plan(r.series, supply, r.z);
+  return r;
+}
+
+std::map<SeriesClass, std::map<Method, std::size_t>> methods_by_class(std::span<const SeriesForecast> series) {
+  std::map<SeriesClass, std::map<Method, std::size_t>> m;
+  for (const SeriesForecast& s : series) ++m[s.profile.series_class][s.params.method];
+  return m;
+}
+
+std::vector<PlanRow> production_plan(std::span<const SeriesForecast> series, std::span<const SkuSupply> supply, double z) {
+  std::map<SkuId, PlanRow> rows;
+  for (const SkuSupply& s : supply) {
+    rows[s.sku] = PlanRow{s.sku, s.lead_time_days, 0, 0, 0, s.on_hand, s.in_transit, s.open_backorders, Quantity{0}};
+  }
+  for (const SeriesForecast& f : series) {
+    auto row = rows.find(f.sku);
+    if (row == rows.end()) continue;
+    ++row->second.regions;
+    row->second.forecast_units += f.lead_time_units;
+    row->second.safety_units += z * f.sigma_units * std::sqrt(static_cast<double>(row->second.lead_time_days));
+  }
+  std::vector<PlanRow> plan;
   for (auto& [sku, row] : rows) {
     const double need = row.forecast_units + row.safety_units -
                         static_cast<double>(row.on_hand.value + row.in_transit.value) +
                         static_cast<double>(row.open_backorders.value);
     row.production_units = Quantity{need > 0 ? static_cast<std::int64_t>(std::ceil(need)) : 0};
-    r.plan.push_back(row);
+    plan.push_back(row);
   }
-  std::stable_sort(r.plan.begin(), r.plan.end(), [](const PlanRow& a, const PlanRow& b) {
+  std::stable_sort(plan.begin(), plan.end(), [](const PlanRow& a, const PlanRow& b) {
     return a.production_units.value > b.production_units.value;
   });
-  return r;
+  return plan;
 }
 
 }  // namespace qudao

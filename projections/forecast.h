@@ -56,10 +56,12 @@
 //                    stock, goods move only within a region's shard)
 //   production_units = max(0, ⌈forecast + safety - (on_hand + in_transit) + open_backorders⌉)
 // on_hand and in_transit are across the network (warehouses and stores); open backorders are units
-// on paid orders not yet dispatched. The caller decides what those are (see tools/forecast.cc).
+// on paid orders not yet dispatched. The caller decides what those are (projections/demand.h builds
+// them from the shards).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -203,9 +205,12 @@ struct SkuSupply {
   Quantity open_backorders;  // >= 0
 };
 
+inline constexpr int kForecastDaysMax = 90;  // daily forecasts kept per series, at most
+
 struct ForecastOptions {
   double service_level = 0.95;  // kServiceLevelMin..kServiceLevelMax
   BacktestOptions backtest;
+  int forecast_days = 0;        // 0..kForecastDaysMax: SeriesForecast::next_days_units kept
 };
 
 struct SeriesForecast {
@@ -217,6 +222,7 @@ struct SeriesForecast {
   double lead_time_units = 0;  // over the sku's lead time (0 without a SkuSupply row)
   double sigma_units = 0;      // in-sample one-step RMSE
   std::optional<SeriesAccuracy> accuracy;
+  std::vector<double> next_days_units;  // forecast(1..forecast_days): the days after the series' last
 };
 
 struct PlanRow {
@@ -239,9 +245,19 @@ struct ForecastReport {
   std::size_t skus_without_supply = 0;
 };
 
+// How many of `series` each class has, per method (the whole series' class and method).
+std::map<SeriesClass, std::map<Method, std::size_t>> methods_by_class(std::span<const SeriesForecast> series);
+
 // Bad input (a negative quantity, a lead time out of range, a series or sku twice, a service level
-// out of range, backtest days < 1 or a horizon outside 1..backtest days) is an error naming it.
+// out of range, backtest days < 1, a horizon outside 1..backtest days or forecast days out of range)
+// is an error naming it.
 Result<ForecastReport> forecast_and_plan(std::span<const DemandSeries> series, std::span<const SkuSupply> supply,
                                          const ForecastOptions& options);
+
+// The plan part of forecast_and_plan() for another z (a service level asked for later, with the
+// series already forecast): `series` as in ForecastReport::series (lead_time_units filled by the
+// supply it was made with), `supply` checked as forecast_and_plan checks it. The same rows, in the
+// same order, as forecast_and_plan() with that z.
+std::vector<PlanRow> production_plan(std::span<const SeriesForecast> series, std::span<const SkuSupply> supply, double z);
 
 }  // namespace qudao

@@ -1,8 +1,6 @@
 // qudao forecast: see tools/forecast.h for what is read from the event file and how.
 #include "tools/forecast.h"
 
-#include <absl/container/btree_map.h>
-#include <absl/container/flat_hash_map.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -11,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "connectors/forecast_api.h"  // accuracy_json, plan_row_json: the endpoints' JSON
 #include "connectors/kafka.h"
 #include "engine/apply.h"
 #include "events/event_file.h"
@@ -24,23 +23,8 @@ using json = nlohmann::json;
 // since the last commit, dead letters, outbox rows), which nothing here writes anywhere.
 constexpr std::uint64_t kCleanEveryRecords = 100'000;
 
-std::string date_of(Day d) {
-  const std::chrono::year_month_day ymd{std::chrono::sys_days{std::chrono::days{d.value}}};
-  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                     static_cast<unsigned>(ymd.day()));
-}
-
-json optional_number(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
-
 std::string percent(const std::optional<double>& v) { return v ? fmt::format("{:.1f}%", *v * 100) : "-"; }
 std::string ratio(const std::optional<double>& v) { return v ? fmt::format("{:.3f}", *v) : "-"; }
-
-// Which methods the series of each class were given (for the full series, as the plan uses them).
-std::map<SeriesClass, std::map<Method, std::size_t>> methods_by_class(const ForecastReport& report) {
-  std::map<SeriesClass, std::map<Method, std::size_t>> m;
-  for (const SeriesForecast& s : report.series) ++m[s.profile.series_class][s.params.method];
-  return m;
-}
 
 std::size_t plan_rows_shown(const ForecastReport& report, const ForecastArgs& args) {
   return args.top == 0 ? report.plan.size() : std::min(args.top, report.plan.size());
@@ -57,16 +41,7 @@ Result<ChannelHistory> read_channel_history(const std::string& path, int partiti
   Applier applier;
 
   ChannelHistory h;
-  std::map<std::string, std::uint32_t> region_ids;  // region name -> index into `regions`
-  std::vector<std::string> regions;
-  // (sku, region index) -> units per day; ordered containers, so nothing depends on hash order.
-  absl::flat_hash_map<std::pair<std::uint64_t, std::uint32_t>, std::size_t> series_index;
-  std::vector<absl::btree_map<std::int64_t, std::int64_t>> sold;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> series_keys;
-  std::map<SkuId, int> lead_time_days;
-  std::vector<std::pair<std::int32_t, OrderId>> orders;
-  std::optional<std::int32_t> first_day, last_day;
-
+  DemandBuilder demand;
   while (!stop.load(std::memory_order_relaxed)) {
     auto record = reader.value()->next();
     if (!record.is_ok()) return record.status();
@@ -87,115 +62,22 @@ Result<ChannelHistory> read_channel_history(const std::string& path, int partiti
     if (in.outcome != RecordOutcome::applied) continue;
     ++h.applied;
     const fb::Envelope& e = *in.envelope;
-    switch (e.payload_type()) {
-      case fb::Payload::ScanOut: {
-        const fb::ScanOut& s = *e.payload_as_ScanOut();
-        const LocationInfo* store = shard.location(LocationId{s.store()});
-        if (store == nullptr) continue;  // apply rejects a scan-out at an unknown store; kept for safety
-        auto [rid, added] = region_ids.try_emplace(store->region, static_cast<std::uint32_t>(regions.size()));
-        if (added) regions.push_back(store->region);
-        const std::pair<std::uint64_t, std::uint32_t> k{s.sku(), rid->second};
-        auto [it, fresh] = series_index.try_emplace(k, sold.size());
-        if (fresh) sold.emplace_back(), series_keys.push_back(k);
-        const std::int32_t day = day_of(TimeMs{e.occurred_at_ms()}).value;
-        sold[it->second][day] += s.qty();
-        first_day = std::min(first_day.value_or(day), day);
-        last_day = std::max(last_day.value_or(day), day);
-        ++h.scan_outs;
-        break;
-      }
-      case fb::Payload::SkuDefined: {
-        const fb::SkuDefined& s = *e.payload_as_SkuDefined();
-        lead_time_days[SkuId{s.sku()}] = s.production_lead_time_days();
-        break;
-      }
-      case fb::Payload::OrderPlaced:
-        orders.emplace_back(shard.partition().value, OrderId{e.payload_as_OrderPlaced()->order()});
-        break;
-      default: break;
-    }
+    if (e.payload_type() != fb::Payload::ScanOut) continue;
+    const fb::ScanOut& s = *e.payload_as_ScanOut();
+    const LocationInfo* store = shard.location(LocationId{s.store()});
+    if (store == nullptr) continue;  // apply rejects a scan-out at an unknown store; kept for safety
+    demand.add_sale(SkuId{s.sku()}, store->region, day_of(TimeMs{e.occurred_at_ms()}), Quantity{s.qty()});
   }
   if (stop.load()) return Status::error("forecast interrupted");
 
-  // Supply: integer sums, so the (hash) order of the balances does not matter.
-  std::map<SkuId, SkuSupply> supply;
-  for (const auto& [sku, lead] : lead_time_days) supply[sku] = SkuSupply{sku, lead, {}, {}, {}};
-  for (const auto& [p, shard] : shards) {
-    shard.for_each_balance([&](const Account& a, Quantity q) {
-      if (a.location == kVirtualLocation || q.value <= 0) return;
-      auto it = supply.find(a.sku);
-      if (it == supply.end()) return;
-      if (a.bucket == Bucket::on_hand || a.bucket == Bucket::reserved) it->second.on_hand.value += q.value;
-      if (a.bucket == Bucket::in_transit) it->second.in_transit.value += q.value;
-    });
-  }
-  for (const auto& [p, id] : orders) {
-    const Order* o = shards.at(p).order(id);
-    if (o == nullptr || o->state != OrderState::paid) continue;
-    for (const OrderLine& l : o->lines) {
-      auto it = supply.find(l.sku);
-      if (it != supply.end()) it->second.open_backorders.value += l.ordered - l.dispatched;
-    }
-  }
-  for (const auto& [sku, s] : supply) h.supply.push_back(s);
-
-  if (first_day) {
-    h.first_day = Day{*first_day};
-    h.last_day = Day{*last_day};
-    const std::size_t days = static_cast<std::size_t>(*last_day - *first_day + 1);
-    std::vector<std::size_t> order(series_keys.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return std::tie(series_keys[a].first, regions[series_keys[a].second]) <
-             std::tie(series_keys[b].first, regions[series_keys[b].second]);
-    });
-    for (std::size_t i : order) {
-      DemandSeries s{SkuId{series_keys[i].first}, regions[series_keys[i].second], h.first_day,
-                     std::vector<std::int64_t>(days, 0)};
-      for (const auto& [day, units] : sold[i]) s.units_per_day[static_cast<std::size_t>(day - *first_day)] = units;
-      h.series.push_back(std::move(s));
-    }
-  }
+  static_cast<DemandInput&>(h) = demand.build(shards);
+  h.scan_outs = h.sales;
   return h;
 }
 
 std::string forecast_json(const ChannelHistory& h, const ForecastReport& report, const ForecastArgs& args) {
-  json classes = json::array();
-  const auto methods = methods_by_class(report);
-  auto accuracy = [&](const ClassAccuracy& c, const std::string& name) {
-    json j{{"class", name},
-           {"series_backtested", c.series},
-           {"series_with_mase", c.mase_series},
-           {"wape", optional_number(c.wape)},
-           {"mase", optional_number(c.mase)},
-           {"naive_wape", optional_number(c.naive_wape)},
-           {"naive_mase", optional_number(c.naive_mase)}};
-    return j;
-  };
-  for (const ClassAccuracy& c : report.accuracy.classes) {
-    json j = accuracy(c, series_class_name(c.series_class));
-    std::size_t total = 0;
-    json m = json::object();
-    if (auto it = methods.find(c.series_class); it != methods.end()) {
-      for (const auto& [method, n] : it->second) m[method_name(method)] = n, total += n;
-    }
-    j["series"] = total;
-    j["methods"] = m;
-    classes.push_back(j);
-  }
   json plan = json::array();
-  for (std::size_t i = 0; i < plan_rows_shown(report, args); ++i) {
-    const PlanRow& r = report.plan[i];
-    plan.push_back({{"sku", r.sku.value},
-                    {"lead_time_days", r.lead_time_days},
-                    {"regions", r.regions},
-                    {"forecast_units", r.forecast_units},
-                    {"safety_units", r.safety_units},
-                    {"on_hand", r.on_hand.value},
-                    {"in_transit", r.in_transit.value},
-                    {"open_backorders", r.open_backorders.value},
-                    {"production_units", r.production_units.value}});
-  }
+  for (std::size_t i = 0; i < plan_rows_shown(report, args); ++i) plan.push_back(plan_row_json(report.plan[i]));
   std::int64_t production_total = 0;
   for (const PlanRow& r : report.plan) production_total += r.production_units.value;
   const json out{
@@ -203,12 +85,12 @@ std::string forecast_json(const ChannelHistory& h, const ForecastReport& report,
       {"records", h.records},
       {"applied", h.applied},
       {"scan_outs", h.scan_outs},
-      {"first_day", h.series.empty() ? json(nullptr) : json(date_of(h.first_day))},
-      {"last_day", h.series.empty() ? json(nullptr) : json(date_of(h.last_day))},
+      {"first_day", h.series.empty() ? json(nullptr) : json(format_day(h.first_day))},
+      {"last_day", h.series.empty() ? json(nullptr) : json(format_day(h.last_day))},
       {"series", report.series.size()},
       {"series_not_backtested", report.series.size() - report.accuracy.all.series},
       {"backtest", {{"backtest_days", args.backtest_days}, {"horizon_days", args.horizon_days}}},
-      {"accuracy", {{"classes", classes}, {"all", accuracy(report.accuracy.all, "all")}}},
+      {"accuracy", accuracy_json(report.accuracy, report.series)},
       {"service_level", args.service_level},
       {"z", report.z},
       {"skus_planned", report.plan.size()},
@@ -226,14 +108,14 @@ std::string forecast_text(const ChannelHistory& h, const ForecastReport& report,
   } else {
     line(fmt::format("{}: {} records, {} applied, {} scan-outs; {} series (sku x region) over {} days, {} .. {}",
                      args.path, h.records, h.applied, h.scan_outs, report.series.size(),
-                     h.last_day.value - h.first_day.value + 1, date_of(h.first_day), date_of(h.last_day)));
+                     h.last_day.value - h.first_day.value + 1, format_day(h.first_day), format_day(h.last_day)));
   }
   line(fmt::format("\nforecast accuracy: rolling origin over the last {} days, {} day(s) ahead; naive = last day's "
                    "sales; MASE < 1 beats the naive forecast",
                    args.backtest_days, args.horizon_days));
   line(fmt::format("{:<13} {:>7} {:>10} {:>8} {:>7} {:>11} {:>10}   {}", "class", "series", "backtested", "WAPE", "MASE",
                    "naive WAPE", "naive MASE", "methods (whole series)"));
-  const auto methods = methods_by_class(report);
+  const auto methods = methods_by_class(report.series);
   auto row = [&](const ClassAccuracy& c, const std::string& name, std::size_t series, const std::string& used) {
     line(fmt::format("{:<13} {:>7} {:>10} {:>8} {:>7} {:>11} {:>10}   {}", name, series, c.series, percent(c.wape),
                      ratio(c.mase), percent(c.naive_wape), ratio(c.naive_mase), used));

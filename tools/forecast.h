@@ -3,18 +3,11 @@
 //
 // The file's records go through the engine's own Applier into one Shard per partition, placed as
 // `replay --from-file` places them (murmur2(key) % partitions), so only what the engine applies
-// counts: duplicates and rejected records are not sales. From the applied events:
-//   - sell-through: every applied ScanOut adds its qty to (sku, region of its store) on the UTC day
-//     of its occurred_at (a late upload counts on the day it happened). Every series spans the same
-//     calendar, from the first to the last day with a scan-out in the file, zeros included; a
-//     (sku, region) that never sold has no series.
-//   - lead time: the last applied SkuDefined of the sku; a sku never defined has no plan row.
-//   - on hand: per (location, sku), on_hand + reserved (reserved stock is still on the shelf), each
-//     account counted from 0 up (a store driven below zero by scan-outs holds nothing); in transit
-//     likewise; both summed over every real location of every shard (warehouses and stores).
-//   - open backorders: on every order whose final state is paid (paid, not yet fully dispatched),
-//     ordered - dispatched per line. Unpaid orders are not yet demand; cancelled and expired ones
-//     never will be.
+// counts: duplicates and rejected records are not sales. Every applied ScanOut is a sale of (sku,
+// region of its store) on the UTC day of its occurred_at (a late upload counts on the day it
+// happened); the series, lead times, network stock and open backorders are then built from those
+// sales and the shards' final state by projections/demand.h, the same builder `qudao serve` uses
+// for GET /v1/forecast and /v1/production-plan (connectors/forecast_api.h).
 #pragma once
 
 #include <atomic>
@@ -22,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "projections/demand.h"
 #include "projections/forecast.h"
 
 namespace qudao {
@@ -37,13 +31,10 @@ struct ForecastArgs {
 };
 
 // What the event file says about demand and supply, ready for forecast_and_plan().
-struct ChannelHistory {
+struct ChannelHistory : DemandInput {
   std::uint64_t records = 0;
   std::uint64_t applied = 0;
   std::uint64_t scan_outs = 0;  // applied ScanOut events counted into the series
-  Day first_day{0}, last_day{0};  // of the series' calendar; equal and empty series when no scan-outs
-  std::vector<DemandSeries> series;  // by (sku, region)
-  std::vector<SkuSupply> supply;     // by sku: every defined sku
 };
 
 Result<ChannelHistory> read_channel_history(const std::string& path, int partitions, const std::atomic<bool>& stop);

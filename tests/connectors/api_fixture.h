@@ -2,7 +2,8 @@
 // committed state, a pipeline opened over it (its source points at librdkafka's in-process mock
 // cluster and is never polled; Pipeline::open only needs it to exist), the projection rebuilt from
 // the store, the test tokens, and the HTTP server on a free port. Plus raw-socket helpers for
-// sending what a well-behaved client would not.
+// sending what a well-behaved client would not, and the access-table check (check_access). ServedStore
+// serves any store so (tests/connectors/forecast_api_test.cc serves a replayed one).
 // Tests may append events of their own to partition 0 (`more_p0`), applied after the ones below.
 //
 // The ledger: partition 0 holds East (1: sub-warehouse, 2: store) and West (3: sub-warehouse,
@@ -26,7 +27,62 @@ inline constexpr std::uint64_t kEastWarehouse = 1, kEastStore = 2, kWestWarehous
 inline constexpr std::uint64_t kEastAgent = 100, kEastDistributor = 101, kEastRival = 102, kWestDistributor = 201,
                                kNoSuchParty = 999'999;
 
-struct ApiFixture {
+// A store served as `qudao serve` serves it: an embedded broker for the pipeline's source (never
+// polled: Pipeline::open only needs it to exist), the pipeline opened over the store, the projection
+// rebuilt from it, the test tokens and the HTTP server on a free port.
+struct ServedStore {
+  // Call once `store` holds the committed state.
+  void serve(const char* topic, HttpOptions http) {
+    http.port = 0;
+    auto b = EmbeddedBroker::start();
+    REQUIRE(b.is_ok());
+    broker = b.take();
+    auto s = KafkaSource::open(KafkaSettings{broker->bootstrap(), {}}, topic, "qudao-test");
+    REQUIRE(s.is_ok());
+    source = s.take();
+    auto p = Pipeline::open(*store, *source, stock, PipelineOptions{});
+    REQUIRE(p.is_ok());
+    pipeline = p.take();
+    auto t = AccessTokens::parse(test_tokens_json(), "test tokens");
+    REQUIRE_MESSAGE(t.is_ok(), t.status().message());
+    tokens = t.take();
+    auto h = HttpServer::start(http, make_query_api(stock, *pipeline, *store, tokens));
+    REQUIRE(h.is_ok());
+    server = h.take();
+  }
+  std::uint16_t port() const { return server->port(); }
+
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<EmbeddedBroker> broker;
+  std::unique_ptr<KafkaSource> source;
+  StockProjection stock;
+  std::unique_ptr<Pipeline> pipeline;
+  AccessTokens tokens;
+  std::unique_ptr<HttpServer> server;  // last: stops before what its handler reads
+};
+
+// The expected status of one request for each caller (the access tables of the endpoint tests).
+struct AccessRow {
+  std::string target;
+  unsigned hq, east, west, metrics, ingest, none;
+};
+
+inline void check_access(std::uint16_t port, const std::vector<AccessRow>& rows) {
+  const std::map<std::string, std::string> tokens{{"hq", kTestHqToken}, {"east", kTestEastToken},
+                                                  {"west", kTestWestToken}, {"metrics", kTestMetricsToken},
+                                                  {"ingest", kTestIngestToken}, {"none", ""}};
+  for (const AccessRow& r : rows) {
+    for (const auto& [name, expected] : {std::pair{"hq", r.hq}, std::pair{"east", r.east}, std::pair{"west", r.west},
+                                         std::pair{"metrics", r.metrics}, std::pair{"ingest", r.ingest},
+                                         std::pair{"none", r.none}}) {
+      INFO("GET " << r.target << " as " << name);
+      CHECK(http_get(port, r.target, tokens.at(name)).status == expected);
+    }
+  }
+}
+
+struct ApiFixture : ServedStore {
   explicit ApiFixture(HttpOptions http = {}, const std::vector<Bytes>& more_p0 = {}) {
     http.port = 0;
     Events ev;
@@ -78,36 +134,10 @@ struct ApiFixture {
     store = opened.take();
     std::vector<Shard*> shards{&p0, &p1};
     REQUIRE(store->commit(shards).is_ok());
-
-    auto b = EmbeddedBroker::start();
-    REQUIRE(b.is_ok());
-    broker = b.take();
-    auto s = KafkaSource::open(KafkaSettings{broker->bootstrap(), {}}, kTopic, "qudao-test");
-    REQUIRE(s.is_ok());
-    source = s.take();
-    auto p = Pipeline::open(*store, *source, stock, PipelineOptions{});
-    REQUIRE(p.is_ok());
-    pipeline = p.take();
-
-    auto t = AccessTokens::parse(test_tokens_json(), "test tokens");
-    REQUIRE_MESSAGE(t.is_ok(), t.status().message());
-    tokens = t.take();
-    auto h = HttpServer::start(http, make_query_api(stock, *pipeline, *store, tokens));
-    REQUIRE(h.is_ok());
-    server = h.take();
+    serve(kTopic, http);
   }
 
-  std::uint16_t port() const { return server->port(); }
-
   static constexpr const char* kTopic = "qudao.events";
-  TempDir dir;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<EmbeddedBroker> broker;
-  std::unique_ptr<KafkaSource> source;
-  StockProjection stock;
-  std::unique_ptr<Pipeline> pipeline;
-  AccessTokens tokens;
-  std::unique_ptr<HttpServer> server;  // last: stops before what its handler reads
 };
 
 using Clock = std::chrono::steady_clock;
