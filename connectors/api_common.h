@@ -58,7 +58,11 @@ inline std::optional<std::string> parse_param(const HttpRequest& req, const char
   return parse_param_with(req, name, out, parse_period, "a month \"YYYY-MM\" or a quarter \"YYYY-Qn\"");
 }
 
-// Parses the optional limit of a page: 1 to `max`, `fallback` when not given.
+// A listing's page size when the request gives no limit (an endpoint may choose another).
+inline constexpr std::size_t kPageDefault = 100;
+
+// Parses the optional limit of a page: 1 to `max`, `fallback` when not given. Every listing
+// endpoint uses it, so a limit out of range is a 400 naming the range, never silently clamped.
 inline std::optional<std::string> parse_limit(const HttpRequest& req, std::size_t max, std::size_t fallback,
                                               std::size_t& out) {
   std::optional<std::size_t> limit;

@@ -73,15 +73,14 @@ HttpResponse region_stock(const StockProjection& stock, const Principal& princip
 HttpResponse dead_letters(Store& store, const HttpRequest& req) {
   std::optional<std::int32_t> partition;
   std::optional<std::int64_t> from, cursor;
-  std::optional<std::size_t> limit;
+  std::size_t page = 0;
   if (auto e = parse_param(req, "partition", partition)) return error(400, *e);
   if (auto e = parse_param(req, "from", from)) return error(400, *e);
   if (auto e = parse_param(req, "cursor", cursor)) return error(400, *e);
-  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  if (auto e = parse_limit(req, kDeadLettersPageMax, kPageDefault, page)) return error(400, *e);
   if (!partition) return error(400, "query parameter partition: required");
   if (from && cursor) return error(400, "query parameters from and cursor: give one (cursor continues a page)");
   if (from.value_or(0) < 0 || cursor.value_or(0) < 0) return error(400, "query parameter from/cursor: must be >= 0");
-  const std::size_t page = std::min(limit.value_or(100), kDeadLettersPageMax);
   auto letters = store.dead_letters(PartitionId{*partition}, Offset{cursor.value_or(from.value_or(0))}, page);
   if (!letters.is_ok()) return error(500, letters.status().message());
   json out = json::array();
@@ -93,19 +92,13 @@ HttpResponse dead_letters(Store& store, const HttpRequest& req) {
                    {"field", d.rejection.field}, {"message", d.rejection.message}, {"bytes_hex", std::move(hex)}});
   }
   // A full page may have more after it: the cursor is the offset after its last letter.
-  const json next = page > 0 && letters.value().size() == page
+  const json next = letters.value().size() == page
                         ? json(std::to_string(letters.value().back().offset.value + 1))
                         : json(nullptr);
   return json_response(200, json{{"dead_letters", std::move(out)}, {"next_cursor", next}});
 }
 
 // ---- performance and rebates (projections/performance.h) ----
-
-constexpr std::size_t kPageDefault = 100;
-
-std::size_t page_limit(const std::optional<std::size_t>& limit, std::size_t max) {
-  return std::clamp<std::size_t>(limit.value_or(kPageDefault), 1, max);
-}
 
 std::string param(const HttpRequest& req, const char* name) {
   auto it = req.query.find(name);
@@ -180,8 +173,8 @@ HttpResponse leaderboard(const PerformanceProjection& perf, const HttpRequest& r
   else if (!kind_text.empty() && kind_text != "distributor") {
     return error(400, fmt::format("query parameter kind: expected distributor or agent, got \"{}\"", kind_text));
   }
-  std::optional<std::size_t> limit;
-  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  std::size_t limit = 0;
+  if (auto e = parse_limit(req, kLeaderboardPageMax, kPageDefault, limit)) return error(400, *e);
   std::optional<LeaderboardCursor> after;
   if (const std::string c = param(req, "cursor"); !c.empty()) {
     LeaderboardCursor cur;
@@ -190,7 +183,7 @@ HttpResponse leaderboard(const PerformanceProjection& perf, const HttpRequest& r
     }
     after = cur;
   }
-  const auto page = perf.leaderboard(region, *period, kind, principal.scope, after, page_limit(limit, kLeaderboardPageMax));
+  const auto page = perf.leaderboard(region, *period, kind, principal.scope, after, limit);
   if (!page) return error(404, fmt::format("region {} not found", region));
   json entries = json::array();
   for (const LeaderboardEntry& e : page->entries) {
@@ -218,8 +211,9 @@ HttpResponse rebates(const PerformanceProjection& perf, const HttpRequest& req, 
   if (!party) return error(400, bad);
   std::optional<Period> period;
   if (auto e = parse_param(req, "period", period)) return error(400, *e);
-  std::optional<std::size_t> limit;
-  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  const std::size_t limit_max = period ? kRebateHistoryPageMax : kRebatePeriodsPageMax;
+  std::size_t limit = 0;
+  if (auto e = parse_limit(req, limit_max, kPageDefault, limit)) return error(400, *e);
   const std::string cursor = param(req, "cursor");
   const auto not_found = [&] { return error(404, fmt::format("party {} not found", party->value)); };
   if (period) {
@@ -227,7 +221,7 @@ HttpResponse rebates(const PerformanceProjection& perf, const HttpRequest& req, 
     std::optional<std::uint32_t> after;
     if (auto e = parse_param(req, "cursor", after)) return error(400, *e);
     const auto page = perf.rebate_history(*party, *period, principal.scope, after.value_or(0),
-                                          page_limit(limit, kRebateHistoryPageMax));
+                                          limit);
     if (!page) return not_found();
     json rows = json::array();
     for (const RebateHistoryRow& h : page->rows) rows.push_back(history_json(h));
@@ -241,7 +235,7 @@ HttpResponse rebates(const PerformanceProjection& perf, const HttpRequest& req, 
     after = parse_period(cursor);
     if (!after) return error(400, fmt::format("query parameter cursor: expected a period, got \"{}\"", cursor));
   }
-  const auto page = perf.rebate_periods(*party, principal.scope, after, page_limit(limit, kRebatePeriodsPageMax));
+  const auto page = perf.rebate_periods(*party, principal.scope, after, limit);
   if (!page) return not_found();
   json periods = json::array();
   for (const PerformanceRow& r : page->periods) {
@@ -257,8 +251,8 @@ HttpResponse rebates(const PerformanceProjection& perf, const HttpRequest& req, 
 }
 
 HttpResponse conflicts(const PerformanceProjection& perf, const HttpRequest& req, const Principal& principal) {
-  std::optional<std::size_t> limit;
-  if (auto e = parse_param(req, "limit", limit)) return error(400, *e);
+  std::size_t limit = 0;
+  if (auto e = parse_limit(req, kConflictsPageMax, kPageDefault, limit)) return error(400, *e);
   std::optional<std::pair<std::string, std::pair<LocationId, PartyId>>> after;
   if (const std::string c = param(req, "cursor"); !c.empty()) {
     // region:store.claimant (the region may hold any character but is followed by the last ':').
@@ -270,7 +264,7 @@ HttpResponse conflicts(const PerformanceProjection& perf, const HttpRequest& req
     }
     after = std::pair{c.substr(0, colon), std::pair{store, claimant}};
   }
-  const ConflictsPage page = perf.conflicts(principal.scope, after, page_limit(limit, kConflictsPageMax));
+  const ConflictsPage page = perf.conflicts(principal.scope, after, limit);
   json rows = json::array();
   for (const ConflictRow& r : page.conflicts) {
     rows.push_back({{"region", r.region}, {"store", r.conflict.store.value}, {"assigned", r.conflict.assigned.value},

@@ -17,7 +17,7 @@
 //                                        hq, regional  the same figures per group; nation: hq only (403)
 //   GET /v1/anomalies?location=ID[&cursor=][&limit=N]
 //                                        hq, regional  a location's anomalies, oldest first
-//   GET /v1/dead-letters?partition=P[&from=OFFSET][&limit=N]
+//   GET /v1/dead-letters?partition=P[&from=OFFSET|&cursor=C][&limit=N]
 //                                        hq            rejected records: reason, field, original bytes
 //   POST /v1/events[?region=REGION]      ingest        events as JSON to the events topic: 202 with their
 //                                                      ids once Kafka has them (connectors/ingest_api.h)
@@ -38,8 +38,9 @@
 //                                        hq            per sku: forecast over lead time, safety, stock,
 //                                                      backorders, units to produce (network-wide: 403
 //                                                      for a regional token)
-//   Listings answer next_cursor (null on the last page); limit defaults to 100, capped by the
-//   k*PageMax constants of projections/performance.h.
+//   Listings answer next_cursor (null on the last page); limit defaults to 100 (kPageDefault; the
+//   stock rows and roll-ups default to their maximum) and must be 1 to the endpoint's k*PageMax
+//   (projections/performance.h, stock_api.h, forecast_api.h, kDeadLettersPageMax below), else 400.
 //
 // Deny by default. The answer to a request, in the order checked:
 //   /health                              200 to anyone (405 for another method)

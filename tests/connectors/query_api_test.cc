@@ -204,6 +204,19 @@ TEST_CASE("query api: dead letters page by cursor: a full page points past its l
   CHECK(http_get(api.port(), "/v1/dead-letters?partition=0&from=0&cursor=1", kTestHqToken).status == 400);
 }
 
+TEST_CASE("query api: a limit out of an endpoint's range is a 400 naming the range, on every listing") {
+  ApiFixture api;
+  for (const char* target : {"/v1/dead-letters?partition=0&limit=0", "/v1/dead-letters?partition=0&limit=1001",
+                             "/v1/leaderboard?region=East&period=2026-01&limit=501", "/v1/conflicts?limit=0",
+                             "/v1/rebates?party=1&limit=201", "/v1/anomalies?location=1&limit=1001",
+                             "/v1/stock?limit=0", "/v1/forecast?limit=0"}) {
+    CAPTURE(target);
+    const HttpReply r = http_get(api.port(), target, kTestHqToken);
+    CHECK(r.status == 400);
+    CHECK(r.body.find("query parameter limit: expected 1 to ") != std::string::npos);
+  }
+}
+
 TEST_CASE("query api: the dead letters and status HQ reads are the store's and the pipeline's") {
   ApiFixture api;
   const HttpReply letters = http_get(api.port(), "/v1/dead-letters?partition=0", kTestHqToken);
