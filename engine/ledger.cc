@@ -11,8 +11,12 @@
 namespace qudao {
 
 Quantity Shard::balance(const Account& a) const {
-  auto it = balances_.find(a);
-  return Quantity{it == balances_.end() ? 0 : it->second.qty};
+  if (const int slot = stock_slot(a.bucket); slot >= 0) {
+    auto it = stock_.find(PairKey{a.sku, a.location});
+    return Quantity{it == stock_.end() ? 0 : it->second.qty[slot]};
+  }
+  auto it = virtual_.find(a);
+  return Quantity{it == virtual_.end() ? 0 : it->second.qty};
 }
 
 const LocationInfo* Shard::location(LocationId id) const {
@@ -133,39 +137,67 @@ void Shard::finish_restore() {
   }
 }
 
+std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
+  std::vector<std::pair<Account, std::int64_t>> out;
+  out.reserve(dirty_balances_.size());
+  for (const Account& a : dirty_balances_) {
+    if (const int slot = stock_slot(a.bucket); slot >= 0) {
+      StockEntry& e = stock_.find(PairKey{a.sku, a.location})->second;
+      e.dirty &= static_cast<std::uint8_t>(~(1u << slot));
+      out.emplace_back(a, e.qty[slot]);
+    } else {
+      BalanceEntry& e = virtual_.find(a)->second;
+      e.dirty = false;
+      out.emplace_back(a, e.qty);
+    }
+  }
+  dirty_balances_.clear();
+  return out;
+}
+
 void Shard::post(const Posting& p) {
-  BalanceEntry& e = balances_[p.account];
-  digest_ -= balance_hash(p.account, e.qty);
-  e.qty += p.delta.value;
-  digest_ += balance_hash(p.account, e.qty);
-  if (!e.dirty) {
-    e.dirty = true;
+  const int slot = stock_slot(p.account.bucket);
+  if (slot < 0) {
+    BalanceEntry& e = virtual_[p.account];
+    digest_ -= balance_hash(p.account, e.qty);
+    e.qty += p.delta.value;
+    digest_ += balance_hash(p.account, e.qty);
+    if (!e.dirty) {
+      e.dirty = true;
+      dirty_balances_.push_back(p.account);
+    }
+    return;
+  }
+  StockEntry& e = stock_[PairKey{p.account.sku, p.account.location}];
+  const auto bit = static_cast<std::uint8_t>(1u << slot);
+  digest_ -= balance_hash(p.account, e.qty[slot]);
+  e.qty[slot] += p.delta.value;
+  digest_ += balance_hash(p.account, e.qty[slot]);
+  e.exists |= bit;
+  if (!(e.dirty & bit)) {
+    e.dirty |= bit;
     dirty_balances_.push_back(p.account);
   }
   if (e.closing_epoch != closing_epoch_ && p.account.location != kVirtualLocation) {
     e.closing_epoch = closing_epoch_;
-    closing_dirty_.push_back(p.account);
+    closing_dirty_.emplace_back(p.account.location, p.account.sku);
   }
 }
 
 void Shard::close_changed(Day day) {
   if (closing_dirty_.empty()) return;
-  closing_scratch_.clear();
-  for (const Account& a : closing_dirty_) closing_scratch_.emplace_back(a.location, a.sku);
-  closing_dirty_.clear();
   if (++closing_epoch_ == 0) {  // wrapped (after 2^32 closes): no entry may look changed
-    for (auto& [a, e] : balances_) e.closing_epoch = 0;
+    for (auto& [k, e] : stock_) e.closing_epoch = 0;
     closing_epoch_ = 1;
   }
-  // In (location, sku) order, once per pair: the rows do not depend on the order of the postings.
-  std::sort(closing_scratch_.begin(), closing_scratch_.end());
-  closing_scratch_.erase(std::unique(closing_scratch_.begin(), closing_scratch_.end()), closing_scratch_.end());
-  for (const auto& [location, sku] : closing_scratch_) {
-    const std::int64_t reserved = balance(Account{sku, location, Bucket::reserved}).value;
-    history_.record_closing(Closing{day, location, sku,
-                                    ClosingLevels{balance(Account{sku, location, Bucket::on_hand}).value + reserved,
-                                                  reserved, balance(Account{sku, location, Bucket::in_transit}).value}});
+  // In (location, sku) order (each pair is listed once): the rows do not depend on the order of
+  // the postings.
+  std::sort(closing_dirty_.begin(), closing_dirty_.end());
+  for (const auto& [location, sku] : closing_dirty_) {
+    const StockEntry& e = stock_.find(PairKey{sku, location})->second;
+    history_.record_closing(Closing{day, location, sku, ClosingLevels{e.qty[0] + e.qty[1], e.qty[1], e.qty[2]}});
   }
+  closing_dirty_.clear();
 }
 
 namespace {
@@ -304,7 +336,7 @@ void Shard::mark_clean() {
   for (ShipmentId id : dirty_shipments_) shipments_[id].dirty = false;
   dirty_orders_.clear();
   dirty_shipments_.clear();
-  for (const Account& a : dirty_balances_) balances_[a].dirty = false;
+  if (!dirty_balances_.empty()) (void)take_dirty_balances();  // a commit has taken them already
   for (LocationId id : dirty_locations_) locations_[id].dirty = false;
   dirty_balances_.clear();
   dirty_locations_.clear();
@@ -331,10 +363,17 @@ void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts, Time
 }
 
 void Shard::restore_balance(const Account& a, Quantity q) {
-  BalanceEntry& e = balances_[a];
+  digest_ += balance_hash(a, q.value);
+  if (const int slot = stock_slot(a.bucket); slot >= 0) {
+    StockEntry& e = stock_[PairKey{a.sku, a.location}];
+    assert(!(e.exists & (1u << slot)) && "a balance is restored once");
+    e.qty[slot] = q.value;
+    e.exists |= static_cast<std::uint8_t>(1u << slot);
+    return;
+  }
+  BalanceEntry& e = virtual_[a];
   assert(e.qty == 0 && "a balance is restored once");
   e.qty = q.value;
-  digest_ += balance_hash(a, e.qty);
 }
 
 void Shard::restore_location(LocationId id, LocationInfo info) {

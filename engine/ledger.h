@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/channel.h"
@@ -208,7 +209,12 @@ class Shard {
 
   // Iteration over all state (for load-time rebuilds of projections, tests and audits).
   template <class F> void for_each_balance(F&& f) const {
-    for (const auto& [a, e] : balances_) f(a, Quantity{e.qty});
+    for (const auto& [k, e] : stock_) {
+      for (int i = 0; i < kStockBuckets; ++i) {
+        if (e.exists & (1u << i)) f(Account{k.sku, k.location, kStockBucketOf[i]}, Quantity{e.qty[i]});
+      }
+    }
+    for (const auto& [a, e] : virtual_) f(a, Quantity{e.qty});
   }
   template <class F> void for_each_location(F&& f) const {
     for (const auto& [id, e] : locations_) f(id, e.info);
@@ -220,6 +226,11 @@ class Shard {
   // Commit support (engine/store.cc): what changed since the last commit.
   bool header_dirty() const { return header_dirty_; }
   const std::vector<Account>& dirty_balances() const { return dirty_balances_; }
+  // The dirty balances with their quantities (in the order they were first changed), marked clean:
+  // one lookup each, where reading them and then marking them clean took two.
+  std::vector<std::pair<Account, std::int64_t>> take_dirty_balances();
+  // The history rows since the last commit, handed over whole; the shard starts an empty one.
+  StockHistory take_history() { return std::exchange(history_, StockHistory{}); }
   const std::vector<LocationId>& dirty_locations() const { return dirty_locations_; }
   const std::vector<OrderId>& dirty_orders() const { return dirty_orders_; }
   const std::vector<ShipmentId>& dirty_shipments() const { return dirty_shipments_; }
@@ -247,12 +258,40 @@ class Shard {
   void finish_restore();
 
  private:
-  struct BalanceEntry {
-    std::int64_t qty = 0;
-    bool dirty = false;
+  // The buckets a real location holds of a sku (on_hand, reserved, in_transit) share one entry per
+  // (sku, location): a scan-out's check and its posting, and a day's closing of the pair, each cost
+  // one lookup (one cache miss) instead of one per bucket. Every other bucket (the virtual accounts)
+  // is a BalanceEntry of its own.
+  static constexpr int kStockBuckets = 3;
+  static constexpr Bucket kStockBucketOf[kStockBuckets] = {Bucket::on_hand, Bucket::reserved, Bucket::in_transit};
+  static int stock_slot(Bucket b) {  // the slot of a stock bucket, -1 for a virtual one
+    switch (b) {
+      case Bucket::on_hand: return 0;
+      case Bucket::reserved: return 1;
+      case Bucket::in_transit: return 2;
+      default: return -1;
+    }
+  }
+  struct PairKey {
+    SkuId sku;
+    LocationId location;
+    friend constexpr bool operator==(const PairKey&, const PairKey&) = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const PairKey& k) {
+      return H::combine(std::move(h), k.sku.value, k.location.value);
+    }
+  };
+  struct StockEntry {
+    std::int64_t qty[kStockBuckets] = {0, 0, 0};
+    std::uint8_t exists = 0;  // a bit per slot: the account was posted or restored (kept at zero)
+    std::uint8_t dirty = 0;   // a bit per slot: changed since the last commit
     // Equal to the shard's closing_epoch_: changed since the last close_changed (real locations
     // only). An epoch, not a flag, so that closing the day need not look every entry up again.
     std::uint32_t closing_epoch = 0;
+  };
+  struct BalanceEntry {
+    std::int64_t qty = 0;
+    bool dirty = false;
   };
   struct LocationEntry {
     LocationInfo info;
@@ -268,14 +307,14 @@ class Shard {
   std::uint64_t digest_ = 0;
   bool header_dirty_ = false;
 
-  absl::flat_hash_map<Account, BalanceEntry> balances_;
+  absl::flat_hash_map<PairKey, StockEntry> stock_;      // on_hand, reserved, in_transit
+  absl::flat_hash_map<Account, BalanceEntry> virtual_;  // production, consumers, adjustments, losses
   absl::flat_hash_map<LocationId, LocationEntry> locations_;
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
-  std::vector<Account> closing_dirty_;  // accounts whose closing_epoch is closing_epoch_
+  std::vector<std::pair<LocationId, SkuId>> closing_dirty_;  // pairs whose closing_epoch is closing_epoch_, once each
   std::uint32_t closing_epoch_ = 1;
-  std::vector<std::pair<LocationId, SkuId>> closing_scratch_;
   StockHistory history_;
 
   std::uint64_t order_hash(OrderId id, const Order& o);

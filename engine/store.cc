@@ -276,7 +276,6 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       key.append(channel_key, 1);
       batch.Put(key, channel_value);
     });
-    s->history().write_to(s->partition(), batch);
     for (OrderId id : s->dirty_orders()) {
       key = partition_key(kOrderKey, s->partition());
       codec::put_be<std::uint64_t>(key, id.value);
@@ -307,15 +306,10 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       // One range tombstone for every row the relay has delivered so far.
       batch.DeleteRange(outbox_key(s->partition(), 0), outbox_key(s->partition(), *s->relayed_through() + 1));
     }
-    for (const Account& a : s->dirty_balances()) {
-      key = partition_key(kBalanceKey, s->partition());
-      codec::put_be<std::uint64_t>(key, a.sku.value);
-      codec::put_be<std::uint64_t>(key, a.location.value);
-      codec::put_be<std::uint8_t>(key, static_cast<std::uint8_t>(a.bucket));
-      value.clear();
-      codec::put_le<std::int64_t>(value, s->balance(a).value);
-      batch.Put(key, value);
-    }
+    // One lookup per dirty balance takes its quantity and clears its mark; write() encodes them.
+    PreparedCommit::Deferred& d = c.deferred.emplace_back(
+        PreparedCommit::Deferred{s->partition(), s->take_dirty_balances(), s->take_history()});
+    stats.balances += d.balances.size();
     for (LocationId id : s->dirty_locations()) {
       const LocationInfo& info = *s->location(id);
       key = partition_key(kLocationKey, s->partition());
@@ -338,11 +332,9 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       batch.Put(key, value);
     }
     batch.Put(partition_key(kHeaderKey, s->partition()), header_value(*s));
-    stats.balances += s->dirty_balances().size();
     stats.locations += s->dirty_locations().size();
     stats.dead_letters += s->dead_letters().size();
   }
-  stats.bytes = batch.Count() == 0 ? 0 : batch.GetDataSize();
   for (Shard* s : shards) {
     c.next_offsets.emplace_back(s->partition(), s->next_offset());
     s->mark_clean();
@@ -351,6 +343,22 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
 }
 
 Status Store::write(PreparedCommit& c) {
+  std::string key, value;
+  for (PreparedCommit::Deferred& d : c.deferred) {
+    for (const auto& [a, qty] : d.balances) {
+      key = partition_key(kBalanceKey, d.partition);
+      codec::put_be<std::uint64_t>(key, a.sku.value);
+      codec::put_be<std::uint64_t>(key, a.location.value);
+      codec::put_be<std::uint8_t>(key, static_cast<std::uint8_t>(a.bucket));
+      value.clear();
+      codec::put_le<std::int64_t>(value, qty);
+      c.batch.Put(key, value);
+    }
+    d.history.write_to(d.partition, c.batch);
+  }
+  c.deferred.clear();
+  c.stats.keys = c.batch.Count();
+  c.stats.bytes = c.batch.Count() == 0 ? 0 : c.batch.GetDataSize();
   if (c.batch.Count() == 0) return Status::ok();
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync == SyncMode::fsync;

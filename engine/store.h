@@ -98,12 +98,21 @@ struct CommitStats {
   std::size_t balances = 0;
   std::size_t locations = 0;
   std::size_t dead_letters = 0;
-  std::size_t bytes = 0;
+  std::size_t keys = 0;   // set by write()
+  std::size_t bytes = 0;  // set by write()
 };
 
-// A commit encoded on the applying thread, to be written from any thread.
+// A commit made on the applying thread, to be written from any thread. The bulk of it (the dirty
+// balances and the stock history, a few keys per event) is taken from the shards as plain values
+// and encoded into `batch` by write(), on the committer's thread; the rest is encoded by prepare().
 struct PreparedCommit {
+  struct Deferred {
+    PartitionId partition;
+    std::vector<std::pair<Account, std::int64_t>> balances;  // dirty balances and their quantities
+    StockHistory history;                                     // the shard's history rows since the last commit
+  };
   rocksdb::WriteBatch batch;
+  std::vector<Deferred> deferred;  // encoded into batch (and emptied) by the first write()
   CommitStats stats;
   std::vector<std::pair<PartitionId, Offset>> next_offsets;  // stored in the batch
   std::vector<std::pair<PartitionId, OutboxRow>> outbox;      // rows the batch adds, for the relay
@@ -147,8 +156,8 @@ class Store {
   Result<CommitStats> commit(std::span<Shard* const> shards);
 
   // commit() in two steps, so the write can overlap the next events' apply (engine/committer.h):
-  // prepare() encodes what changed and marks the shards clean (on the thread that owns them);
-  // write() makes it durable, and may run on another thread. A failed write leaves the shards'
+  // prepare() takes what changed and marks the shards clean (on the thread that owns them);
+  // write() encodes the deferred part and makes it durable, and may run on another thread. A failed write leaves the shards'
   // in-memory state ahead of the store: the caller must stop and restart from the store.
   PreparedCommit prepare(std::span<Shard* const> shards);
   [[nodiscard]] Status write(PreparedCommit& commit);

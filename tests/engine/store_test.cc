@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "engine/apply.h"
 #include "tests/support.h"
 
@@ -118,6 +120,52 @@ TEST_CASE("store: a stored state that does not match its digest is refused on lo
   auto loaded = store.value()->load();
   REQUIRE_FALSE(loaded.is_ok());
   CHECK(loaded.status().message().find("does not match its digest") != std::string::npos);
+}
+
+TEST_CASE("store: the buckets of one (location, sku) are listed, committed and reloaded one account each; a "
+          "bucket never posted is not listed, one posted back to zero is") {
+  TempDir dir;
+  Events ev;
+  Applier applier;
+  Shard shard{PartitionId{0}};
+  feed(shard, applier, ev.location(1, fb::LocationKind::SubWarehouse, "East"), 0);
+  feed(shard, applier, ev.location(2, fb::LocationKind::Store, "East"), 1);
+  feed(shard, applier, ev.production(1, {line(7, 10)}), 2);
+  feed(shard, applier, ev.dispatch(1, 2, {line(7, 4)}), 3);
+  feed(shard, applier, ev.receive(2, {line(7, 4)}), 4);  // in transit to the store: back to zero
+  REQUIRE(shard.counts().applied == 5);
+
+  using Listed = std::vector<std::pair<Account, std::int64_t>>;
+  auto listed = [](const Shard& s) {
+    Listed out;
+    s.for_each_balance([&](const Account& a, Quantity q) { out.emplace_back(a, q.value); });
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const Listed before = listed(shard);
+  CHECK(std::count(before.begin(), before.end(), std::pair{Account{SkuId{7}, LocationId{2}, Bucket::in_transit}, std::int64_t{0}}) == 1);
+  CHECK(std::count(before.begin(), before.end(), std::pair{Account{SkuId{7}, LocationId{2}, Bucket::on_hand}, std::int64_t{4}}) == 1);
+  CHECK(std::count(before.begin(), before.end(), std::pair{Account{SkuId{7}, LocationId{1}, Bucket::on_hand}, std::int64_t{6}}) == 1);
+  CHECK(std::none_of(before.begin(), before.end(), [](const auto& e) { return e.first.bucket == Bucket::reserved; }));
+  CHECK(shard.balance(Account{SkuId{7}, LocationId{2}, Bucket::reserved}) == Quantity{0});
+
+  {
+    auto store = Store::open(StoreOptions{dir.path(), "events"});
+    REQUIRE(store.is_ok());
+    std::vector<Shard*> shards{&shard};
+    auto stats = store.value()->commit(shards);
+    REQUIRE(stats.is_ok());
+    CHECK(stats.value().balances == before.size());  // every listed account, once
+    CHECK(shard.dirty_balances().empty());
+  }
+  auto store = Store::open(StoreOptions{dir.path(), "events"});
+  REQUIRE(store.is_ok());
+  auto loaded = store.value()->load();
+  REQUIRE_MESSAGE(loaded.is_ok(), loaded.status().message());
+  const Shard& l = loaded.value().at(0);
+  CHECK(listed(l) == before);
+  CHECK(l.digest() == shard.digest());
+  for (const auto& [a, qty] : before) CHECK(l.balance(a) == Quantity{qty});
 }
 
 }  // namespace qudao
