@@ -24,7 +24,7 @@
 // are keyed by offset. The rows are part of Store::state_sha256 (the audit's export), not of the
 // shard's running digest, which load() checks against the state it restores (history is not loaded).
 //
-// Per event the work is in memory: a flag on the balance entry (Shard::post), one hash-map addition
+// Per event the work is in memory: an epoch on the (sku, location) entry (Shard::post), one hash-map addition
 // per scan-out, one row per anomaly. Owned by its Shard; not thread-safe.
 #pragma once
 
