@@ -48,7 +48,7 @@ std::uint64_t Pipeline::digest() const {
 }
 
 Status Pipeline::loop(const std::atomic<bool>& stop) {
-  lower_this_thread_priority();  // engine/thread_priority.h: queries first
+  lower_this_thread_priority();  // if the operator asked for it: engine/thread_priority.h
   auto last_commit = Clock::now();
   while (!stop.load(std::memory_order_relaxed) && !reached_end()) {
     auto polled = source_.poll(options_.poll_batch_events_max, options_.poll_timeout);

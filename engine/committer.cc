@@ -49,7 +49,7 @@ bool Committer::busy() {
 
 void Committer::run() {
   pthread_setname_np(pthread_self(), "qudao-commit");
-  lower_this_thread_priority();  // engine/thread_priority.h: queries first
+  lower_this_thread_priority();  // if the operator asked for it: engine/thread_priority.h
   std::unique_lock lock(mutex_);
   for (;;) {
     cv_.wait(lock, [&] { return pending_.has_value() || stopping_; });

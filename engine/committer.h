@@ -5,7 +5,7 @@
 // memory stays bounded and the stored offsets only ever move forward. A kill -9 while a write is in
 // flight leaves the store at the previous commit, which is a consistent state like any other.
 //
-// The writer thread runs at the bulk threads' lower CPU priority (engine/thread_priority.h).
+// The writer thread takes the bulk threads' CPU priority (engine/thread_priority.h; unchanged by default).
 //
 // Thread-safety: submit(), wait() and busy() are called from one thread (the pipeline's).
 #pragma once

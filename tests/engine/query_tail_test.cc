@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -22,16 +23,21 @@ namespace {
 int this_thread_nice() { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); }
 }  // namespace
 
-TEST_CASE("thread priority: a bulk thread is lowered to kBulkThreadNice and the thread that made it is not") {
+TEST_CASE("thread priority: a thread's nice value is its own; its creator keeps its own, and nothing is lowered by default") {
   const int before = this_thread_nice();
   int lowered = 0;
   std::thread bulk([&] {
-    lower_this_thread_priority();
+    REQUIRE(set_this_thread_nice(10));
     lowered = this_thread_nice();
   });
   bulk.join();
-  CHECK(lowered == kBulkThreadNice);
+  CHECK(lowered == 10);
   CHECK(this_thread_nice() == before);
+  if (std::getenv("QUDAO_BULK_THREAD_NICE") == nullptr) {
+    CHECK(bulk_thread_nice() == 0);
+    lower_this_thread_priority();
+    CHECK(this_thread_nice() == before);
+  }
 }
 
 TEST_CASE("committer: busy while a submitted commit is being written, not once it is written") {
