@@ -11,6 +11,8 @@
 #include <atomic>
 #include <cctype>
 #include <optional>
+#include <pthread.h>
+
 #include <thread>
 
 namespace qudao {
@@ -255,6 +257,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   impl->accept();
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "qudao-http");
     try {
       raw->io.run();
     } catch (const std::exception& e) {

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "engine/thread_priority.h"
+
 namespace qudao {
 namespace {
 
@@ -76,6 +78,22 @@ void RecordDeleter::operator()(rd_kafka_message_s* m) const { rd_kafka_message_d
 
 // ---- source ----
 
+namespace {
+
+// The consumer's threads fetch and parse records for the applying thread: bulk work, lowered with it
+// when the operator asks for it (engine/thread_priority.h). Otherwise, within the process, they
+// would take the cores from the lowered applying thread whenever both are runnable.
+rd_kafka_resp_err_t lower_consumer_thread(rd_kafka_t*, rd_kafka_thread_type_t, const char*, void*) {
+  lower_this_thread_priority();
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+rd_kafka_resp_err_t add_lower_consumer_threads(rd_kafka_t* rk, const rd_kafka_conf_t*, void*, char*, std::size_t) {
+  return rd_kafka_interceptor_add_on_thread_start(rk, "qudao-bulk-priority", lower_consumer_thread, nullptr);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<KafkaSource>> KafkaSource::open(const KafkaSettings& settings, std::string topic,
                                                         std::string group_id) {
   auto conf = make_conf(settings, {
@@ -106,6 +124,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::open(const KafkaSettings& sett
   });
   if (!conf.is_ok()) return conf.status();
   rd_kafka_conf_set_log_cb(conf.value(), log_cb);
+  rd_kafka_conf_interceptor_add_on_new(conf.value(), "qudao-bulk-priority", add_lower_consumer_threads, nullptr);
   char err[kErrorBytesMax];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.value(), err, sizeof err);
   if (rk == nullptr) {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "engine/crash_point.h"
+#include "engine/thread_priority.h"
 #include "projections/stock_history.h"
 
 namespace qudao {
@@ -48,6 +49,7 @@ std::uint64_t Pipeline::digest() const {
 }
 
 Status Pipeline::loop(const std::atomic<bool>& stop) {
+  lower_this_thread_priority();  // if the operator asked for it: engine/thread_priority.h
   auto last_commit = Clock::now();
   while (!stop.load(std::memory_order_relaxed) && !reached_end()) {
     auto polled = source_.poll(options_.poll_batch_events_max, options_.poll_timeout);
@@ -68,7 +70,10 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
     }
     for (Shard* shard : shard_list_) performance_.publish(*shard);
     since_commit_ += records.size();
-    if (Clock::now() - last_commit >= options_.commit_interval || since_commit_ >= options_.commit_events_max) {
+    // A commit whose write is still in flight is waited for only once commit_events_max records
+    // have piled up behind it: a slow fsync must not stop applying (and so the queries' view).
+    const bool due = Clock::now() - last_commit >= options_.commit_interval || since_commit_ >= options_.commit_events_max;
+    if (due && (!committer_.busy() || since_commit_ >= options_.commit_events_max)) {
       if (Status s = commit(); !s.is_ok()) return s;
       last_commit = Clock::now();
     }
@@ -102,6 +107,7 @@ RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, 
     projection.record_sale(LocationId{s.store()}, SkuId{s.sku()}, day_of(TimeMs{ingested.envelope->occurred_at_ms()}),
                            Quantity{s.qty()});
   }
+  projection.release();  // queries get in between records, not only between poll batches
   return ingested.outcome;
 }
 

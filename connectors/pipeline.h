@@ -7,8 +7,12 @@
 //
 // One thread runs the pipeline and owns every Shard; stats() may be called from any thread, and
 // shows the counts the last commit made durable (never events a kill -9 would lose). The
-// commit's write (and fsync) runs on the Committer's thread while the next events are applied; the
-// next commit first waits for it, so one commit at most is in flight.
+// commit's write (and fsync) runs on the Committer's thread while the next events are applied; one
+// commit at most is in flight. When the next commit is due while the write is still in flight,
+// applying goes on (queries keep seeing new events) and the commit is made once the write is done,
+// or waits for it once commit_events_max records have arrived since the last one. With
+// QUDAO_BULK_THREAD_NICE set, the applying thread and the committer run at a lower CPU priority
+// than the HTTP thread (engine/thread_priority.h; off by default).
 #pragma once
 
 #include <prometheus/client_metric.h>

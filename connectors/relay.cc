@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -78,7 +79,10 @@ Result<std::unique_ptr<Relay>> Relay::start(const KafkaSettings& settings, Relay
     spdlog::info("relay: {} outbox rows left from before the restart; checking the output topics for them", rows);
     relay->check_needed_ = true;
   }
-  relay->thread_ = std::thread([r = relay.get()] { r->run(); });
+  relay->thread_ = std::thread([r = relay.get()] {
+    pthread_setname_np(pthread_self(), "qudao-relay");
+    r->run();
+  });
   return relay;
 }
 

@@ -120,13 +120,17 @@ HttpResponse serve_stock(const StockProjection& stock, Store& store, const HttpR
     if (filter.city) return error(404, fmt::format("city {} not found", *filter.city));
     return error(404, fmt::format("region {} not found", *filter.region));
   }
-  HistoryReader history = store.history_reader();  // one view, one memtable sort, per request
-  for (LocationStock& ls : page->locations) {
-    if (f.as_of) {
-      if (Status s = apply_as_of(history, ls, *f.as_of); !s.is_ok()) return error(500, s.message());
-    }
-    if (f.from) {
-      if (Status s = add_sold_period(history, ls, *f.from, *f.to); !s.is_ok()) return error(500, s.message());
+  // Only a request about the past reads the history: a RocksDB iterator copies the live vector
+  // memtable (engine/store.h), milliseconds of the one HTTP thread under heavy ingest.
+  if (f.as_of || f.from) {
+    HistoryReader history = store.history_reader();  // one view, one memtable sort, per request
+    for (LocationStock& ls : page->locations) {
+      if (f.as_of) {
+        if (Status s = apply_as_of(history, ls, *f.as_of); !s.is_ok()) return error(500, s.message());
+      }
+      if (f.from) {
+        if (Status s = add_sold_period(history, ls, *f.from, *f.to); !s.is_ok()) return error(500, s.message());
+      }
     }
   }
   json out;
@@ -184,15 +188,16 @@ HttpResponse serve_stock_rollup(const StockProjection& stock, Store& store, cons
   }
 
   bool more = false;
-  HistoryReader history = store.history_reader();
+  std::optional<HistoryReader> history;  // only for a question about the past, as in serve_stock
   std::optional<std::vector<GroupStock>> groups;
   std::optional<std::vector<GroupRefs>> refs;
   if (f.as_of || f.from) {
     refs = stock.rollup_refs(level, principal.scope, region, from, limit, more);
     if (!refs) return error(404, fmt::format("region {} not found", *region));
+    history = store.history_reader();
   }
   if (f.as_of) {
-    auto r = rollup_as_of(history, *refs, *f.as_of, f.reorder_cover_days);
+    auto r = rollup_as_of(*history, *refs, *f.as_of, f.reorder_cover_days);
     if (!r.is_ok()) return error(500, r.status().message());
     groups = r.take();
   } else {
@@ -200,7 +205,7 @@ HttpResponse serve_stock_rollup(const StockProjection& stock, Store& store, cons
     if (!groups) return error(404, fmt::format("region {} not found", *region));
   }
   if (f.from) {
-    if (Status s = add_sold_period(history, *refs, *f.from, *f.to, *groups); !s.is_ok()) return error(500, s.message());
+    if (Status s = add_sold_period(*history, *refs, *f.from, *f.to, *groups); !s.is_ok()) return error(500, s.message());
   }
   json rows = json::array();
   for (const GroupStock& g : *groups) {

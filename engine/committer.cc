@@ -1,6 +1,10 @@
 #include "engine/committer.h"
 
+#include <pthread.h>
+
 #include <cassert>
+
+#include "engine/thread_priority.h"
 
 namespace qudao {
 
@@ -38,7 +42,14 @@ Result<std::optional<WrittenCommit>> Committer::wait() {
   return std::optional<WrittenCommit>(r.take());
 }
 
+bool Committer::busy() {
+  std::lock_guard lock(mutex_);
+  return in_flight_ && !done_.has_value();
+}
+
 void Committer::run() {
+  pthread_setname_np(pthread_self(), "qudao-commit");
+  lower_this_thread_priority();  // if the operator asked for it: engine/thread_priority.h
   std::unique_lock lock(mutex_);
   for (;;) {
     cv_.wait(lock, [&] { return pending_.has_value() || stopping_; });

@@ -5,7 +5,9 @@
 // memory stays bounded and the stored offsets only ever move forward. A kill -9 while a write is in
 // flight leaves the store at the previous commit, which is a consistent state like any other.
 //
-// Thread-safety: submit() and wait() are called from one thread (the pipeline's).
+// The writer thread takes the bulk threads' CPU priority (engine/thread_priority.h; unchanged by default).
+//
+// Thread-safety: submit(), wait() and busy() are called from one thread (the pipeline's).
 #pragma once
 
 #include <chrono>
@@ -39,6 +41,9 @@ class Committer {
   // Waits until the submitted commit is durable; what it wrote, or nullopt if none was in flight.
   // An error is a failed RocksDB write: the engine must stop (its memory is ahead of the store).
   [[nodiscard]] Result<std::optional<WrittenCommit>> wait();
+
+  // Whether a submitted commit is still being written (wait() would block).
+  bool busy();
 
  private:
   void run();

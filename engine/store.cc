@@ -8,6 +8,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "engine/codec.h"
+#include "engine/thread_priority.h"
 
 namespace qudao {
 namespace {
@@ -100,6 +101,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
                           : rocksdb::DB::Open(db_options, options.path, &raw);
   if (!s.ok()) return io_error("open", s);
   std::unique_ptr<rocksdb::DB> db(raw);
+  if (options.mode == OpenMode::read_write) lower_rocksdb_thread_priority();  // if asked: engine/thread_priority.h
 
   std::string topic;
   s = db->Get(rocksdb::ReadOptions(), rocksdb::Slice(&kTopicKey, 1), &topic);

@@ -90,6 +90,11 @@ void StockProjection::advance_day(PartitionId partition, Day today) {
   if (today > d) d = today;
 }
 
+bool StockProjection::day_unchanged(PartitionId partition, Day today) const {
+  auto it = today_.find(partition.value);
+  return it != today_.end() && today <= it->second;
+}
+
 void StockProjection::record_sale(LocationId location, SkuId sku, Day day, Quantity qty) {
   auto it = locations_.find(location);
   assert(it != locations_.end() && "the ledger only sells at defined locations");

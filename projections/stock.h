@@ -16,7 +16,7 @@
 // it is not found, exactly like an unknown one, and listings and roll-ups cover only the scope.
 //
 // Thread-safety: one writer (the pipeline thread, through a Writer that holds the exclusive lock
-// for a whole poll batch) and any number of concurrent readers (HTTP handlers).
+// while it projects one record, see Writer) and any number of concurrent readers (HTTP handlers).
 #pragma once
 
 #include <absl/container/btree_map.h>
@@ -133,17 +133,24 @@ struct GroupRefs {
 
 class StockProjection {
  public:
+  // The one writer. It takes the exclusive lock at its first change and holds it until release()
+  // (or its end): the pipeline releases it after each record's changes, so that the lock is held
+  // only while a record is projected, never while the next one is decoded and applied, and a
+  // query never waits for a writer that the kernel preempted in the middle of applying.
   class Writer {
    public:
-    explicit Writer(StockProjection& p) : p_(p), lock_(p.mutex_) {}
+    explicit Writer(StockProjection& p) : p_(p), lock_(p.mutex_, std::defer_lock) {}
     // `partition`: the shard that owns the location, where its history is stored.
     void define_location(LocationId id, const LocationInfo& info, PartitionId partition = kNoPartition) {
+      hold();
       p_.define_location(id, info, partition);
     }
     void project(std::span<const Posting> postings) {
+      if (postings.empty()) return;
+      hold();
       p_.project(postings);
-      // Every few hundred records, a reader that is waiting gets its turn: a query waits for at
-      // most that many records' worth of projecting, not for a whole poll batch.
+      // A writer that holds the lock for many records (a rebuild) lets a waiting reader in every
+      // few hundred: a query waits for at most that many records' worth of projecting.
       if (++since_yield_ >= kYieldEveryRecords && p_.readers_waiting_.load(std::memory_order_relaxed) > 0) {
         since_yield_ = 0;
         lock_.unlock();
@@ -154,11 +161,25 @@ class StockProjection {
       }
     }
     // Units scanned out at a store on `day` (the scan-out's own day).
-    void record_sale(LocationId location, SkuId sku, Day day, Quantity qty) { p_.record_sale(location, sku, day, qty); }
+    void record_sale(LocationId location, SkuId sku, Day day, Quantity qty) {
+      hold();
+      p_.record_sale(location, sku, day, qty);
+    }
     // The shard's event-time day (engine: Shard::watermark); it only moves forward.
-    void advance_day(PartitionId partition, Day today) { p_.advance_day(partition, today); }
+    void advance_day(PartitionId partition, Day today) {
+      if (p_.day_unchanged(partition, today)) return;  // the writer's own state: no lock to read it
+      hold();
+      p_.advance_day(partition, today);
+    }
+    // Lets readers in until the next change.
+    void release() {
+      if (lock_.owns_lock()) lock_.unlock();
+    }
 
    private:
+    void hold() {
+      if (!lock_.owns_lock()) lock_.lock();
+    }
     static constexpr std::size_t kYieldEveryRecords = 256;
     static constexpr int kYieldWaitsMax = 1000;  // yields, then the writer takes the lock back regardless
     StockProjection& p_;
@@ -218,6 +239,7 @@ class StockProjection {
   void project(std::span<const Posting> postings);
   void record_sale(LocationId location, SkuId sku, Day day, Quantity qty);
   void advance_day(PartitionId partition, Day today);
+  bool day_unchanged(PartitionId partition, Day today) const;
   Day today(const Entry& e) const;
   // Units sold per sku over the cover window ending on the location's shard day, by sku.
   void sold_window(const Entry& e, absl::flat_hash_map<SkuId, std::int64_t>& out) const;

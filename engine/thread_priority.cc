@@ -1,0 +1,52 @@
+#include "engine/thread_priority.h"
+
+#include <rocksdb/env.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace qudao {
+
+int bulk_thread_nice() {
+  static const int nice = [] {
+    const char* text = std::getenv("QUDAO_BULK_THREAD_NICE");
+    if (text == nullptr) return kBulkThreadNiceDefault;
+    char* end = nullptr;
+    const long n = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || n < 0 || n > 19) {
+      spdlog::warn("QUDAO_BULK_THREAD_NICE={}: must be 0 to 19; using {}", text, kBulkThreadNiceDefault);
+      return kBulkThreadNiceDefault;
+    }
+    return static_cast<int>(n);
+  }();
+  return nice;
+}
+
+bool set_this_thread_nice(int nice) {
+  // On Linux, PRIO_PROCESS with a thread id sets that one thread's nice value.
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) == 0;
+}
+
+void lower_this_thread_priority() {
+  const int nice = bulk_thread_nice();
+  if (nice == 0 || set_this_thread_nice(nice)) return;
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true)) spdlog::warn("cannot lower a bulk thread's CPU priority: {}", std::strerror(errno));
+}
+
+void lower_rocksdb_thread_priority() {
+  if (bulk_thread_nice() == 0) return;
+  rocksdb::Env* env = rocksdb::Env::Default();
+  for (auto pool : {rocksdb::Env::Priority::HIGH, rocksdb::Env::Priority::LOW}) {
+    if (rocksdb::Status s = env->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kLow); !s.ok()) {
+      spdlog::warn("cannot lower RocksDB's background threads' CPU priority: {}", s.ToString());
+    }
+  }
+}
+
+}  // namespace qudao
