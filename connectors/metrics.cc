@@ -109,6 +109,12 @@ std::string metrics_text(const PipelineStats& s, const QueryLatency& queries,
                           .Register(r);
     set_counter(delivered, {{"topic", "dispatch"}}, static_cast<double>(s.relay->delivered_dispatch));
     set_counter(delivered, {{"topic", "dead_letters"}}, static_cast<double>(s.relay->delivered_dead_letters));
+    BuildGauge()
+        .Name("qudao_outbox_undelivered")
+        .Help("Outbox records handed to the relay (or left from before a restart) and not yet acknowledged.")
+        .Register(r)
+        .Add({})
+        .Set(static_cast<double>(s.relay->undelivered));
     set_counter(BuildCounter()
                     .Name("qudao_outbox_checks_total")
                     .Help("Tail checks of the output topics (after a restart or a failed send).")

@@ -41,7 +41,8 @@ HttpResponse status(const Pipeline& pipeline) {
     body["outbox"] = json{{"sent", s.relay->sent}, {"delivered", s.relay->delivered},
                           {"delivered_dispatch", s.relay->delivered_dispatch},
                           {"delivered_dead_letters", s.relay->delivered_dead_letters},
-                          {"found_sent", s.relay->found_sent}, {"checks", s.relay->checks},
+                          {"found_sent", s.relay->found_sent}, {"undelivered", s.relay->undelivered},
+                          {"checks", s.relay->checks},
                           {"producers", s.relay->producers}};
   }
   return json_response(200, body);

@@ -179,7 +179,10 @@ std::map<std::int32_t, std::uint64_t> Relay::delivered_through() const {
 
 RelayStats Relay::stats() const {
   std::lock_guard lock(mutex_);
-  return stats_;
+  RelayStats s = stats_;
+  s.undelivered = inbox_.size();
+  for (const auto& [p, rows] : undelivered_) s.undelivered += rows.size();
+  return s;
 }
 
 const std::string& Relay::topic_of(const OutboxRow& row) const {

@@ -52,6 +52,7 @@ struct RelayStats {
   std::uint64_t delivered_dispatch = 0;      // of which dispatch requests
   std::uint64_t delivered_dead_letters = 0;  // of which dead letters
   std::uint64_t found_sent = 0;   // found on the broker when checking, not sent again
+  std::uint64_t undelivered = 0;  // now: rows handed over (or left from before a restart), not yet acknowledged
   std::uint64_t checks = 0;       // tail checks (after a start with rows left, or a failed send)
   std::uint64_t producers = 0;    // producers created (one more after each failure)
 };
