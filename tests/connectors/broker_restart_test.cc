@@ -175,8 +175,9 @@ TEST_CASE("broker faults: serve rides out the broker stopping and starting durin
                   "serve did not catch up after the broker restarts; see " << env.log_path("faulty"));
 
   // Every restart fell during ingest: records of the slice under way were committed before the
-  // stop, the slice was still being produced, and more of the workload came after.
-  int restarts_mid_ingest = 0;
+  // stop and records of it were still to be committed (whether or not the producer had sent them
+  // all yet: how far the paced producer got depends on the machine's load, so it is reported only).
+  int restarts_mid_ingest = 0, while_producing = 0;
   for (std::size_t i = 0; i < stops.size(); ++i) {
     const Stop& s = stops[i];
     INFO("restart " << i << ": committed " << s.committed << ", queued " << s.queued << ", slice [" << s.slice_begin
@@ -184,8 +185,9 @@ TEST_CASE("broker faults: serve rides out the broker stopping and starting durin
     CHECK(s.committed > s.slice_begin);
     CHECK(s.committed > 0);
     CHECK(s.committed < produced);
-    CHECK(s.queued < s.slice_end);
-    restarts_mid_ingest += s.committed > s.slice_begin && s.committed < produced && s.queued < s.slice_end;
+    CHECK(s.committed < s.slice_end);
+    restarts_mid_ingest += s.committed > s.slice_begin && s.committed < s.slice_end;
+    while_producing += s.queued < s.slice_end;
   }
 
   // A clean run on topics of its own: what the faulty one must have reached.
@@ -210,9 +212,9 @@ TEST_CASE("broker faults: serve rides out the broker stopping and starting durin
   CHECK(!clean_dispatches.empty());
   std::string at;
   for (const Stop& s : stops) at += fmt::format(" {}/{}", s.committed, produced);
-  MESSAGE(fmt::format("{} broker restarts ({} while serve was ingesting; committed at each stop:{}); {} events "
-                      "applied once; {} dispatch requests, {} repeated, {} in the clean run",
-                      kRestarts, restarts_mid_ingest, at, faulty_status["totals"]["applied"].get<std::uint64_t>(),
+  MESSAGE(fmt::format("{} broker restarts ({} while serve was ingesting, {} while the producer was too; committed "
+                      "at each stop:{}); {} events applied once; {} dispatch requests, {} repeated, {} in the clean run",
+                      kRestarts, restarts_mid_ingest, while_producing, at, faulty_status["totals"]["applied"].get<std::uint64_t>(),
                       faulty_dispatches.size(), repeats(faulty_dispatches), clean_dispatches.size()));
 }
 
