@@ -22,6 +22,8 @@
 
 #include "connectors/pipeline.h"
 #include "events/encode.h"
+#include "tools/bench_query.h"
+#include "tools/bench_serve.h"
 #include "tools/bench_visible.h"
 
 namespace qudao {
@@ -71,10 +73,13 @@ struct Row {
   std::string note;
   std::optional<double> value;  // a row that is not a rate: its one figure (see `unit`)
   std::string unit;
+  nlohmann::json details = nlohmann::json::object();  // more figures, in the JSON only
   double rate() const { return seconds > 0 ? static_cast<double>(events) / seconds : 0; }
 };
 
 constexpr int kPartitions = 8;
+// The query70 row's ingest rate as a share of the ingest row's (the "70 % of its maximum").
+constexpr double kQueryIngestShare = 0.7;
 
 // The workload in memory, each record 8-byte aligned as the decoder requires.
 struct Workload {
@@ -378,107 +383,7 @@ Result<Row> pipeline_from_zero(const char* name, const KafkaSettings& kafka, con
   return r;
 }
 
-// ---- restart rows: a real `qudao serve` process ----
-
-// The one token the restart rows' serve accepts (an HQ token, in a tokens file of their own).
-constexpr const char* kBenchToken = "qudao-bench-hq-token-0123456789";
-
-Result<std::string> http_get(std::uint16_t port, const std::string& target) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  try {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket socket(io);
-    socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::authorization, std::string("Bearer ") + kBenchToken);
-    http::write(socket, req);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(socket, buffer, res);
-    if (res.result_int() != 200) return Status::error(fmt::format("GET {}: {}", target, res.result_int()));
-    return std::move(res.body());
-  } catch (const std::exception& e) {
-    return Status::error(fmt::format("GET {}: {}", target, e.what()));
-  }
-}
-
-
-Result<std::string> write_tokens_file(const std::string& dir) {
-  const std::string path = dir + "/bench-tokens.json";
-  std::ofstream out(path);
-  out << json{{"tokens", json::array({json{{"name", "bench"}, {"role", "hq"}, {"token", kBenchToken}}})}}.dump();
-  out.close();
-  if (!out) return Status::error(fmt::format("cannot write {}", path));
-  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
-  return path;
-}
-
-std::uint16_t free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
-class ServeProcess {
- public:
-  static Result<ServeProcess> start(const std::string& binary, const KafkaArgs& kafka, const std::string& topic,
-                                    const std::string& dir, std::uint16_t port, const std::string& tokens) {
-    std::vector<std::string> args = {binary, "serve", "-b", kafka.brokers, "-t", topic, "-d", dir,
-                                     "--http-port", std::to_string(port), "--tokens", tokens};
-    for (const auto& x : kafka.settings) args.insert(args.end(), {"-X", x});
-    if (!kafka.properties_file.empty()) args.insert(args.end(), {"-F", kafka.properties_file});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) return Status::error(fmt::format("spawn {}: {}", binary, std::strerror(rc)));
-    return ServeProcess(pid, port);
-  }
-
-  // Waits until /v1/status reports `total` records consumed; the seconds it took.
-  Result<double> wait_ready(std::uint64_t total, std::chrono::seconds timeout) const {
-    const auto start = Clock::now();
-    while (Clock::now() - start < timeout) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        return Status::error(fmt::format("serve exited ({}) before it was ready", status));
-      }
-      auto body = http_get(port_, "/v1/status");
-      if (body.is_ok()) {
-        const json j = json::parse(body.value(), nullptr, false);
-        if (!j.is_discarded() && j["totals"]["consumed"].get<std::uint64_t>() == total &&
-            http_get(port_, "/v1/stock/regions").is_ok()) {
-          return seconds_since(start);
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return Status::error(fmt::format("serve did not report {} events within {} s", total, timeout.count()));
-  }
-
-  void stop(int signal) {
-    if (pid_ <= 0) return;
-    kill(pid_, signal);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
-  ServeProcess(ServeProcess&& o) noexcept : pid_(std::exchange(o.pid_, -1)), port_(o.port_) {}
-  ~ServeProcess() { stop(SIGKILL); }
-
- private:
-  ServeProcess(pid_t pid, std::uint16_t port) : pid_(pid), port_(port) {}
-  pid_t pid_;
-  std::uint16_t port_;
-};
+// ---- restart rows: a real `qudao serve` process (tools/bench_serve.h) ----
 
 // Restart after a clean stop and after kill -9: from process start until the query API reports
 // every event and answers a stock query. The store is the one the ingest row filled.
@@ -601,6 +506,57 @@ Result<std::vector<Row>> queries_under_ingest(const BenchArgs& args, const std::
   return rows;
 }
 
+// The query70 rows (tools/bench_query.h): the three queries' latencies, and serve's ingest against
+// the paced producer's rate.
+Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Workload& w, double ingest_rate,
+                                                 const std::atomic<bool>& stop) {
+  QueryUnderIngestOptions o;
+  o.ingest_rate_events_per_s = args.query_ingest_rate_events_per_s > 0 ? args.query_ingest_rate_events_per_s
+                                                                        : ingest_rate * kQueryIngestShare;
+  o.duration_max = std::chrono::seconds(args.query_seconds);
+  const std::string share = args.query_ingest_rate_events_per_s > 0
+                                ? std::string()
+                                : fmt::format(" ({:.0f} % of the ingest row)", kQueryIngestShare * 100);
+  std::vector<RecordRef> records;
+  records.reserve(w.items.size());
+  for (const auto& item : w.items) {
+    records.push_back({{reinterpret_cast<const std::uint8_t*>(item.key.data()), item.key.size()}, w.value(item)});
+  }
+  spdlog::info("bench: query70: queries while serve ingests {:.0f} events/s{}, up to {} s", o.ingest_rate_events_per_s,
+               share, o.duration_max.count());
+  auto q = bench_query_under_ingest(args.qudao_binary, args.kafka, records, o, stop);
+  if (!q.is_ok()) return q.status();
+  const QueryUnderIngestResult& r = q.value();
+  std::vector<Row> rows;
+  const double per_target_rate = 1e6 / static_cast<double>(o.request_interval.count()) / std::size(kQueryTargets);
+  for (const EndpointLatency& e : r.endpoints) {
+    Row row{"q70 " + e.name, 0, 0, 0, "", e.latency.p99_ms, "ms p99"};
+    row.note = fmt::format("p50 {:.2f} ms, p99.9 {:.2f} ms, max {:.2f} ms; {} requests ({} 404) at {:.0f}/s, {}",
+                           e.latency.p50_ms, e.latency.p999_ms, e.latency.max_ms, e.requests, e.not_found,
+                           per_target_rate, e.target);
+    row.details = json{{"target", e.target},         {"requests", e.requests},
+                       {"not_found", e.not_found},   {"p50_ms", e.latency.p50_ms},
+                       {"p99_ms", e.latency.p99_ms}, {"p999_ms", e.latency.p999_ms},
+                       {"max_ms", e.latency.max_ms}};
+    rows.push_back(std::move(row));
+  }
+  Row ingest{"q70 ingest", r.consumed_in_window, r.window_seconds, r.serve_cpu_seconds, "", {}, {}};
+  const double kept = r.produced_rate() > 0 ? r.consumed_rate() / r.produced_rate() : 0;
+  ingest.note = fmt::format("serve consumed {:.3f} x the {:.0f} events/s produced{} in the {:.1f} s window; lag at "
+                            "its end {} events, at most {}; all {} consumed {:.0f} ms after the last was due",
+                            kept, r.produced_rate(), share, r.window_seconds, r.lag_end_events, r.lag_max_events,
+                            r.produced, r.catch_up_ms);
+  ingest.details = json{{"produced", r.produced},
+                        {"produced_events_per_s", r.produced_rate()},
+                        {"consumed_share_of_produced", kept},
+                        {"lag_end_events", r.lag_end_events},
+                        {"lag_max_events", r.lag_max_events},
+                        {"catch_up_ms", r.catch_up_ms},
+                        {"producer_done_s", r.producer_done_seconds}};
+  rows.push_back(std::move(ingest));
+  return rows;
+}
+
 // The visible and post rows (tools/bench_visible.h).
 Result<std::vector<Row>> writing_rows(const BenchArgs& args, const KafkaSettings& kafka, double ingest_rate,
                                       bool visible, bool post, const std::atomic<bool>& stop) {
@@ -660,6 +616,7 @@ json table_json(const std::vector<Row>& rows, double ceiling, const std::string&
   json out = json::array();
   for (const Row& r : rows) {
     json j{{"row", r.name}, {"note", r.note}};
+    j.update(r.details);
     if (r.value) {
       j["value"] = *r.value;
       j["unit"] = r.unit;
@@ -740,7 +697,8 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
       rows.push_back(r.take());
     }
     const std::string ingest_dir = temp_dir("qudao-bench-ingest");
-    const bool ingested = wanted("ingest") || wanted("restart");
+    const bool ingested =
+        wanted("ingest") || wanted("restart") || (wanted("query70") && args.query_ingest_rate_events_per_s <= 0);
     if (ingested && !stop.load()) {
       spdlog::info("bench: ingest");
       auto r = pipeline_from_zero("ingest", kafka.value(), topic, ingest_dir, SyncMode::fsync,
@@ -768,6 +726,13 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
       double alone = 0;
       for (const Row& r : rows) if (r.name == "ingest") alone = r.rate();
       auto r = queries_under_ingest(args, topic, total, alone);
+      if (!r.is_ok()) return fail(r.status());
+      for (Row& row : r.value()) rows.push_back(std::move(row));
+    }
+    if (wanted("query70") && !stop.load()) {
+      double alone = 0;
+      for (const Row& r : rows) if (r.name == "ingest") alone = r.rate();
+      auto r = queries_at_paced_ingest(args, workload, alone, stop);
       if (!r.is_ok()) return fail(r.status());
       for (Row& row : r.value()) rows.push_back(std::move(row));
     }

@@ -13,6 +13,8 @@
 //   restart kill -9  the same after kill -9
 //   query            point and one-location stock queries at a fixed rate while serve ingests the
 //                    topic from zero: latency percentiles, and the ingest rate under that load
+//   query70          the same three queries while serve ingests live what a paced producer writes
+//                    at 70 % of the ingest row's rate (tools/bench_query.h): the measurement
 //   memory           resident memory and disk per million (sku, location) stock keys
 //   visible          produce → visible in a stock query at a fixed rate: latency percentiles
 //                    (tools/bench_visible.h)
@@ -37,6 +39,8 @@ struct BenchArgs {
   std::size_t stock_keys = 1'000'000;
   double visible_rate_events_per_s = 0;  // the visible row; 0: half of this run's ingest row, else 250,000
   int visible_seconds = 10;              // how long the visible and post rows produce
+  double query_ingest_rate_events_per_s = 0;  // the query70 row; 0: 70 % of this run's ingest row
+  int query_seconds = 20;                     // the query70 row produces at most this long
 };
 
 int run_bench(const BenchArgs& args, const std::atomic<bool>& stop);

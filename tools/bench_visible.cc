@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "events/encode.h"
+#include "tools/bench_serve.h"
 #include "tools/service.h"
 
 namespace qudao {
@@ -42,42 +43,6 @@ double cpu_seconds() {
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
-
-Latencies percentiles(std::vector<double>& ms) {
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) {
-    return ms.empty() ? 0 : ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * static_cast<double>(ms.size())))];
-  };
-  return Latencies{at(0.5), at(0.99), at(0.999), ms.empty() ? 0 : ms.back()};
-}
-
-// One keep-alive HTTP connection with a bearer token.
-class Client {
- public:
-  Client(std::uint16_t port, std::string token) : socket_(io_), token_(std::move(token)) {
-    socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-  }
-  // Status and body; throws on a transport error (caught by the caller's thread).
-  std::pair<unsigned, std::string> request(boost::beast::http::verb verb, const std::string& target, std::string body) {
-    namespace http = boost::beast::http;
-    http::request<http::string_body> req{verb, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::authorization, "Bearer " + token_);
-    if (verb == http::verb::post) req.set(http::field::content_type, "application/json");
-    req.body() = std::move(body);
-    req.prepare_payload();
-    http::write(socket_, req);
-    http::response<http::string_body> res;
-    http::read(socket_, buffer_, res);
-    return {res.result_int(), std::move(res.body())};
-  }
-
- private:
-  boost::asio::io_context io_;
-  boost::asio::ip::tcp::socket socket_;
-  boost::beast::flat_buffer buffer_;
-  std::string token_;
-};
 
 // A fresh topic and data directory with an engine serving them in this process, and one store of
 // region East defined.
@@ -146,7 +111,7 @@ class Bench {
 
   // The store's on_hand of `sku` as a query shows it; nothing while the store is not visible.
   std::optional<std::int64_t> on_hand(std::uint64_t sku) {
-    if (!client_) client_ = std::make_unique<Client>(port(), kHqToken);
+    if (!client_) client_ = std::make_unique<BenchClient>(port(), kHqToken);
     auto [status, body] = client_->request(boost::beast::http::verb::get,
                                            fmt::format("/v1/stock?location={}&sku={}", kStore, sku), "");
     if (status != 200) return std::nullopt;
@@ -162,7 +127,7 @@ class Bench {
   std::unique_ptr<KafkaProducer> producer_;
   std::atomic<bool> stop_{false};
   std::thread runner_;
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<BenchClient> client_;
   // Ids unique per run, so that a rerun against the same broker is never a duplicate.
   std::uint64_t nonce_ = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
   std::int64_t epoch_ms_ =
@@ -171,17 +136,41 @@ class Bench {
 
 }  // namespace
 
+Latencies percentiles(std::vector<double>& ms) {
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) {
+    return ms.empty() ? 0 : ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * static_cast<double>(ms.size())))];
+  };
+  return Latencies{at(0.5), at(0.99), at(0.999), ms.empty() ? 0 : ms.back()};
+}
+
+
+Status produce_paced(const PacedSchedule& schedule, std::uint64_t count, const std::atomic<bool>& stop,
+                     const std::function<Status(std::uint64_t)>& produce_one) {
+  std::uint64_t i = 0;
+  while (i < count && !stop.load(std::memory_order_relaxed)) {
+    const auto now = Clock::now();
+    // Every record whose slot has come, at once: a producer that fell behind catches up, and the
+    // latency of each still counts from its slot.
+    while (i < count && schedule.due(i) <= now) {
+      if (Status s = produce_one(i); !s.is_ok()) return s;
+      ++i;
+    }
+    if (i < count) std::this_thread::sleep_until(std::min(schedule.due(i), now + kPacedSleepMax));
+  }
+  return Status::ok();
+}
+
 Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOptions& options,
                                     const std::atomic<bool>& stop) {
   auto started = Bench::start(kafka, "visible");
   if (!started.is_ok()) return started.status();
   Bench& b = *started.value();
   const auto events = static_cast<std::uint64_t>(options.rate_events_per_s * static_cast<double>(options.duration.count()));
+  const PacedSchedule schedule{Clock::now() + std::chrono::milliseconds(100), options.rate_events_per_s};
+  const auto t0 = schedule.start;
+  auto due = [&](std::uint64_t i) { return schedule.due(i); };
   const double period_s = 1.0 / options.rate_events_per_s;
-  const auto t0 = Clock::now() + std::chrono::milliseconds(100);
-  auto due = [&](std::uint64_t i) {
-    return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(i) * period_s));
-  };
 
   KafkaProducer& producer = b.producer();
   Status produce_status = Status::ok();
@@ -189,20 +178,12 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
   const double cpu0 = cpu_seconds();
   std::thread produce([&] {
     EventWriter w;
-    std::uint64_t i = 0;
-    while (i < events && !stop.load(std::memory_order_relaxed)) {
-      const auto now = Clock::now();
-      // Every event whose slot has come, at once: a producer that fell behind catches up, and the
-      // latency of each still counts from its slot.
-      while (i < events && due(i) <= now) {
-        const auto bytes = w.scan_out(b.header(kVisibleIds, i), LocationId{kStore}, SkuId{kVisibleSku}, Quantity{1}, "");
-        if (produce_status = producer.produce(b.topic(), b.key(), bytes); !produce_status.is_ok()) return;
-        ++i;
-      }
-      if (i < events) std::this_thread::sleep_until(std::min(due(i), now + std::chrono::microseconds(200)));
-    }
+    produce_status = produce_paced(schedule, events, stop, [&](std::uint64_t i) {
+      const auto bytes = w.scan_out(b.header(kVisibleIds, i), LocationId{kStore}, SkuId{kVisibleSku}, Quantity{1}, "");
+      return producer.produce(b.topic(), b.key(), bytes);
+    });
     produce_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    produce_status = producer.flush(std::chrono::seconds(60));
+    if (produce_status.is_ok()) produce_status = producer.flush(std::chrono::seconds(60));
   });
 
   std::vector<double> latency_ms;
@@ -271,7 +252,7 @@ Result<PostResult> bench_post(const KafkaSettings& kafka, const VisibleOptions& 
   for (int c = 0; c < options.post_clients; ++c) {
     clients.emplace_back([&] {
       try {
-        Client client(b.port(), kIngestToken);
+        BenchClient client(b.port(), kIngestToken);
         std::vector<double> mine;
         std::string body;
         while (Clock::now() < end && !stop.load(std::memory_order_relaxed)) {

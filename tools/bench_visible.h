@@ -15,6 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "connectors/kafka.h"
 
@@ -32,6 +34,28 @@ struct VisibleOptions {
 struct Latencies {
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
 };
+
+// p50, p99, p99.9 and max of `ms` (sorted in place): exact, from every sample.
+Latencies percentiles(std::vector<double>& ms);
+
+// A fixed schedule: record i is due at start + i / rate.
+struct PacedSchedule {
+  std::chrono::steady_clock::time_point start;
+  double rate_per_s = 1;
+  std::chrono::steady_clock::time_point due(std::uint64_t i) const {
+    return start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(static_cast<double>(i) / rate_per_s));
+  }
+};
+
+// The longest the paced producer sleeps before it looks at the clock again.
+inline constexpr std::chrono::microseconds kPacedSleepMax{200};
+
+// Calls produce_one(i) for i = 0 .. count-1, each once its slot has come; a producer that fell
+// behind produces every overdue record at once (their latencies still count from their slots).
+// Returns at the first error, or early (ok) when `stop` is set. The caller flushes.
+Status produce_paced(const PacedSchedule& schedule, std::uint64_t count, const std::atomic<bool>& stop,
+                     const std::function<Status(std::uint64_t)>& produce_one);
 
 struct VisibleResult {
   std::uint64_t events = 0;  // produced and seen

@@ -246,8 +246,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--preset", bench.preset, "workload size (as simulate's --preset): small (~0.8M events), medium (~4M), large (~23M)")
       ->capture_default_str()->check(CLI::IsMember({"small", "medium", "large"}));
   bench_cmd->add_option("--rows", bench.rows,
-                        "only these rows: decode, apply, apply+commit, kafka raw, source, ingest, replay, restart, query, memory, "
-                        "visible, post")
+                        "only these rows: decode, apply, apply+commit, kafka raw, source, ingest, replay, restart, query, query70, "
+                        "memory, visible, post")
       ->delimiter(',');
   bench_cmd->add_option("--json", bench.json_path, "also write the table as JSON to this file");
   bench_cmd->add_option("--stock-keys", bench.stock_keys, "stock keys for the memory row")->capture_default_str()
@@ -255,6 +255,11 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--visible-rate", bench.visible_rate_events_per_s,
                         "events/s for the visible row (default: half of the ingest row's rate, or 250000 without it)")
       ->check(CLI::Range(1.0, 10'000'000.0));
+  bench_cmd->add_option("--query-ingest-rate", bench.query_ingest_rate_events_per_s,
+                        "events/s the query70 row produces while it queries (default: 70 % of the ingest row's rate)")
+      ->check(CLI::Range(1.0, 10'000'000.0));
+  bench_cmd->add_option("--query-seconds", bench.query_seconds, "the query70 row produces at most this long")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
   bench_cmd->add_option("--visible-seconds", bench.visible_seconds, "how long the visible and post rows produce")
       ->capture_default_str()->check(CLI::Range(1, 3600));
 

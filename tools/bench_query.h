@@ -1,0 +1,86 @@
+// qudao bench's query70 row: query latency while `qudao serve` ingests live at a fixed rate below
+// its maximum (by default 70 % of the bench's own ingest row, as the issue asks).
+//
+//   - a fresh topic (8 partitions) and `qudao serve` in a process of its own on an empty data
+//     directory, listening and assigned before the clock starts;
+//   - the paced producer (produce_paced, tools/bench_visible.h) writes the simulated channel's
+//     events, in order, at ingest_rate_events_per_s: at most rate × duration_max of them;
+//   - one keep-alive client sends requests at a fixed rate, in turn to each of kQueryTargets, from
+//     the first event's slot to the last one's (the window). A latency counts from when the request
+//     was due, not when it was sent (no coordinated omission); percentiles are exact, from every
+//     sample;
+//   - a status poller on a connection of its own samples serve's consumed count every
+//     kStatusPollPeriod against the schedule: the lag, the events serve consumed in the window, and
+//     how long after the last slot serve had consumed them all (it must keep up).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tools/bench_visible.h"
+#include "tools/commands.h"
+
+namespace qudao {
+
+struct QueryTarget {
+  const char* name;
+  const char* target;
+};
+
+// A point query (one location × sku), one location's stock (every sku), a region's leaderboard.
+inline constexpr QueryTarget kQueryTargets[] = {
+    {"point", "/v1/stock?location=2&sku=1"},
+    {"location", "/v1/stock?location=2"},
+    {"leaderboard", "/v1/leaderboard?region=East&period=2026-Q1"},
+};
+
+inline constexpr std::chrono::milliseconds kStatusPollPeriod{100};
+// After the last slot, how long serve may take to consume every event before the row fails.
+inline constexpr std::chrono::seconds kQueryCatchUpMax{120};
+
+struct QueryUnderIngestOptions {
+  double ingest_rate_events_per_s = 100'000;
+  std::chrono::seconds duration_max{20};
+  std::chrono::microseconds request_interval{2'000};  // 500 requests/s over all targets
+};
+
+struct EndpointLatency {
+  std::string name;
+  std::string target;
+  std::uint64_t requests = 0;
+  std::uint64_t not_found = 0;  // 404: the location not defined yet, early in the window
+  Latencies latency;
+};
+
+struct QueryUnderIngestResult {
+  std::vector<EndpointLatency> endpoints;  // in kQueryTargets' order
+  std::uint64_t produced = 0;
+  double window_seconds = 0;              // the first event's slot to the last one's
+  double producer_done_seconds = 0;       // from the first slot until the producer had queued the last
+  std::uint64_t consumed_in_window = 0;   // by serve, at the first status poll after the last slot
+  std::uint64_t lag_end_events = 0;       // due but not yet consumed at that poll
+  std::uint64_t lag_max_events = 0;       // the most due but not yet consumed at any poll in the window
+  double catch_up_ms = 0;                 // from the last slot until serve had consumed every event
+  double serve_cpu_seconds = 0;           // the serve process, over the window
+  double produced_rate() const { return window_seconds > 0 ? static_cast<double>(produced) / window_seconds : 0; }
+  double consumed_rate() const {
+    return window_seconds > 0 ? static_cast<double>(consumed_in_window) / window_seconds : 0;
+  }
+};
+
+// One event to produce: its key and value, in memory the caller keeps alive.
+struct RecordRef {
+  std::span<const std::uint8_t> key;
+  std::span<const std::uint8_t> value;
+};
+
+Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao_binary, const KafkaArgs& kafka_args,
+                                                        std::span<const RecordRef> records,
+                                                        const QueryUnderIngestOptions& options,
+                                                        const std::atomic<bool>& stop);
+
+}  // namespace qudao
