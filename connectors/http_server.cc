@@ -15,6 +15,8 @@
 
 #include <thread>
 
+#include "engine/thread_priority.h"
+
 namespace qudao {
 
 namespace asio = boost::asio;
@@ -258,6 +260,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] {
     pthread_setname_np(pthread_self(), "qudao-http");
+    raise_this_thread_priority();  // best effort: engine/thread_priority.h
     try {
       raw->io.run();
     } catch (const std::exception& e) {

@@ -39,6 +39,34 @@ void lower_this_thread_priority() {
   if (!warned.exchange(true)) spdlog::warn("cannot lower a bulk thread's CPU priority: {}", std::strerror(errno));
 }
 
+int latency_thread_nice() {
+  static const int nice = [] {
+    const char* text = std::getenv("QUDAO_HTTP_THREAD_NICE");
+    if (text == nullptr) return kLatencyThreadNiceDefault;
+    char* end = nullptr;
+    const long n = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || n < -20 || n > 0) {
+      spdlog::warn("QUDAO_HTTP_THREAD_NICE={}: must be -20 to 0; using {}", text, kLatencyThreadNiceDefault);
+      return kLatencyThreadNiceDefault;
+    }
+    return static_cast<int>(n);
+  }();
+  return nice;
+}
+
+bool raise_this_thread_priority() {
+  const int nice = latency_thread_nice();
+  if (nice == 0) return false;
+  if (set_this_thread_nice(nice)) return true;
+  // Raising a priority needs CAP_SYS_NICE or an RLIMIT_NICE that allows it: without either the
+  // thread keeps the priority it was started with, which is what it had before this existed.
+  static std::atomic<bool> noted{false};
+  if (!noted.exchange(true)) {
+    spdlog::debug("the HTTP thread keeps its CPU priority (nice {} refused: {})", nice, std::strerror(errno));
+  }
+  return false;
+}
+
 void lower_rocksdb_thread_priority() {
   if (bulk_thread_nice() == 0) return;
   rocksdb::Env* env = rocksdb::Env::Default();

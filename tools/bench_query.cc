@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "connectors/kafka.h"
+#include "engine/thread_priority.h"
 #include "tools/bench_serve.h"
 
 namespace qudao {
@@ -23,6 +24,7 @@ namespace http = boost::beast::http;
 
 constexpr int kPartitions = 8;
 constexpr std::chrono::seconds kServeStartMax{30};
+constexpr int kClientThreadNice = -10;
 
 // serve's /v1/status: whether it has its partitions, and the records it has consumed.
 struct ServeProgress {
@@ -66,6 +68,7 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
   const std::uint16_t port = free_port();
   auto serve = ServeProcess::start(qudao_binary, kafka_args, topic, dir.path + "/data", port, tokens.value());
   if (!serve.is_ok()) return serve.status();
+  spdlog::info("bench: query70: serve is pid {}, topic {}", serve.value().pid(), topic);
 
   QueryUnderIngestResult r;
   try {
@@ -104,7 +107,11 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     std::vector<double> samples_ms[kTargets];
     std::uint64_t not_found[kTargets] = {};
     std::string query_failure;
+    std::vector<double> worst_per_second_ms;  // by the second in which the request was due
     std::thread queries([&] {
+      // The measuring client at a fixed higher priority (best effort, whatever serve's settings), so
+      // that its own waits for a core are not charged to serve.
+      set_this_thread_nice(kClientThreadNice);
       try {
         std::uint64_t n = 0;
         for (auto due = schedule.start; due <= last_slot && !stop.load(std::memory_order_relaxed);
@@ -112,7 +119,11 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
           std::this_thread::sleep_until(due);
           const std::size_t k = n % kTargets;
           const auto [status, body] = query_client.request(http::verb::get, kQueryTargets[k].target, "");
-          samples_ms[k].push_back(std::chrono::duration<double, std::milli>(Clock::now() - due).count());
+          const double ms = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
+          samples_ms[k].push_back(ms);
+          const auto second = static_cast<std::size_t>(std::chrono::duration<double>(due - schedule.start).count());
+          if (second >= worst_per_second_ms.size()) worst_per_second_ms.resize(second + 1);
+          worst_per_second_ms[second] = std::max(worst_per_second_ms[second], ms);
           if (status == 404) ++not_found[k];
           if (status != 200 && status != 404) {
             query_failure = fmt::format("GET {}: {} {}", kQueryTargets[k].target, status, body);
@@ -129,6 +140,7 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     const double cpu0 = serve.value().cpu_seconds();
     Status poll_status = Status::ok();
     bool window_closed = false;
+    std::vector<std::uint64_t> lag_per_second;  // the most at a poll in each second of the window
     for (auto next = schedule.start; !stop.load(std::memory_order_relaxed); next += kStatusPollPeriod) {
       std::this_thread::sleep_until(next);
       const auto asked = Clock::now();
@@ -141,7 +153,12 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       const double since_start_s = std::chrono::duration<double>(asked - schedule.start).count();
       const auto due_so_far = std::min(count, static_cast<std::uint64_t>(std::floor(since_start_s * rate)) + 1);
       const std::uint64_t lag = due_so_far > consumed ? due_so_far - consumed : 0;
-      if (!window_closed) r.lag_max_events = std::max(r.lag_max_events, lag);
+      if (!window_closed) {
+        r.lag_max_events = std::max(r.lag_max_events, lag);
+        const auto second = static_cast<std::size_t>(since_start_s);
+        if (second >= lag_per_second.size()) lag_per_second.resize(second + 1);
+        lag_per_second[second] = std::max(lag_per_second[second], lag);
+      }
       if (!window_closed && asked >= last_slot) {
         window_closed = true;
         r.serve_cpu_seconds = serve.value().cpu_seconds() - cpu0;
@@ -161,6 +178,11 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     }
     produce.join();
     queries.join();
+    std::string worst, lags;
+    for (double ms : worst_per_second_ms) worst += fmt::format(" {:.0f}", ms);
+    for (std::uint64_t n : lag_per_second) lags += fmt::format(" {}", n);
+    spdlog::info("bench: query70: worst latency of the requests due in each second, ms:{}", worst);
+    spdlog::info("bench: query70: serve's largest lag in each second, events:{}", lags);
     if (!produce_status.is_ok()) return produce_status;
     if (!query_failure.empty()) return Status::error(fmt::format("bench: query: {}", query_failure));
     if (!poll_status.is_ok()) return poll_status;

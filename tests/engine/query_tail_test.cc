@@ -1,5 +1,5 @@
-// The contracts that keep queries quick while the engine ingests: the bulk threads' lower CPU
-// priority, the committer's busy(), and a stock projection writer that lets readers in between
+// The contracts that keep queries quick while the engine ingests: the HTTP thread's higher and the
+// bulk threads' lower CPU priority, the committer's busy(), and a stock projection writer that lets readers in between
 // records.
 #include <doctest/doctest.h>
 #include <sys/resource.h>
@@ -38,6 +38,24 @@ TEST_CASE("thread priority: a thread's nice value is its own; its creator keeps 
     lower_this_thread_priority();
     CHECK(this_thread_nice() == before);
   }
+}
+
+TEST_CASE("thread priority: the HTTP thread is raised to nice -10 by default where the kernel allows it, else left as it was") {
+  const int before = this_thread_nice();
+  int after = 0;
+  bool raised = false;
+  std::thread http([&] {
+    raised = raise_this_thread_priority();
+    after = this_thread_nice();
+  });
+  http.join();
+  if (std::getenv("QUDAO_HTTP_THREAD_NICE") == nullptr) CHECK(latency_thread_nice() == kLatencyThreadNiceDefault);
+  if (raised) {
+    CHECK(after == latency_thread_nice());
+  } else {
+    CHECK(after == before);  // refused (no CAP_SYS_NICE) or switched off: quietly unchanged
+  }
+  CHECK(this_thread_nice() == before);  // only the calling thread changes
 }
 
 TEST_CASE("committer: busy while a submitted commit is being written, not once it is written") {
