@@ -12,18 +12,26 @@
 
 namespace qudao {
 
+namespace {
+
+// A nice value from the environment variable `name`, if it holds an integer in [low, high];
+// otherwise (and with a warning if it is set but wrong) `fallback`.
+int nice_from_env(const char* name, int low, int high, int fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || n < low || n > high) {
+    spdlog::warn("{}={}: must be {} to {}; using {}", name, text, low, high, fallback);
+    return fallback;
+  }
+  return static_cast<int>(n);
+}
+
+}  // namespace
+
 int bulk_thread_nice() {
-  static const int nice = [] {
-    const char* text = std::getenv("QUDAO_BULK_THREAD_NICE");
-    if (text == nullptr) return kBulkThreadNiceDefault;
-    char* end = nullptr;
-    const long n = std::strtol(text, &end, 10);
-    if (end == text || *end != '\0' || n < 0 || n > 19) {
-      spdlog::warn("QUDAO_BULK_THREAD_NICE={}: must be 0 to 19; using {}", text, kBulkThreadNiceDefault);
-      return kBulkThreadNiceDefault;
-    }
-    return static_cast<int>(n);
-  }();
+  static const int nice = nice_from_env("QUDAO_BULK_THREAD_NICE", 0, 19, kBulkThreadNiceDefault);
   return nice;
 }
 
@@ -40,17 +48,7 @@ void lower_this_thread_priority() {
 }
 
 int latency_thread_nice() {
-  static const int nice = [] {
-    const char* text = std::getenv("QUDAO_HTTP_THREAD_NICE");
-    if (text == nullptr) return kLatencyThreadNiceDefault;
-    char* end = nullptr;
-    const long n = std::strtol(text, &end, 10);
-    if (end == text || *end != '\0' || n < -20 || n > 0) {
-      spdlog::warn("QUDAO_HTTP_THREAD_NICE={}: must be -20 to 0; using {}", text, kLatencyThreadNiceDefault);
-      return kLatencyThreadNiceDefault;
-    }
-    return static_cast<int>(n);
-  }();
+  static const int nice = nice_from_env("QUDAO_HTTP_THREAD_NICE", -20, 0, kLatencyThreadNiceDefault);
   return nice;
 }
 
