@@ -542,17 +542,20 @@ Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Wo
   }
   Row ingest{"q70 ingest", r.consumed_in_window, r.window_seconds, r.serve_cpu_seconds, "", {}, {}};
   const double kept = r.produced_rate() > 0 ? r.consumed_rate() / r.produced_rate() : 0;
-  ingest.note = fmt::format("serve consumed {:.3f} x the {:.0f} events/s produced{} in the {:.1f} s window; lag at "
-                            "its end {} events, at most {}; all {} consumed {:.0f} ms after the last was due",
-                            kept, r.produced_rate(), share, r.window_seconds, r.lag_end_events, r.lag_max_events,
-                            r.produced, r.catch_up_ms);
+  ingest.note = fmt::format("serve consumed {:.3f} x the {:.0f} events/s produced{} in the {:.1f} s window (after "
+                            "{:.1f} s of warm-up, lag {} at its start); lag at its end {} events, at most {}; all "
+                            "consumed {:.0f} ms after the window",
+                            kept, r.produced_rate(), share, r.window_seconds, r.warmup_seconds, r.lag_start_events,
+                            r.lag_end_events, r.lag_max_events, r.catch_up_ms);
   ingest.details = json{{"produced", r.produced},
                         {"produced_events_per_s", r.produced_rate()},
                         {"consumed_share_of_produced", kept},
                         {"lag_end_events", r.lag_end_events},
                         {"lag_max_events", r.lag_max_events},
                         {"catch_up_ms", r.catch_up_ms},
-                        {"producer_done_s", r.producer_done_seconds}};
+                        {"producer_done_s", r.producer_done_seconds},
+                        {"warmup_s", r.warmup_seconds},
+                        {"lag_start_events", r.lag_start_events}};
   rows.push_back(std::move(ingest));
   return rows;
 }

@@ -40,7 +40,7 @@ struct BenchArgs {
   double visible_rate_events_per_s = 0;  // the visible row; 0: half of this run's ingest row, else 250,000
   int visible_seconds = 10;              // how long the visible and post rows produce
   double query_ingest_rate_events_per_s = 0;  // the query70 row; 0: 70 % of this run's ingest row
-  int query_seconds = 20;                     // the query70 row produces at most this long
+  int query_seconds = 20;                     // the query70 row's window (after its warm-up), at most
 };
 
 int run_bench(const BenchArgs& args, const std::atomic<bool>& stop);

@@ -25,6 +25,10 @@ namespace http = boost::beast::http;
 constexpr int kPartitions = 8;
 constexpr std::chrono::seconds kServeStartMax{30};
 constexpr int kClientThreadNice = -10;
+// The warm-up ends once serve is within this much of the schedule, or kWarmupExtraMax after
+// options.warmup regardless (a rate serve cannot keep up with shows as lag in the window).
+constexpr double kCaughtUpSeconds = 0.25;
+constexpr std::chrono::seconds kWarmupExtraMax{20};
 
 // serve's /v1/status: whether it has its partitions, and the records it has consumed.
 struct ServeProgress {
@@ -86,21 +90,28 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     BenchClient query_client(port, kBenchToken);
 
     const double rate = options.ingest_rate_events_per_s;
-    const auto count = static_cast<std::uint64_t>(
-        std::min(static_cast<double>(records.size()), rate * static_cast<double>(options.duration_max.count())));
-    if (count == 0) return Status::error("bench: no events to produce");
     const PacedSchedule schedule{Clock::now() + std::chrono::milliseconds(200), rate};
-    const auto last_slot = schedule.due(count - 1);
-    r.produced = count;
-    r.window_seconds = std::chrono::duration<double>(last_slot - schedule.start).count();
+    auto due_by = [&](Clock::time_point t) {
+      const double s = std::chrono::duration<double>(t - schedule.start).count();
+      return s < 0 ? 0 : static_cast<std::uint64_t>(std::floor(s * rate)) + 1;
+    };
+    // Set by this thread (the status poller): the window's start (ns since the clock's epoch, 0
+    // until it starts) and its end, which also stops the producer.
+    std::atomic<std::int64_t> window_start_ns{0};
+    std::atomic<bool> window_over{false};
+    std::atomic<std::uint64_t> queued{0};
+    std::atomic<bool> produced_all{false};
 
     Status produce_status = Status::ok();
     std::thread produce([&] {
-      produce_status = produce_paced(schedule, count, stop, [&](std::uint64_t i) {
+      produce_status = produce_paced(schedule, records.size(), window_over, [&](std::uint64_t i) {
+        queued.store(i + 1, std::memory_order_relaxed);
         return producer.value()->produce(topic, records[i].key, records[i].value);
       });
-      r.producer_done_seconds = std::chrono::duration<double>(Clock::now() - schedule.start).count();
+      const std::int64_t started = window_start_ns.load();
+      if (started != 0) r.producer_done_seconds = static_cast<double>(Clock::now().time_since_epoch().count() - started) / 1e9;
       if (produce_status.is_ok()) produce_status = producer.value()->flush(std::chrono::seconds(60));
+      produced_all.store(true);
     });
 
     constexpr std::size_t kTargets = std::size(kQueryTargets);
@@ -112,16 +123,17 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       // The measuring client at a fixed higher priority (best effort, whatever serve's settings), so
       // that its own waits for a core are not charged to serve.
       set_this_thread_nice(kClientThreadNice);
+      while (window_start_ns.load() == 0 && !window_over.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      const Clock::time_point start{Clock::duration{window_start_ns.load()}};
       try {
         std::uint64_t n = 0;
-        for (auto due = schedule.start; due <= last_slot && !stop.load(std::memory_order_relaxed);
-             due += options.request_interval, ++n) {
+        for (auto due = start; !window_over.load(std::memory_order_relaxed); due += options.request_interval, ++n) {
           std::this_thread::sleep_until(due);
           const std::size_t k = n % kTargets;
           const auto [status, body] = query_client.request(http::verb::get, kQueryTargets[k].target, "");
           const double ms = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
           samples_ms[k].push_back(ms);
-          const auto second = static_cast<std::size_t>(std::chrono::duration<double>(due - schedule.start).count());
+          const auto second = static_cast<std::size_t>(std::chrono::duration<double>(due - start).count());
           if (second >= worst_per_second_ms.size()) worst_per_second_ms.resize(second + 1);
           worst_per_second_ms[second] = std::max(worst_per_second_ms[second], ms);
           if (status == 404) ++not_found[k];
@@ -135,13 +147,23 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       }
     });
 
-    // The status poller, on this thread.
-    std::this_thread::sleep_until(schedule.start);
-    const double cpu0 = serve.value().cpu_seconds();
+    // The status poller, on this thread: the warm-up ends once it has lasted options.warmup and
+    // serve has caught up (or after kWarmupMax regardless); the window lasts options.duration_max
+    // (less if the workload runs out); then serve must consume the rest.
+    const std::uint64_t caught_up_lag = static_cast<std::uint64_t>(rate * kCaughtUpSeconds);
+    double cpu0 = 0;
+    std::uint64_t consumed_before_window = 0, due_before_window = 0;
+    Clock::time_point window_start{}, window_end{};
     Status poll_status = Status::ok();
-    bool window_closed = false;
     std::vector<std::uint64_t> lag_per_second;  // the most at a poll in each second of the window
-    for (auto next = schedule.start; !stop.load(std::memory_order_relaxed); next += kStatusPollPeriod) {
+    // Of that lag, the events the broker had not yet acknowledged to the producer: the part that is
+    // the producer's or the broker's, not serve's.
+    std::vector<std::uint64_t> unacked_per_second;
+    for (auto next = schedule.start;; next += kStatusPollPeriod) {
+      if (stop.load(std::memory_order_relaxed)) {
+        poll_status = Status::error("bench: stopped");
+        break;
+      }
       std::this_thread::sleep_until(next);
       const auto asked = Clock::now();
       auto p = progress(status_client);
@@ -149,38 +171,66 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
         poll_status = p.status();
         break;
       }
+      next = std::max(next, asked - kStatusPollPeriod);  // a slow answer delays the next poll, never bunches them
       const std::uint64_t consumed = p.value().consumed;
-      const double since_start_s = std::chrono::duration<double>(asked - schedule.start).count();
-      const auto due_so_far = std::min(count, static_cast<std::uint64_t>(std::floor(since_start_s * rate)) + 1);
+      const bool over = window_over.load();
+      const std::uint64_t due_so_far = over || produced_all.load() ? queued.load() : std::min<std::uint64_t>(due_by(asked), records.size());
       const std::uint64_t lag = due_so_far > consumed ? due_so_far - consumed : 0;
-      if (!window_closed) {
+      if (window_start_ns.load() == 0) {
+        const auto warm = asked - schedule.start;
+        if (produced_all.load()) {
+          poll_status = Status::error("bench: the workload ran out during the warm-up");
+          break;
+        }
+        if ((warm >= options.warmup && lag <= caught_up_lag) || warm >= options.warmup + kWarmupExtraMax) {
+          window_start = asked;
+          window_start_ns.store(asked.time_since_epoch().count());
+          cpu0 = serve.value().cpu_seconds();
+          consumed_before_window = consumed;
+          due_before_window = due_so_far;
+          r.warmup_seconds = std::chrono::duration<double>(warm).count();
+          r.lag_start_events = lag;
+        }
+        continue;
+      }
+      if (!over) {
         r.lag_max_events = std::max(r.lag_max_events, lag);
-        const auto second = static_cast<std::size_t>(since_start_s);
+        const auto second = static_cast<std::size_t>(std::chrono::duration<double>(asked - window_start).count());
         if (second >= lag_per_second.size()) lag_per_second.resize(second + 1);
         lag_per_second[second] = std::max(lag_per_second[second], lag);
+        const std::uint64_t acked = producer.value()->delivered();
+        if (second >= unacked_per_second.size()) unacked_per_second.resize(second + 1);
+        unacked_per_second[second] = std::max(unacked_per_second[second], due_so_far > acked ? due_so_far - acked : 0);
+        if (asked - window_start >= options.duration_max || produced_all.load()) {
+          window_end = asked;
+          window_over.store(true);
+          r.window_seconds = std::chrono::duration<double>(asked - window_start).count();
+          r.serve_cpu_seconds = serve.value().cpu_seconds() - cpu0;
+          r.produced = due_so_far - due_before_window;
+          r.consumed_in_window = consumed - consumed_before_window;
+          r.lag_end_events = lag;
+        }
+        continue;
       }
-      if (!window_closed && asked >= last_slot) {
-        window_closed = true;
-        r.serve_cpu_seconds = serve.value().cpu_seconds() - cpu0;
-        r.consumed_in_window = consumed;
-        r.lag_end_events = lag;
-      }
-      if (consumed >= count) {
-        r.catch_up_ms = std::max(0.0, std::chrono::duration<double, std::milli>(asked - last_slot).count());
+      if (produced_all.load() && consumed >= queued.load()) {
+        r.catch_up_ms = std::chrono::duration<double, std::milli>(asked - window_end).count();
         break;
       }
-      if (asked > last_slot + kQueryCatchUpMax) {
-        poll_status = Status::error(fmt::format("bench: serve consumed only {} of {} events {} s after the last was due",
-                                                consumed, count, kQueryCatchUpMax.count()));
+      if (asked > window_end + kQueryCatchUpMax) {
+        poll_status = Status::error(fmt::format("bench: serve consumed only {} of {} events {} s after the window",
+                                                consumed, queued.load(), kQueryCatchUpMax.count()));
         break;
       }
-      next = std::max(next, asked - kStatusPollPeriod);
     }
+    window_over.store(true);  // whatever ended the loop: the producer and the client stop
     produce.join();
     queries.join();
     std::string worst, lags;
     for (double ms : worst_per_second_ms) worst += fmt::format(" {:.0f}", ms);
-    for (std::uint64_t n : lag_per_second) lags += fmt::format(" {}", n);
+    for (std::size_t i = 0; i < lag_per_second.size(); ++i) {
+      lags += fmt::format(" {}", lag_per_second[i]);
+      if (i < unacked_per_second.size()) lags += fmt::format(" ({} unacked)", unacked_per_second[i]);
+    }
     spdlog::info("bench: query70: worst latency of the requests due in each second, ms:{}", worst);
     spdlog::info("bench: query70: serve's largest lag in each second, events:{}", lags);
     if (!produce_status.is_ok()) return produce_status;

@@ -4,14 +4,16 @@
 //   - a fresh topic (8 partitions) and `qudao serve` in a process of its own on an empty data
 //     directory, listening and assigned before the clock starts;
 //   - the paced producer (produce_paced, tools/bench_visible.h) writes the simulated channel's
-//     events, in order, at ingest_rate_events_per_s: at most rate × duration_max of them;
-//   - one keep-alive client sends requests at a fixed rate, in turn to each of kQueryTargets, from
-//     the first event's slot to the last one's (the window). A latency counts from when the request
+//     events, in order, at ingest_rate_events_per_s until the window ends. The window starts after
+//     the warm-up, once serve has caught up with the schedule (serve's first seconds on a new topic
+//     are slow), and lasts duration_max;
+//   - one keep-alive client sends requests at a fixed rate through the window, in turn to each of
+//     kQueryTargets. A latency counts from when the request
 //     was due, not when it was sent (no coordinated omission); percentiles are exact, from every
 //     sample;
 //   - a status poller on a connection of its own samples serve's consumed count every
 //     kStatusPollPeriod against the schedule: the lag, the events serve consumed in the window, and
-//     how long after the last slot serve had consumed them all (it must keep up).
+//     how long after the window serve had consumed every event produced (it must keep up).
 #pragma once
 
 #include <atomic>
@@ -44,7 +46,10 @@ inline constexpr std::chrono::seconds kQueryCatchUpMax{120};
 
 struct QueryUnderIngestOptions {
   double ingest_rate_events_per_s = 100'000;
-  std::chrono::seconds duration_max{20};
+  // Produced at the rate before the window, which starts once serve has also caught up: serve's
+  // first seconds on a new topic are slow (its first fetches, the workload's first events).
+  std::chrono::seconds warmup{3};
+  std::chrono::seconds duration_max{20};  // the window, shorter if the workload runs out
   std::chrono::microseconds request_interval{2'000};  // 500 requests/s over all targets
 };
 
@@ -58,13 +63,15 @@ struct EndpointLatency {
 
 struct QueryUnderIngestResult {
   std::vector<EndpointLatency> endpoints;  // in kQueryTargets' order
-  std::uint64_t produced = 0;
-  double window_seconds = 0;              // the first event's slot to the last one's
-  double producer_done_seconds = 0;       // from the first slot until the producer had queued the last
-  std::uint64_t consumed_in_window = 0;   // by serve, at the first status poll after the last slot
-  std::uint64_t lag_end_events = 0;       // due but not yet consumed at that poll
+  double warmup_seconds = 0;               // until serve had caught up (see QueryUnderIngestOptions)
+  std::uint64_t lag_start_events = 0;     // due but not yet consumed when the window started
+  std::uint64_t produced = 0;             // due in the window
+  double window_seconds = 0;
+  double producer_done_seconds = 0;       // from the window's start until the producer stopped
+  std::uint64_t consumed_in_window = 0;   // by serve, between the status polls that start and end the window
+  std::uint64_t lag_end_events = 0;       // due but not yet consumed at the window's end
   std::uint64_t lag_max_events = 0;       // the most due but not yet consumed at any poll in the window
-  double catch_up_ms = 0;                 // from the last slot until serve had consumed every event
+  double catch_up_ms = 0;                 // from the window's end until serve had consumed every event
   double serve_cpu_seconds = 0;           // the serve process, over the window
   double produced_rate() const { return window_seconds > 0 ? static_cast<double>(produced) / window_seconds : 0; }
   double consumed_rate() const {

@@ -258,7 +258,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--query-ingest-rate", bench.query_ingest_rate_events_per_s,
                         "events/s the query70 row produces while it queries (default: 70 % of the ingest row's rate)")
       ->check(CLI::Range(1.0, 10'000'000.0));
-  bench_cmd->add_option("--query-seconds", bench.query_seconds, "the query70 row produces at most this long")
+  bench_cmd->add_option("--query-seconds", bench.query_seconds, "the query70 row's window, after 3 s of warm-up (shorter if the workload runs out)")
       ->capture_default_str()->check(CLI::Range(1, 3600));
   bench_cmd->add_option("--visible-seconds", bench.visible_seconds, "how long the visible and post rows produce")
       ->capture_default_str()->check(CLI::Range(1, 3600));
