@@ -95,7 +95,7 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       const double s = std::chrono::duration<double>(t - schedule.start).count();
       return s < 0 ? 0 : static_cast<std::uint64_t>(std::floor(s * rate)) + 1;
     };
-    // Set by this thread (the status poller): the window's start (ns since the clock's epoch, 0
+    // Set by this thread (the status poller): the window's start (steady_clock ticks, 0
     // until it starts) and its end, which also stops the producer.
     std::atomic<std::int64_t> window_start_ns{0};
     std::atomic<bool> window_over{false};
