@@ -6,8 +6,12 @@
 namespace qudao {
 
 void OrderProjection::publish(Shard& shard) {
-  const auto position = as_of(shard.partition());
-  if (!shard.has_order_changes() && position && position->next_offset == shard.next_offset()) return;
+  // Only this thread writes: reading the position without the lock is safe, and a batch that changed
+  // nothing here takes no lock at all.
+  const auto position = as_of_.find(shard.partition().value);
+  if (!shard.has_order_changes() && position != as_of_.end() && position->second.next_offset == shard.next_offset()) {
+    return;
+  }
   std::unique_lock lock(mutex_);
   const PartitionId p = shard.partition();
   shard.drain_order_changes([&](OrderId id, const Order& o) { put_order(shard, id, o); });
