@@ -69,6 +69,7 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
       }
     }
     for (Shard* shard : shard_list_) performance_.publish(*shard);
+    for (Shard* shard : shard_list_) orders_.publish(*shard);
     since_commit_ += records.size();
     // A commit whose write is still in flight is waited for only once commit_events_max records
     // have piled up behind it: a slow fsync must not stop applying (and so the queries' view).
@@ -202,6 +203,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
   }
   std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take(), relay));
   for (auto& [p, shard] : pipeline->shards_) pipeline->performance_.rebuild(shard);
+  for (auto& [p, shard] : pipeline->shards_) pipeline->orders_.rebuild(shard);
   pipeline->publish_stats();
   return pipeline;
 }

@@ -33,6 +33,7 @@
 #include "engine/apply.h"
 #include "engine/committer.h"
 #include "engine/store.h"
+#include "projections/orders.h"
 #include "projections/performance.h"
 #include "projections/stock.h"
 
@@ -99,6 +100,8 @@ class Pipeline {
 
   // Distributor performance and rebates, fed by the shards' channel ledgers after every poll batch.
   const PerformanceProjection& performance() const { return performance_; }
+  // Order status (projections/orders.h), fed by the shards' order changes after every poll batch.
+  const OrderProjection& orders() const { return orders_; }
 
  private:
   Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
@@ -123,6 +126,7 @@ class Pipeline {
   std::vector<Shard*> shard_list_;
   Applier applier_;
   PerformanceProjection performance_;
+  OrderProjection orders_;
   Committer committer_;
   Relay* relay_;
   std::size_t since_commit_ = 0;

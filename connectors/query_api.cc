@@ -12,6 +12,7 @@
 #include "connectors/api_common.h"
 #include "connectors/forecast_api.h"
 #include "connectors/metrics.h"
+#include "connectors/order_api.h"
 #include "connectors/stock_api.h"
 
 namespace qudao {
@@ -298,7 +299,7 @@ struct Endpoint {
 // Every endpoint behind a token. Status, metrics and dead letters are per partition, and a
 // partition holds several regions' events, so no regional scope can be applied to them.
 // The production plan nets the whole network's stock, so it is HQ's, like the nation roll-up.
-constexpr std::array<Endpoint, 14> kEndpoints{{
+constexpr std::array<Endpoint, 15> kEndpoints{{
     {"/metrics", role_bit(Role::hq) | role_bit(Role::metrics),
      [](const Api& a, const HttpRequest&, const Principal&) {
        return HttpResponse{200, "text/plain; version=0.0.4",
@@ -314,6 +315,8 @@ constexpr std::array<Endpoint, 14> kEndpoints{{
      [](const Api& a, const HttpRequest& req, const Principal& p) { return serve_anomalies(a.stock, a.store, req, p); }},
     {"/v1/stock/regions", role_bit(Role::hq) | role_bit(Role::regional),
      [](const Api& a, const HttpRequest&, const Principal& p) { return region_stock(a.stock, p); }},
+    {"/v1/orders", role_bit(Role::hq) | role_bit(Role::regional),
+     [](const Api& a, const HttpRequest& req, const Principal& p) { return serve_orders(a.pipeline.orders(), a.stock, req, p); }},
     {"/v1/dead-letters", role_bit(Role::hq),
      [](const Api& a, const HttpRequest& req, const Principal&) { return dead_letters(a.store, req); }},
     {"/v1/performance", role_bit(Role::hq) | role_bit(Role::regional),

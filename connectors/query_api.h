@@ -17,6 +17,10 @@
 //                                        hq, regional  the same figures per group; nation: hq only (403)
 //   GET /v1/anomalies?location=ID[&cursor=][&limit=N]
 //                                        hq, regional  a location's anomalies, oldest first
+//   GET /v1/orders?id=ID                 hq, regional  one order's status: state, store, fulfilment, placed_by
+//                                                      (proxy), deadline, due/paid fen, lines, shipments, as_of
+//   GET /v1/orders?store=ID[&state=S][&cursor=C][&limit=N]
+//                                        hq, regional  a store's orders by id (connectors/order_api.h)
 //   GET /v1/dead-letters?partition=P[&from=OFFSET|&cursor=C][&limit=N]
 //                                        hq            rejected records: reason, field, original bytes
 //   POST /v1/events[?region=REGION]      ingest        events as JSON to the events topic: 202 with their
@@ -40,7 +44,7 @@
 //                                                      for a regional token)
 //   Listings answer next_cursor (null on the last page); limit defaults to 100 (kPageDefault; the
 //   stock rows and roll-ups default to their maximum) and must be 1 to the endpoint's k*PageMax
-//   (projections/performance.h, stock_api.h, forecast_api.h, kDeadLettersPageMax below), else 400.
+//   (projections/performance.h, orders.h, stock_api.h, forecast_api.h, kDeadLettersPageMax below), else 400.
 //
 // Deny by default. The answer to a request, in the order checked:
 //   /health                              200 to anyone (405 for another method)
@@ -51,7 +55,8 @@
 //   a role the endpoint does not admit   403 (status, metrics, dead letters and the production plan span
 //                                        every region)
 //   an object outside the token's scope  404, the same answer as for an object that does not exist
-//   (a location, city, region or party)  (the scope is passed into the projection's lookup)
+//   (a location, city, region, party     (the scope is passed into the projection's lookup)
+//   or an order of such a store)
 // Every error body is {"error": "<what is wrong, naming the parameter>"}.
 //
 // Each endpoint's time to answer is recorded per path (qudao_query_duration_seconds in /metrics).

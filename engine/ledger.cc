@@ -292,6 +292,10 @@ void Shard::put_order(OrderId id, Order o) {
     e.dirty = true;
     dirty_orders_.push_back(id);
   }
+  if (!e.undrained) {
+    e.undrained = true;
+    order_changes_.push_back(id);
+  }
 }
 
 const Shipment* Shard::shipment(ShipmentId id) const {
@@ -308,6 +312,10 @@ void Shard::put_shipment(ShipmentId id, Shipment s) {
   if (!e.dirty) {
     e.dirty = true;
     dirty_shipments_.push_back(id);
+  }
+  if (!e.undrained) {
+    e.undrained = true;
+    shipment_changes_.push_back(id);
   }
 }
 

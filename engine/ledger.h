@@ -10,7 +10,8 @@
 //
 // A Shard is owned by the one thread that applies its partition's events; it is not thread-safe.
 // Hot state is in memory (abseil open-addressing maps); every change marks its entry dirty, and the
-// next commit (engine/store.h) writes the dirty entries and clears the marks. The shard's stock
+// next commit (engine/store.h) writes the dirty entries and clears the marks; orders and shipments
+// are also listed for the order projection (projections/orders.h) until it drains them. The shard's stock
 // history (daily closings, sold per day, anomalies: engine/history.h) is collected the same way.
 #pragma once
 
@@ -222,6 +223,21 @@ class Shard {
   template <class F> void for_each_order(F&& f) const {
     for (const auto& [id, e] : orders_) f(id, e.order);
   }
+  template <class F> void for_each_shipment(F&& f) const {
+    for (const auto& [id, e] : shipments_) f(id, e.shipment);
+  }
+
+  // Projection support (projections/orders.h): the orders and shipments put since the last drain,
+  // each once, in the order first changed, handed to f(id, entry). Kept apart from the commit's dirty
+  // lists because a projection drains after every poll batch, a commit only every interval. A shard
+  // nobody drains (replay, audit) holds at most one id per order or shipment here.
+  bool has_order_changes() const { return !order_changes_.empty() || !shipment_changes_.empty(); }
+  template <class F> void drain_order_changes(F&& f) {
+    drain(orders_, order_changes_, [&](OrderId id, const OrderEntry& e) { f(id, e.order); });
+  }
+  template <class F> void drain_shipment_changes(F&& f) {
+    drain(shipments_, shipment_changes_, [&](ShipmentId id, const ShipmentEntry& e) { f(id, e.shipment); });
+  }
 
   // Commit support (engine/store.cc): what changed since the last commit.
   bool header_dirty() const { return header_dirty_; }
@@ -323,15 +339,28 @@ class Shard {
   struct OrderEntry {
     Order order;
     bool dirty = false;
+    bool undrained = false;  // in order_changes_
   };
   struct ShipmentEntry {
     Shipment shipment;
     bool dirty = false;
+    bool undrained = false;  // in shipment_changes_
   };
   absl::flat_hash_map<OrderId, OrderEntry> orders_;
   absl::flat_hash_map<ShipmentId, ShipmentEntry> shipments_;
   std::vector<OrderId> dirty_orders_;
   std::vector<ShipmentId> dirty_shipments_;
+  template <class Map, class Id, class F>
+  static void drain(Map& entries, std::vector<Id>& changed, F&& f) {
+    for (Id id : changed) {
+      auto& e = entries.find(id)->second;
+      e.undrained = false;
+      f(id, std::as_const(e));
+    }
+    changed.clear();
+  }
+  std::vector<OrderId> order_changes_;        // since the last drain_order_changes
+  std::vector<ShipmentId> shipment_changes_;  // since the last drain_shipment_changes
   absl::btree_set<std::pair<std::int64_t, std::uint64_t>> expiry_;  // (deadline ms, order id)
   TimeMs watermark_{0};
 

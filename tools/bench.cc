@@ -131,7 +131,8 @@ Row decode_only(const Workload& w) {
 
 enum class Commits : std::uint8_t { none, every_100_ms };
 
-// Everything the engine does per record, from memory: decode, duplicate window, apply, project;
+// Everything the engine does per record, from memory: decode, duplicate window, apply, project
+// (stock per record, orders per batch of 10,000 as a poll batch);
 // with Commits::every_100_ms also a durable (fsync) RocksDB commit every 100 ms.
 Result<Row> apply_from_memory(const Workload& w, Commits commits) {
   std::map<std::int32_t, Shard> shards;
@@ -148,6 +149,7 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
     committer = std::make_unique<Committer>(*store);
   }
   StockProjection stock;
+  OrderProjection orders;
   Applier applier;
   std::vector<std::int64_t> next(kPartitions, 0);
   std::uint64_t commits_made = 0, keys_committed = 0, write_us = 0;
@@ -168,6 +170,7 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
       ingest_and_project(applier, shards.at(item.partition.value), Offset{next[item.partition.value]++}, w.value(item),
                          projection);
     }
+    for (Shard* shard : shard_list) orders.publish(*shard);  // as the pipeline does after each poll batch
     // As the pipeline commits: the write of one commit overlaps the apply of the next events.
     if (committer && Clock::now() - last_commit >= std::chrono::milliseconds(100)) {
       auto c = committer->wait();

@@ -59,6 +59,11 @@ std::vector<Expectation> matrix() {
       {loc(kNorthWarehouse), row(401, 401, 200, 404, 404, 403, 403)},
       {loc(kNoSuchLocation), row(401, 401, 404, 404, 404, 403, 403)},
       {"/v1/stock?location=abc", row(401, 401, 400, 400, 400, 403, 403)},
+      {"/v1/orders?id=1", row(401, 401, 200, 200, 404, 403, 403)},  // the fixture's East order
+      {"/v1/orders?id=2", row(401, 401, 200, 404, 200, 403, 403)},  // and its West one
+      {"/v1/orders?id=3", row(401, 401, 404, 404, 404, 403, 403)},
+      {fmt::format("/v1/orders?store={}", kEastStore), row(401, 401, 200, 200, 404, 403, 403)},
+      {fmt::format("/v1/orders?store={}", kWestStore), row(401, 401, 200, 404, 200, 403, 403)},
       {"/v1/no-such-endpoint", row(401, 401, 404, 404, 404, 404, 404)},
   };
 }
@@ -209,7 +214,7 @@ TEST_CASE("query api: a limit out of an endpoint's range is a 400 naming the ran
   for (const char* target : {"/v1/dead-letters?partition=0&limit=0", "/v1/dead-letters?partition=0&limit=1001",
                              "/v1/leaderboard?region=East&period=2026-01&limit=501", "/v1/conflicts?limit=0",
                              "/v1/rebates?party=1&limit=201", "/v1/anomalies?location=1&limit=1001",
-                             "/v1/stock?limit=0", "/v1/forecast?limit=0"}) {
+                             "/v1/stock?limit=0", "/v1/forecast?limit=0", "/v1/orders?store=2&limit=1001"}) {
     CAPTURE(target);
     const HttpReply r = http_get(api.port(), target, kTestHqToken);
     CHECK(r.status == 400);

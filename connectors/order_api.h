@@ -1,0 +1,34 @@
+// The order status endpoint of the query API (connectors/query_api.h lists every endpoint and role):
+//
+//   GET /v1/orders?id=ID
+//       one order: state (placed, paid, dispatched, received, cancelled, expired), store and its
+//       region, fulfilment location, placed_by and whether it is a proxy order (代下单: placed by
+//       someone other than the store), payment deadline, due and paid in fen, per line the sku and
+//       the units ordered, reserved (held at the fulfilment location) and dispatched, shipments still
+//       open, and the shipments made for it (from, to, lines, received; the first
+//       kOrderShipmentsListedMax, with shipments_total).
+//   GET /v1/orders?store=ID[&state=S][&cursor=C][&limit=N]
+//       the store's orders by id (only those in state S if given), without their shipments; paged:
+//       limit 1..kOrdersPageMax (default kPageDefault), cursor = next_cursor of the previous page.
+//
+// Every answer has `as_of` (projections/orders.h): the partition, its next offset and event time
+// that the order state includes. The data is the order projection the pipeline keeps on its
+// applying thread (projections/orders.h says why not RocksDB): a request reads memory only.
+//
+// An order whose store is outside the token's regions answers 404 exactly like an unknown id, and
+// a store outside them like an unknown store: the scope is passed into the projections' lookups
+// (OrderProjection::order, store_orders; StockProjection::locate for the store). Bad parameters
+// answer 400 naming the parameter.
+#pragma once
+
+#include "connectors/access.h"
+#include "connectors/http_server.h"
+#include "projections/orders.h"
+#include "projections/stock.h"
+
+namespace qudao {
+
+HttpResponse serve_orders(const OrderProjection& orders, const StockProjection& stock, const HttpRequest& req,
+                          const Principal& principal);
+
+}  // namespace qudao

@@ -1,0 +1,157 @@
+// GET /v1/orders over real HTTP, served from a store in a temp dir (no broker,
+// tests/connectors/api_fixture.h) holding the order story of tests/projections/order_story.h: every
+// role × region, another region's order or store answering as an unknown one, each state's answer,
+// shipments, a proxy order expired by event time, listings by state and cursor, and bad parameters.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "tests/connectors/api_fixture.h"
+#include "tests/projections/order_story.h"
+
+namespace qudao {
+using namespace qudao::test;
+using nlohmann::json;
+
+namespace {
+
+// The fixture's own orders are 1 (East store 2) and 2 (West store 4), both paid.
+constexpr std::uint64_t kEastOrder = 31, kWestOrder = 34, kNoSuchOrder = 999;
+
+struct OrderApi : ApiFixture {
+  OrderApi() : ApiFixture(HttpOptions{}, order_story().events) {}
+  json get(const std::string& target, const char* token = kTestHqToken) const {
+    const HttpReply r = http_get(port(), target, token);
+    INFO("GET " << target << ": " << r.body);
+    REQUIRE(r.status == 200);
+    return r.json();
+  }
+};
+
+std::string order(std::uint64_t id) { return fmt::format("/v1/orders?id={}", id); }
+std::string store(std::uint64_t id, const std::string& more = "") { return fmt::format("/v1/orders?store={}{}", id, more); }
+
+std::vector<std::uint64_t> ids(const json& page) {
+  std::vector<std::uint64_t> out;
+  for (const json& o : page["orders"]) out.push_back(o["order"]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("order api: every role and region answers as the access table says; another region's order is an unknown one") {
+  OrderApi api;
+  // Swapped ids: each regional token asks for the other region's order and store, and gets the
+  // answer an id that does not exist gets (404, the same body but for the id).
+  check_access(api.port(), {
+      //                                      hq   east west metrics ingest none
+      {order(kEastOrder),                     200, 200, 404, 403, 403, 401},
+      {order(kWestOrder),                     200, 404, 200, 403, 403, 401},
+      {order(kNoSuchOrder),                   404, 404, 404, 403, 403, 401},
+      {store(kEastStore),                     200, 200, 404, 403, 403, 401},
+      {store(kWestStore, "&state=placed"),    200, 404, 200, 403, 403, 401},
+      {store(kNoSuchLocation),                404, 404, 404, 403, 403, 401},
+      {store(kNorthWarehouse),                200, 404, 404, 403, 403, 401},  // a location without orders
+      {"/v1/orders",                          400, 400, 400, 403, 403, 401},
+  });
+  const HttpReply other = http_get(api.port(), order(kWestOrder), kTestEastToken);
+  const HttpReply unknown = http_get(api.port(), order(kNoSuchOrder), kTestEastToken);
+  CHECK(other.json()["error"] == fmt::format("order {} not found", kWestOrder));
+  CHECK(unknown.json()["error"] == fmt::format("order {} not found", kNoSuchOrder));
+  CHECK(http_get(api.port(), store(kWestStore), kTestEastToken).json()["error"] ==
+        fmt::format("store {} not found", kWestStore));
+}
+
+TEST_CASE("order api: an order received in two shipments shows its lines, payments, shipments and position") {
+  OrderApi api;
+  const json o = api.get(order(kEastOrder), kTestEastToken);
+  CHECK(o["order"] == kEastOrder);
+  CHECK(o["state"] == "received");
+  CHECK(o["store"] == kEastStore);
+  CHECK(o["region"] == "East");
+  CHECK(o["fulfilment"] == kEastWarehouse);
+  CHECK(o["placed_by"] == kEastStore);
+  CHECK(o["proxy"] == false);
+  CHECK(o["payment_deadline_ms"] == kT0 + 2 * kDayLengthMs);
+  CHECK(o["due_fen"] == 10'000);
+  CHECK(o["paid_fen"] == 10'000);
+  CHECK(o["shipments_open"] == 0);
+  CHECK(o["lines"] == json::parse(R"([{"sku": 1, "ordered": 10, "reserved": 0, "dispatched": 10},
+                                      {"sku": 2, "ordered": 5, "reserved": 0, "dispatched": 5}])"));
+  CHECK(o["shipments_total"] == 2);
+  CHECK(o["shipments"] == json::parse(R"([
+      {"shipment": 601, "from": 1, "to": 2, "received": true, "lines": [{"sku": 1, "qty": 4}]},
+      {"shipment": 602, "from": 1, "to": 2, "received": true, "lines": [{"sku": 1, "qty": 6}, {"sku": 2, "qty": 5}]}])"));
+  // The position of partition 0 the answer includes: every record the store holds.
+  const json status = api.get("/v1/status");
+  CHECK(o["as_of"]["partition"] == 0);
+  CHECK(o["as_of"]["next_offset"] == status["partitions"][0]["next_offset"]);
+  CHECK(o["as_of"]["event_time_ms"].get<std::int64_t>() >= kT0 + kDayLengthMs);
+}
+
+TEST_CASE("order api: cancelled, expired and proxy orders answer their state; an unpaid proxy order shows what it holds") {
+  OrderApi api;
+  CHECK(api.get(order(32))["state"] == "cancelled");
+  const json expired = api.get(order(33));
+  CHECK(expired["state"] == "expired");  // by event time: a later event passed its deadline
+  CHECK(expired["proxy"] == true);
+  CHECK(expired["placed_by"] == kStoryDistributor);
+  CHECK(expired["lines"][0]["reserved"] == 0);
+  const json held = api.get(order(35));
+  CHECK(held["state"] == "placed");
+  CHECK(held["proxy"] == true);
+  CHECK(held["lines"][0]["reserved"] == 3);
+  CHECK(held["paid_fen"] == 0);
+  CHECK(held["shipments"] == json::array());
+  const json fixture_order = api.get(order(1));  // placed with no fulfilment location: null
+  CHECK(fixture_order["state"] == "paid");
+  CHECK(fixture_order["fulfilment"] == nullptr);
+}
+
+TEST_CASE("order api: a store's orders list by id, by state, and page with next_cursor") {
+  OrderApi api;
+  const json all = api.get(store(kEastStore), kTestEastToken);
+  CHECK(ids(all) == std::vector<std::uint64_t>{1, 31, 32, 33, 35});
+  CHECK(all["state"] == nullptr);
+  CHECK(all["next_cursor"] == nullptr);
+  CHECK(all["as_of"]["partition"] == 0);
+  CHECK_FALSE(all["orders"][1].contains("shipments"));
+  CHECK(all["orders"][1]["shipments_total"] == 2);
+
+  const json first = api.get(store(kEastStore, "&limit=2"));
+  CHECK(ids(first) == std::vector<std::uint64_t>{1, 31});
+  REQUIRE(first["next_cursor"] == "31");
+  const json second = api.get(store(kEastStore, "&limit=2&cursor=31"));
+  CHECK(ids(second) == std::vector<std::uint64_t>{32, 33});
+  const json last = api.get(store(kEastStore, "&limit=2&cursor=33"));
+  CHECK(ids(last) == std::vector<std::uint64_t>{35});
+  CHECK(last["next_cursor"] == nullptr);
+
+  CHECK(ids(api.get(store(kEastStore, "&state=placed"))) == std::vector<std::uint64_t>{35});
+  CHECK(ids(api.get(store(kEastStore, "&state=paid"))) == std::vector<std::uint64_t>{1});
+  CHECK(api.get(store(kEastStore, "&state=paid"))["state"] == "paid");
+  CHECK(ids(api.get(store(kWestStore), kTestWestToken)) == std::vector<std::uint64_t>{2, 34});
+  CHECK(api.get(store(kEastWarehouse))["orders"] == json::array());
+}
+
+TEST_CASE("order api: bad parameters answer 400 naming the parameter") {
+  OrderApi api;
+  for (const auto& [target, names] : std::vector<std::pair<std::string, std::string>>{
+           {"/v1/orders", "id or store: required"},
+           {"/v1/orders?id=x", "id"},
+           {"/v1/orders?id=-1", "id"},
+           {"/v1/orders?store=2&id=31", "id and store"},
+           {"/v1/orders?id=31&state=paid", "state"},
+           {"/v1/orders?id=31&limit=5", "limit"},
+           {"/v1/orders?store=2&state=shipped", "state: expected one of placed"},
+           {"/v1/orders?store=2&limit=0", "limit: expected 1 to 1000"},
+           {"/v1/orders?store=2&limit=1001", "limit"},
+           {"/v1/orders?store=2&cursor=x", "cursor"},
+       }) {
+    const HttpReply r = http_get(api.port(), target, kTestHqToken);
+    INFO(target << ": " << r.body);
+    CHECK(r.status == 400);
+    CHECK(r.json()["error"].get<std::string>().find(names) != std::string::npos);
+  }
+}
+
+}  // namespace qudao
