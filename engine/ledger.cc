@@ -80,27 +80,16 @@ void Shard::record_duplicate(Offset offset) {
 }
 
 Seen Shard::seen(const EventId& id, std::uint64_t bytes_hash) const {
-  auto it = seen_.find(id);
-  if (it == seen_.end()) return Seen::new_event;
-  return it->second.bytes_hash == bytes_hash ? Seen::duplicate : Seen::conflict;
-}
-
-const SeenEvent* Shard::seen_entry(const EventId& id) const {
-  auto it = seen_.find(id);
-  return it == seen_.end() ? nullptr : &it->second;
+  const std::optional<SeenEvent> e = window_.find(id);
+  if (!e) return Seen::new_event;
+  return e->bytes_hash == bytes_hash ? Seen::duplicate : Seen::conflict;
 }
 
 void Shard::remember(const EventId& id, std::uint64_t bytes_hash) {
-  const std::uint64_t seq = seen_next_seq_++;
-  const bool inserted = seen_.try_emplace(id, SeenEvent{bytes_hash, seq}).second;
-  assert(inserted && "only new events are remembered");
-  (void)inserted;
-  seen_order_.emplace_back(seq, id);
+  const bool added = window_.push(id, bytes_hash);
+  assert(added && "only new events are remembered");
+  (void)added;
   seen_pending_.emplace_back(id, bytes_hash);
-  while (seen_order_.size() > dedup_window_events_) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-  }
 }
 
 std::vector<std::uint64_t> Shard::expired_seen_segments() const {
@@ -114,27 +103,15 @@ std::vector<std::uint64_t> Shard::expired_seen_segments() const {
 }
 
 void Shard::restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries) {
-  assert(first_seq >= seen_next_seq_ && "segments are restored oldest first");
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const std::uint64_t seq = first_seq + i;
-    seen_[entries[i].first] = SeenEvent{entries[i].second, seq};
-    seen_order_.emplace_back(seq, entries[i].first);
-  }
+  window_.continue_at(first_seq);
+  for (const auto& [id, bytes_hash] : entries) (void)window_.push(id, bytes_hash);  // an id may recur (see push)
   if (!entries.empty()) seen_segments_.emplace_back(first_seq, first_seq + entries.size() - 1);
-  seen_next_seq_ = first_seq + entries.size();
 }
 
 void Shard::finish_restore() {
-  // Exactly the stored window: a segment may still hold ids that had left it before the commit.
-  while (!seen_order_.empty() && seen_order_.front().first < restored_seen_oldest_seq_) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-  }
-  // A smaller window than the stored one keeps the newest ids; the next commit deletes the rest.
-  while (seen_order_.size() > dedup_window_events_) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-  }
+  // Exactly the stored window: a segment may still hold ids that had left it before the commit. (A
+  // smaller window than the stored one has kept the newest ids; the next commit deletes the rest.)
+  window_.drop_older_than(restored_seen_oldest_seq_);
 }
 
 std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
@@ -347,7 +324,7 @@ void Shard::mark_clean() {
   // The same segments the commit deleted (computed before the new one is added), then the new one.
   for (std::size_t n = expired_seen_segments().size(); n > 0; --n) seen_segments_.pop_front();
   if (!seen_pending_.empty()) {
-    seen_segments_.emplace_back(seen_pending_first_seq(), seen_next_seq_ - 1);
+    seen_segments_.emplace_back(seen_pending_first_seq(), window_.next_seq() - 1);
     seen_pending_.clear();
   }
   header_dirty_ = false;
