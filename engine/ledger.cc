@@ -117,7 +117,10 @@ void Shard::finish_restore() {
 std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
   std::vector<std::pair<Account, std::int64_t>> out;
   out.reserve(dirty_balances_.size());
-  for (const Account& a : dirty_balances_) {
+  const std::size_t n = dirty_balances_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAheadKeys < n) prefetch_balance(dirty_balances_[i + kPrefetchAheadKeys]);
+    const Account& a = dirty_balances_[i];
     if (const int slot = stock_slot(a.bucket); slot >= 0) {
       StockEntry& e = stock_.find(PairKey{a.sku, a.location})->second;
       e.dirty &= static_cast<std::uint8_t>(~(1u << slot));
@@ -129,13 +132,20 @@ std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
     }
   }
   dirty_balances_.clear();
+  release_if_large(dirty_balances_);
   return out;
 }
 
-void Shard::post(const Posting& p) {
+void Shard::prefetch_balance(const Account& a) const {
+  if (stock_slot(a.bucket) >= 0) stock_.prefetch(PairKey{a.sku, a.location});
+  else virtual_.prefetch(a);
+}
+
+Quantity Shard::post(const Posting& p) {
   const int slot = stock_slot(p.account.bucket);
   if (slot < 0) {
     BalanceEntry& e = virtual_[p.account];
+    const Quantity before{e.qty};
     digest_ -= balance_hash(p.account, e.qty);
     e.qty += p.delta.value;
     digest_ += balance_hash(p.account, e.qty);
@@ -143,10 +153,11 @@ void Shard::post(const Posting& p) {
       e.dirty = true;
       dirty_balances_.push_back(p.account);
     }
-    return;
+    return before;
   }
   StockEntry& e = stock_[PairKey{p.account.sku, p.account.location}];
   const auto bit = static_cast<std::uint8_t>(1u << slot);
+  const Quantity before{e.qty[slot]};
   digest_ -= balance_hash(p.account, e.qty[slot]);
   e.qty[slot] += p.delta.value;
   digest_ += balance_hash(p.account, e.qty[slot]);
@@ -159,6 +170,7 @@ void Shard::post(const Posting& p) {
     e.closing_epoch = closing_epoch_;
     closing_dirty_.emplace_back(p.account.location, p.account.sku);
   }
+  return before;
 }
 
 void Shard::close_changed(Day day) {
@@ -167,14 +179,20 @@ void Shard::close_changed(Day day) {
     for (auto& [k, e] : stock_) e.closing_epoch = 0;
     closing_epoch_ = 1;
   }
-  // In (location, sku) order (each pair is listed once): the rows do not depend on the order of
-  // the postings.
-  std::sort(closing_dirty_.begin(), closing_dirty_.end());
-  for (const auto& [location, sku] : closing_dirty_) {
+  // In the order the pairs first changed (each is listed once, so each row has its own key: the
+  // order of the rows in a commit's batch cannot change what the store holds).
+  const std::size_t n = closing_dirty_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAheadKeys < n) {
+      const auto& [location, sku] = closing_dirty_[i + kPrefetchAheadKeys];
+      stock_.prefetch(PairKey{sku, location});
+    }
+    const auto& [location, sku] = closing_dirty_[i];
     const StockEntry& e = stock_.find(PairKey{sku, location})->second;
     history_.record_closing(Closing{day, location, sku, ClosingLevels{e.qty[0] + e.qty[1], e.qty[1], e.qty[2]}});
   }
   closing_dirty_.clear();
+  release_if_large(closing_dirty_);
 }
 
 namespace {
@@ -326,6 +344,7 @@ void Shard::mark_clean() {
   if (!seen_pending_.empty()) {
     seen_segments_.emplace_back(seen_pending_first_seq(), window_.next_seq() - 1);
     seen_pending_.clear();
+    release_if_large(seen_pending_);
   }
   header_dirty_ = false;
 }

@@ -155,7 +155,8 @@ class Shard {
   Seen seen(const EventId& id, std::uint64_t bytes_hash) const;
   void remember(const EventId& id, std::uint64_t bytes_hash);
 
-  void post(const Posting& p);
+  // Returns the account's balance before the posting (a check and its posting: one lookup).
+  Quantity post(const Posting& p);
   void define_location(LocationId id, LocationInfo info);
   // Warehouses (either kind) in `city`, and the brand's HQ warehouses (kind Warehouse) on this
   // shard, each by ascending id.
@@ -292,6 +293,20 @@ class Shard {
     LocationInfo info;
     bool dirty = false;
   };
+
+  // Going through a list of random keys (a commit's dirty balances, a day's closings: thousands,
+  // each a cache miss in a large table), the slot kPrefetchAheadKeys entries ahead is prefetched,
+  // so the misses overlap instead of each waiting for the one before.
+  static constexpr std::size_t kPrefetchAheadKeys = 8;
+  void prefetch_balance(const Account& a) const;
+  // The per-commit lists are cleared, not freed, at a commit, and keep their capacity for the next;
+  // one longer than this (a burst: a restore's first commit, a bulk load) is freed instead, so that
+  // the memory of a burst is not held for good. Entries, not bytes: a list's entries are small.
+  static constexpr std::size_t kCommitListKeptEntriesMax = 1 << 16;
+  template <class V>
+  static void release_if_large(V& v) {
+    if (v.capacity() > kCommitListKeptEntriesMax) V().swap(v);
+  }
 
   std::uint64_t balance_hash(const Account& a, std::int64_t qty) const;
   std::uint64_t location_hash(LocationId id, const LocationInfo& info) const;
