@@ -11,6 +11,19 @@ DedupWindow::DedupWindow(std::size_t capacity_events) : capacity_(capacity_event
   assert(capacity_ <= kDedupWindowEventsMax && "ring slots must fit the index's 32 bits");
 }
 
+DedupWindow::DedupWindow(const DedupWindow& o)
+    : capacity_(o.capacity_), index_(o.index_), mask_(o.mask_), count_(o.count_), next_seq_(o.next_seq_) {
+  if (!o.ring_) return;
+  ring_ = std::make_unique_for_overwrite<RingSlot[]>(capacity_);
+  // Only the window's slots: the others were never written.
+  for (std::uint64_t seq = oldest_seq(); seq < next_seq_; ++seq) ring_[ring_slot(seq)] = o.ring_[ring_slot(seq)];
+}
+
+DedupWindow& DedupWindow::operator=(const DedupWindow& o) {
+  if (this != &o) *this = DedupWindow(o);
+  return *this;
+}
+
 std::uint32_t DedupWindow::hash_of(std::uint64_t hi, std::uint64_t lo) {
   std::uint64_t words[2] = {hi, lo};
   return static_cast<std::uint32_t>(XXH3_64bits(words, sizeof words));

@@ -44,6 +44,11 @@ inline constexpr std::size_t kDedupWindowEventsMax = 0xFFFF'FFFEu;
 class DedupWindow {
  public:
   explicit DedupWindow(std::size_t capacity_events);
+  // A copy holds the same ids (a shard is copied to start benchmark runs from one loaded state).
+  DedupWindow(const DedupWindow& o);
+  DedupWindow& operator=(const DedupWindow& o);
+  DedupWindow(DedupWindow&&) noexcept = default;
+  DedupWindow& operator=(DedupWindow&&) noexcept = default;
 
   std::size_t capacity() const { return capacity_; }
   std::size_t size() const { return count_; }

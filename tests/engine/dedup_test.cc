@@ -196,6 +196,11 @@ TEST_CASE("dedup window: a restore drops what had left the stored window and con
   CHECK(w.find(EventId{1, 3}).has_value());  // 4 ids: 13..16
   CHECK(w.push(EventId{1, 7}, 107));
   CHECK_FALSE(w.find(EventId{1, 3}).has_value());
+  DedupWindow copy(w);
+  CHECK(copy.find(EventId{1, 7})->seq == 17);
+  CHECK(copy.push(EventId{1, 8}, 108));
+  CHECK_FALSE(copy.find(EventId{1, 4}).has_value());
+  CHECK(w.find(EventId{1, 4}).has_value());  // the original is untouched
 }
 
 }  // namespace qudao
