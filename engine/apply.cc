@@ -475,15 +475,17 @@ Outcome Applier::apply(Shard& shard, const fb::ScanOut& e, const Event& event) {
   }
   const SkuId sku{e.sku()};
   const Account on_hand{sku, store, Bucket::on_hand};
-  const std::int64_t had = shard.balance(on_hand).value;
+  postings_.push_back({on_hand, Quantity{-e.qty()}});
+  postings_.push_back({Account{sku, kVirtualLocation, Bucket::consumers}, Quantity{e.qty()}});
+  // The sale is applied whatever the store had, so the check can read what the posting replaced:
+  // one lookup of the store's balance instead of a read and then a posting.
+  const std::int64_t had = shard.post(postings_[posted_++]).value;
+  post_all(shard);
   const bool beyond_stock = had < e.qty();
   if (beyond_stock) {
     anomalies_.push_back(AnomalyRecord{store, {}, 0, {}, {}, AnomalyKind::scan_out_beyond_stock, sku,
                                        Quantity{e.qty() - std::max<std::int64_t>(had, 0)}});
   }
-  postings_.push_back({on_hand, Quantity{-e.qty()}});
-  postings_.push_back({Account{sku, kVirtualLocation, Bucket::consumers}, Quantity{e.qty()}});
-  post_all(shard);
   shard.channel().scanned_out(context(event), store, sku, Quantity{e.qty()});
   // Sold on the day it happened, however late the event arrives.
   shard.history().record_sale(store, sku, day_of(event.occurred_at), Quantity{e.qty()});

@@ -124,8 +124,13 @@ void StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
     batch.Put(history_keys::closing(p, c.location, c.sku, c.day), closing_value(c.levels));
   }
   std::string value;
-  // The order of the merges does not matter: each adds to its own key.
-  for (const auto& [k, qty] : sold_pending_) {
+  // One merge per key, with the sum of its sales, in key order.
+  std::sort(sold_pending_.begin(), sold_pending_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < sold_pending_.size();) {
+    const SaleKey k = sold_pending_[i].first;
+    std::int64_t qty = 0;
+    for (; i < sold_pending_.size() && sold_pending_[i].first == k; ++i) qty += sold_pending_[i].second;
     value.clear();
     codec::put_le<std::int64_t>(value, qty);
     batch.Merge(history_keys::sold(p, k.location, k.day, k.sku), value);

@@ -24,8 +24,8 @@
 // are keyed by offset. The rows are part of Store::state_sha256 (the audit's export), not of the
 // shard's running digest, which load() checks against the state it restores (history is not loaded).
 //
-// Per event the work is in memory: an epoch on the (sku, location) entry (Shard::post), one hash-map addition
-// per scan-out, one row per anomaly. Owned by its Shard; not thread-safe.
+// Per event the work is in memory: an epoch on the (sku, location) entry (Shard::post), one appended
+// sale per scan-out, one row per anomaly. Owned by its Shard; not thread-safe.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -103,17 +103,16 @@ struct SaleKey {
   Day day;
   SkuId sku;
   friend constexpr bool operator==(const SaleKey&, const SaleKey&) = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const SaleKey& k) {
-    return H::combine(std::move(h), k.location.value, k.day.value, k.sku.value);
-  }
+  friend constexpr auto operator<=>(const SaleKey&, const SaleKey&) = default;  // the sold key's order
 };
 
 // What a shard's events added to the history since the last commit.
 class StockHistory {
  public:
+  // Appended, not summed: the applying thread pays a sequential write per scan-out, and write_to()
+  // (on the committer's thread) sums each key's sales into one merge.
   void record_sale(LocationId location, SkuId sku, Day day, Quantity qty) {
-    sold_pending_[SaleKey{location, day, sku}] += qty.value;
+    sold_pending_.push_back({SaleKey{location, day, sku}, qty.value});
   }
   void record_anomaly(AnomalyRecord a) { anomalies_pending_.push_back(a); }
   void record_closing(const Closing& c) { closings_pending_.push_back(c); }
@@ -123,7 +122,7 @@ class StockHistory {
   void write_to(PartitionId p, rocksdb::WriteBatch& batch);
 
  private:
-  absl::flat_hash_map<SaleKey, std::int64_t> sold_pending_;
+  std::vector<std::pair<SaleKey, std::int64_t>> sold_pending_;  // one per scan-out, in apply order
   std::vector<AnomalyRecord> anomalies_pending_;
   std::vector<Closing> closings_pending_;
 };

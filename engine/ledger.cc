@@ -80,27 +80,16 @@ void Shard::record_duplicate(Offset offset) {
 }
 
 Seen Shard::seen(const EventId& id, std::uint64_t bytes_hash) const {
-  auto it = seen_.find(id);
-  if (it == seen_.end()) return Seen::new_event;
-  return it->second.bytes_hash == bytes_hash ? Seen::duplicate : Seen::conflict;
-}
-
-const SeenEvent* Shard::seen_entry(const EventId& id) const {
-  auto it = seen_.find(id);
-  return it == seen_.end() ? nullptr : &it->second;
+  const std::optional<SeenEvent> e = window_.find(id);
+  if (!e) return Seen::new_event;
+  return e->bytes_hash == bytes_hash ? Seen::duplicate : Seen::conflict;
 }
 
 void Shard::remember(const EventId& id, std::uint64_t bytes_hash) {
-  const std::uint64_t seq = seen_next_seq_++;
-  const bool inserted = seen_.try_emplace(id, SeenEvent{bytes_hash, seq}).second;
-  assert(inserted && "only new events are remembered");
-  (void)inserted;
-  seen_order_.emplace_back(seq, id);
+  const bool added = window_.push(id, bytes_hash);
+  assert(added && "only new events are remembered");
+  (void)added;
   seen_pending_.emplace_back(id, bytes_hash);
-  while (seen_order_.size() > dedup_window_events_) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-  }
 }
 
 std::vector<std::uint64_t> Shard::expired_seen_segments() const {
@@ -114,33 +103,24 @@ std::vector<std::uint64_t> Shard::expired_seen_segments() const {
 }
 
 void Shard::restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries) {
-  assert(first_seq >= seen_next_seq_ && "segments are restored oldest first");
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const std::uint64_t seq = first_seq + i;
-    seen_[entries[i].first] = SeenEvent{entries[i].second, seq};
-    seen_order_.emplace_back(seq, entries[i].first);
-  }
+  window_.continue_at(first_seq);
+  for (const auto& [id, bytes_hash] : entries) (void)window_.push(id, bytes_hash);  // an id may recur (see push)
   if (!entries.empty()) seen_segments_.emplace_back(first_seq, first_seq + entries.size() - 1);
-  seen_next_seq_ = first_seq + entries.size();
 }
 
 void Shard::finish_restore() {
-  // Exactly the stored window: a segment may still hold ids that had left it before the commit.
-  while (!seen_order_.empty() && seen_order_.front().first < restored_seen_oldest_seq_) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-  }
-  // A smaller window than the stored one keeps the newest ids; the next commit deletes the rest.
-  while (seen_order_.size() > dedup_window_events_) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-  }
+  // Exactly the stored window: a segment may still hold ids that had left it before the commit. (A
+  // smaller window than the stored one has kept the newest ids; the next commit deletes the rest.)
+  window_.drop_older_than(restored_seen_oldest_seq_);
 }
 
 std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
   std::vector<std::pair<Account, std::int64_t>> out;
   out.reserve(dirty_balances_.size());
-  for (const Account& a : dirty_balances_) {
+  const std::size_t n = dirty_balances_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAheadKeys < n) prefetch_balance(dirty_balances_[i + kPrefetchAheadKeys]);
+    const Account& a = dirty_balances_[i];
     if (const int slot = stock_slot(a.bucket); slot >= 0) {
       StockEntry& e = stock_.find(PairKey{a.sku, a.location})->second;
       e.dirty &= static_cast<std::uint8_t>(~(1u << slot));
@@ -152,13 +132,20 @@ std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
     }
   }
   dirty_balances_.clear();
+  release_if_large(dirty_balances_);
   return out;
 }
 
-void Shard::post(const Posting& p) {
+void Shard::prefetch_balance(const Account& a) const {
+  if (stock_slot(a.bucket) >= 0) stock_.prefetch(PairKey{a.sku, a.location});
+  else virtual_.prefetch(a);
+}
+
+Quantity Shard::post(const Posting& p) {
   const int slot = stock_slot(p.account.bucket);
   if (slot < 0) {
     BalanceEntry& e = virtual_[p.account];
+    const Quantity before{e.qty};
     digest_ -= balance_hash(p.account, e.qty);
     e.qty += p.delta.value;
     digest_ += balance_hash(p.account, e.qty);
@@ -166,10 +153,11 @@ void Shard::post(const Posting& p) {
       e.dirty = true;
       dirty_balances_.push_back(p.account);
     }
-    return;
+    return before;
   }
   StockEntry& e = stock_[PairKey{p.account.sku, p.account.location}];
   const auto bit = static_cast<std::uint8_t>(1u << slot);
+  const Quantity before{e.qty[slot]};
   digest_ -= balance_hash(p.account, e.qty[slot]);
   e.qty[slot] += p.delta.value;
   digest_ += balance_hash(p.account, e.qty[slot]);
@@ -182,6 +170,7 @@ void Shard::post(const Posting& p) {
     e.closing_epoch = closing_epoch_;
     closing_dirty_.emplace_back(p.account.location, p.account.sku);
   }
+  return before;
 }
 
 void Shard::close_changed(Day day) {
@@ -190,14 +179,20 @@ void Shard::close_changed(Day day) {
     for (auto& [k, e] : stock_) e.closing_epoch = 0;
     closing_epoch_ = 1;
   }
-  // In (location, sku) order (each pair is listed once): the rows do not depend on the order of
-  // the postings.
-  std::sort(closing_dirty_.begin(), closing_dirty_.end());
-  for (const auto& [location, sku] : closing_dirty_) {
+  // In the order the pairs first changed (each is listed once, so each row has its own key: the
+  // order of the rows in a commit's batch cannot change what the store holds).
+  const std::size_t n = closing_dirty_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAheadKeys < n) {
+      const auto& [location, sku] = closing_dirty_[i + kPrefetchAheadKeys];
+      stock_.prefetch(PairKey{sku, location});
+    }
+    const auto& [location, sku] = closing_dirty_[i];
     const StockEntry& e = stock_.find(PairKey{sku, location})->second;
     history_.record_closing(Closing{day, location, sku, ClosingLevels{e.qty[0] + e.qty[1], e.qty[1], e.qty[2]}});
   }
   closing_dirty_.clear();
+  release_if_large(closing_dirty_);
 }
 
 namespace {
@@ -355,8 +350,9 @@ void Shard::mark_clean() {
   // The same segments the commit deleted (computed before the new one is added), then the new one.
   for (std::size_t n = expired_seen_segments().size(); n > 0; --n) seen_segments_.pop_front();
   if (!seen_pending_.empty()) {
-    seen_segments_.emplace_back(seen_pending_first_seq(), seen_next_seq_ - 1);
+    seen_segments_.emplace_back(seen_pending_first_seq(), window_.next_seq() - 1);
     seen_pending_.clear();
+    release_if_large(seen_pending_);
   }
   header_dirty_ = false;
 }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "engine/channel.h"
+#include "engine/dedup_window.h"
 #include "engine/history.h"
 #include "engine/orders.h"
 #include "events/decode.h"
@@ -100,12 +101,6 @@ enum class Seen : std::uint8_t {
   conflict,   // applied before with different bytes: reject
 };
 
-// A remembered applied event: the hash of its bytes, and its place in the window (oldest first).
-struct SeenEvent {
-  std::uint64_t bytes_hash = 0;
-  std::uint64_t seq = 0;
-};
-
 inline constexpr std::size_t kDedupWindowEventsDefault = 200'000;
 
 // A rejected record, kept with its original bytes until the commit makes it durable.
@@ -135,7 +130,7 @@ class Shard {
   // `dedup_window_events`: how many applied event ids (per shard, newest first) are remembered to
   // recognise a re-sent event. Kept across restarts.
   explicit Shard(PartitionId partition, std::size_t dedup_window_events = kDedupWindowEventsDefault)
-      : partition_(partition), dedup_window_events_(dedup_window_events) {}
+      : partition_(partition), window_(dedup_window_events) {}
 
   PartitionId partition() const { return partition_; }
 
@@ -161,7 +156,8 @@ class Shard {
   Seen seen(const EventId& id, std::uint64_t bytes_hash) const;
   void remember(const EventId& id, std::uint64_t bytes_hash);
 
-  void post(const Posting& p);
+  // Returns the account's balance before the posting (a check and its posting: one lookup).
+  Quantity post(const Posting& p);
   void define_location(LocationId id, LocationInfo info);
   // Warehouses (either kind) in `city`, and the brand's HQ warehouses (kind Warehouse) on this
   // shard, each by ascending id.
@@ -251,14 +247,14 @@ class Shard {
   const std::vector<OrderId>& dirty_orders() const { return dirty_orders_; }
   const std::vector<ShipmentId>& dirty_shipments() const { return dirty_shipments_; }
   const std::vector<DeadLetter>& dead_letters() const { return dead_letters_; }
-  const SeenEvent* seen_entry(const EventId& id) const;
+  std::optional<SeenEvent> seen_entry(const EventId& id) const { return window_.find(id); }
   // The seq of the oldest id in the window (stored, so a restart restores exactly this window).
-  std::uint64_t seen_oldest_seq() const { return seen_order_.empty() ? seen_next_seq_ : seen_order_.front().first; }
+  std::uint64_t seen_oldest_seq() const { return window_.oldest_seq(); }
   // The duplicate window is stored in segments, one per commit: the ids remembered since the last
   // commit (the next segment, starting at seq seen_pending_first_seq()), and the stored segments
   // (by first seq) whose every id has left the window and can be deleted.
   const std::vector<std::pair<EventId, std::uint64_t>>& seen_pending() const { return seen_pending_; }
-  std::uint64_t seen_pending_first_seq() const { return seen_next_seq_ - seen_pending_.size(); }
+  std::uint64_t seen_pending_first_seq() const { return window_.next_seq() - seen_pending_.size(); }
   std::vector<std::uint64_t> expired_seen_segments() const;
   void mark_clean();
 
@@ -313,6 +309,20 @@ class Shard {
     LocationInfo info;
     bool dirty = false;
   };
+
+  // Going through a list of random keys (a commit's dirty balances, a day's closings: thousands,
+  // each a cache miss in a large table), the slot kPrefetchAheadKeys entries ahead is prefetched,
+  // so the misses overlap instead of each waiting for the one before.
+  static constexpr std::size_t kPrefetchAheadKeys = 8;
+  void prefetch_balance(const Account& a) const;
+  // The per-commit lists are cleared, not freed, at a commit, and keep their capacity for the next;
+  // one longer than this (a burst: a restore's first commit, a bulk load) is freed instead, so that
+  // the memory of a burst is not held for good. Entries, not bytes: a list's entries are small.
+  static constexpr std::size_t kCommitListKeptEntriesMax = 1 << 16;
+  template <class V>
+  static void release_if_large(V& v) {
+    if (v.capacity() > kCommitListKeptEntriesMax) V().swap(v);
+  }
 
   std::uint64_t balance_hash(const Account& a, std::int64_t qty) const;
   std::uint64_t location_hash(LocationId id, const LocationInfo& info) const;
@@ -373,10 +383,7 @@ class Shard {
   bool relayed_dirty_ = false;
 
   ChannelLedger channel_;
-  std::size_t dedup_window_events_;
-  absl::flat_hash_map<EventId, SeenEvent> seen_;
-  std::deque<std::pair<std::uint64_t, EventId>> seen_order_;  // (seq, id), oldest first
-  std::uint64_t seen_next_seq_ = 0;
+  DedupWindow window_;
   std::vector<std::pair<EventId, std::uint64_t>> seen_pending_;  // (id, bytes hash) since the last commit
   std::deque<std::pair<std::uint64_t, std::uint64_t>> seen_segments_;  // stored: (first seq, last seq)
   std::uint64_t restored_seen_oldest_seq_ = 0;
