@@ -23,14 +23,6 @@ Day read_day(codec::Reader& r) {
   return Day{static_cast<std::int32_t>(static_cast<std::int64_t>(r.be<std::uint32_t>()) - (1LL << 31))};
 }
 
-std::string closing_value(const ClosingLevels& l) {
-  std::string v;
-  codec::put_le<std::int64_t>(v, l.on_hand);
-  codec::put_le<std::int64_t>(v, l.reserved);
-  codec::put_le<std::int64_t>(v, l.in_transit);
-  return v;
-}
-
 class SumMergeOperator final : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* out,
@@ -117,11 +109,20 @@ std::string anomaly(PartitionId p, LocationId location, Offset offset, std::uint
   return k;
 }
 
+std::string closing_value(const ClosingLevels& l) {
+  std::string v;
+  codec::put_le<std::int64_t>(v, l.on_hand);
+  codec::put_le<std::int64_t>(v, l.reserved);
+  codec::put_le<std::int64_t>(v, l.in_transit);
+  return v;
+}
+
 }  // namespace history_keys
 
-void StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
+HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
+  const HistoryCounts written{closings_pending_.size(), sold_pending_.size(), anomalies_pending_.size()};
   for (const Closing& c : closings_pending_) {
-    batch.Put(history_keys::closing(p, c.location, c.sku, c.day), closing_value(c.levels));
+    batch.Put(history_keys::closing(p, c.location, c.sku, c.day), history_keys::closing_value(c.levels));
   }
   std::string value;
   // The order of the merges does not matter: each adds to its own key.
@@ -143,6 +144,7 @@ void StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
   closings_pending_.clear();
   sold_pending_.clear();
   anomalies_pending_.clear();
+  return written;
 }
 
 // ---- Store's history reads (declared in engine/store.h) ----
@@ -156,8 +158,18 @@ HistoryReader Store::history_reader(const rocksdb::Snapshot* at) {
 Result<std::vector<Closing>> HistoryReader::closings(PartitionId p, LocationId location, std::span<const SkuId> skus,
                                                      Day as_of) {
   std::vector<Closing> out;
+  auto today = this->today(p);
+  if (!today.is_ok()) return today.status();
   rocksdb::Iterator* it = it_.get();
   for (SkuId sku : skus) {
+    if (today.value() && as_of >= *today.value()) {
+      auto current = current_closing(p, location, sku, *today.value());
+      if (!current.is_ok()) return current.status();
+      if (current.value()) {
+        out.push_back(Closing{*today.value(), location, sku, *current.value()});
+        continue;
+      }
+    }
     std::string prefix = history_keys::location_prefix(history_keys::kClosing, p, location);
     codec::put_be<std::uint64_t>(prefix, sku.value);
     it->SeekForPrev(history_keys::closing(p, location, sku, as_of));
