@@ -81,24 +81,41 @@ std::shared_ptr<rocksdb::MergeOperator> sold_merge_operator() { return std::make
 
 namespace history_keys {
 
-std::string location_prefix(char tag, PartitionId p, LocationId location) {
-  std::string k(1, tag);
+namespace {
+void assign_location_prefix(std::string& k, char tag, PartitionId p, LocationId location) {
+  k.assign(1, tag);
   codec::put_be<std::int32_t>(k, p.value);
   codec::put_be<std::uint64_t>(k, location.value);
+}
+}  // namespace
+
+std::string location_prefix(char tag, PartitionId p, LocationId location) {
+  std::string k;
+  assign_location_prefix(k, tag, p, location);
   return k;
 }
 
-std::string closing(PartitionId p, LocationId location, SkuId sku, Day day) {
-  std::string k = location_prefix(kClosing, p, location);
+void assign_closing(std::string& k, PartitionId p, LocationId location, SkuId sku, Day day) {
+  assign_location_prefix(k, kClosing, p, location);
   codec::put_be<std::uint64_t>(k, sku.value);
   put_day(k, day);
+}
+
+void assign_sold(std::string& k, PartitionId p, LocationId location, Day day, SkuId sku) {
+  assign_location_prefix(k, kSold, p, location);
+  put_day(k, day);
+  codec::put_be<std::uint64_t>(k, sku.value);
+}
+
+std::string closing(PartitionId p, LocationId location, SkuId sku, Day day) {
+  std::string k;
+  assign_closing(k, p, location, sku, day);
   return k;
 }
 
 std::string sold(PartitionId p, LocationId location, Day day, SkuId sku) {
-  std::string k = location_prefix(kSold, p, location);
-  put_day(k, day);
-  codec::put_be<std::uint64_t>(k, sku.value);
+  std::string k;
+  assign_sold(k, p, location, day, sku);
   return k;
 }
 
@@ -109,11 +126,16 @@ std::string anomaly(PartitionId p, LocationId location, Offset offset, std::uint
   return k;
 }
 
-std::string closing_value(const ClosingLevels& l) {
-  std::string v;
+void assign_closing_value(std::string& v, const ClosingLevels& l) {
+  v.clear();
   codec::put_le<std::int64_t>(v, l.on_hand);
   codec::put_le<std::int64_t>(v, l.reserved);
   codec::put_le<std::int64_t>(v, l.in_transit);
+}
+
+std::string closing_value(const ClosingLevels& l) {
+  std::string v;
+  assign_closing_value(v, l);
   return v;
 }
 
@@ -121,15 +143,18 @@ std::string closing_value(const ClosingLevels& l) {
 
 HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
   const HistoryCounts written{closings_pending_.size(), sold_pending_.size(), anomalies_pending_.size()};
+  std::string key, value;
   for (const Closing& c : closings_pending_) {
-    batch.Put(history_keys::closing(p, c.location, c.sku, c.day), history_keys::closing_value(c.levels));
+    history_keys::assign_closing(key, p, c.location, c.sku, c.day);
+    history_keys::assign_closing_value(value, c.levels);
+    batch.Put(key, value);
   }
-  std::string value;
   // The order of the merges does not matter: each adds to its own key.
   for (const auto& [k, qty] : sold_pending_) {
+    history_keys::assign_sold(key, p, k.location, k.day, k.sku);
     value.clear();
     codec::put_le<std::int64_t>(value, qty);
-    batch.Merge(history_keys::sold(p, k.location, k.day, k.sku), value);
+    batch.Merge(key, value);
   }
   for (const AnomalyRecord& a : anomalies_pending_) {
     value.clear();

@@ -152,8 +152,12 @@ inline constexpr char kSold = 'Q';
 inline constexpr char kAnomaly = 'A';
 std::string closing(PartitionId p, LocationId location, SkuId sku, Day day);
 std::string sold(PartitionId p, LocationId location, Day day, SkuId sku);
+// The same into a reused string (a commit encodes thousands).
+void assign_closing(std::string& key, PartitionId p, LocationId location, SkuId sku, Day day);
+void assign_sold(std::string& key, PartitionId p, LocationId location, Day day, SkuId sku);
 std::string anomaly(PartitionId p, LocationId location, Offset offset, std::uint16_t index);
 std::string closing_value(const ClosingLevels& levels);
+void assign_closing_value(std::string& value, const ClosingLevels& levels);
 // The common prefix of the keys of one location (and of one (location, sku) for closings).
 std::string location_prefix(char tag, PartitionId p, LocationId location);
 }  // namespace history_keys

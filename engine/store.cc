@@ -82,12 +82,14 @@ Status io_error(const char* what, const rocksdb::Status& s) {
 
 bool is_stock_bucket(Bucket b) { return b == Bucket::on_hand || b == Bucket::reserved || b == Bucket::in_transit; }
 
-std::string balance_key(PartitionId p, const Account& a) {
-  std::string key = partition_key(kBalanceKey, p);
+// Into a reused string: write() encodes tens of thousands per commit, and a new string each was an
+// allocation each (keys are longer than the small-string buffer).
+void assign_balance_key(std::string& key, PartitionId p, const Account& a) {
+  key.assign(1, kBalanceKey);
+  codec::put_be<std::int32_t>(key, p.value);
   codec::put_be<std::uint64_t>(key, a.sku.value);
   codec::put_be<std::uint64_t>(key, a.location.value);
   codec::put_be<std::uint8_t>(key, static_cast<std::uint8_t>(a.bucket));
-  return key;
 }
 
 // A stored balance: the key's account, the quantity and (stock buckets) the day of its pair's last
@@ -399,7 +401,7 @@ Status Store::write(PreparedCommit& c) {
   std::string key, value;
   for (PreparedCommit::Deferred& d : c.deferred) {
     for (const Shard::DirtyBalance& b : d.balances) {
-      key = balance_key(d.partition, b.account);
+      assign_balance_key(key, d.partition, b.account);
       value.clear();
       codec::put_le<std::int64_t>(value, b.qty);
       if (is_stock_bucket(b.account.bucket)) codec::put_le<std::int32_t>(value, b.changed_day.value);
