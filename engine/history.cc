@@ -23,14 +23,6 @@ Day read_day(codec::Reader& r) {
   return Day{static_cast<std::int32_t>(static_cast<std::int64_t>(r.be<std::uint32_t>()) - (1LL << 31))};
 }
 
-std::string closing_value(const ClosingLevels& l) {
-  std::string v;
-  codec::put_le<std::int64_t>(v, l.on_hand);
-  codec::put_le<std::int64_t>(v, l.reserved);
-  codec::put_le<std::int64_t>(v, l.in_transit);
-  return v;
-}
-
 class SumMergeOperator final : public rocksdb::AssociativeMergeOperator {
  public:
   bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* out,
@@ -89,24 +81,41 @@ std::shared_ptr<rocksdb::MergeOperator> sold_merge_operator() { return std::make
 
 namespace history_keys {
 
-std::string location_prefix(char tag, PartitionId p, LocationId location) {
-  std::string k(1, tag);
+namespace {
+void assign_location_prefix(std::string& k, char tag, PartitionId p, LocationId location) {
+  k.assign(1, tag);
   codec::put_be<std::int32_t>(k, p.value);
   codec::put_be<std::uint64_t>(k, location.value);
+}
+}  // namespace
+
+std::string location_prefix(char tag, PartitionId p, LocationId location) {
+  std::string k;
+  assign_location_prefix(k, tag, p, location);
   return k;
 }
 
-std::string closing(PartitionId p, LocationId location, SkuId sku, Day day) {
-  std::string k = location_prefix(kClosing, p, location);
+void assign_closing(std::string& k, PartitionId p, LocationId location, SkuId sku, Day day) {
+  assign_location_prefix(k, kClosing, p, location);
   codec::put_be<std::uint64_t>(k, sku.value);
   put_day(k, day);
+}
+
+void assign_sold(std::string& k, PartitionId p, LocationId location, Day day, SkuId sku) {
+  assign_location_prefix(k, kSold, p, location);
+  put_day(k, day);
+  codec::put_be<std::uint64_t>(k, sku.value);
+}
+
+std::string closing(PartitionId p, LocationId location, SkuId sku, Day day) {
+  std::string k;
+  assign_closing(k, p, location, sku, day);
   return k;
 }
 
 std::string sold(PartitionId p, LocationId location, Day day, SkuId sku) {
-  std::string k = location_prefix(kSold, p, location);
-  put_day(k, day);
-  codec::put_be<std::uint64_t>(k, sku.value);
+  std::string k;
+  assign_sold(k, p, location, day, sku);
   return k;
 }
 
@@ -117,23 +126,40 @@ std::string anomaly(PartitionId p, LocationId location, Offset offset, std::uint
   return k;
 }
 
+void assign_closing_value(std::string& v, const ClosingLevels& l) {
+  v.clear();
+  codec::put_le<std::int64_t>(v, l.on_hand);
+  codec::put_le<std::int64_t>(v, l.reserved);
+  codec::put_le<std::int64_t>(v, l.in_transit);
+}
+
+std::string closing_value(const ClosingLevels& l) {
+  std::string v;
+  assign_closing_value(v, l);
+  return v;
+}
+
 }  // namespace history_keys
 
-void StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
+HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
+  HistoryCounts written{closings_pending_.size(), 0, anomalies_pending_.size()};
+  std::string key, value;
   for (const Closing& c : closings_pending_) {
-    batch.Put(history_keys::closing(p, c.location, c.sku, c.day), closing_value(c.levels));
+    history_keys::assign_closing(key, p, c.location, c.sku, c.day);
+    history_keys::assign_closing_value(value, c.levels);
+    batch.Put(key, value);
   }
-  std::string value;
   // One merge per key, with the sum of its sales, in key order.
-  std::sort(sold_pending_.begin(), sold_pending_.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(sold_pending_.begin(), sold_pending_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (std::size_t i = 0; i < sold_pending_.size();) {
     const SaleKey k = sold_pending_[i].first;
     std::int64_t qty = 0;
     for (; i < sold_pending_.size() && sold_pending_[i].first == k; ++i) qty += sold_pending_[i].second;
+    history_keys::assign_sold(key, p, k.location, k.day, k.sku);
+    ++written.sold;
     value.clear();
     codec::put_le<std::int64_t>(value, qty);
-    batch.Merge(history_keys::sold(p, k.location, k.day, k.sku), value);
+    batch.Merge(key, value);
   }
   for (const AnomalyRecord& a : anomalies_pending_) {
     value.clear();
@@ -148,6 +174,7 @@ void StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
   closings_pending_.clear();
   sold_pending_.clear();
   anomalies_pending_.clear();
+  return written;
 }
 
 // ---- Store's history reads (declared in engine/store.h) ----
@@ -161,8 +188,18 @@ HistoryReader Store::history_reader(const rocksdb::Snapshot* at) {
 Result<std::vector<Closing>> HistoryReader::closings(PartitionId p, LocationId location, std::span<const SkuId> skus,
                                                      Day as_of) {
   std::vector<Closing> out;
+  auto today = this->today(p);
+  if (!today.is_ok()) return today.status();
   rocksdb::Iterator* it = it_.get();
   for (SkuId sku : skus) {
+    if (today.value() && as_of >= *today.value()) {
+      auto current = current_closing(p, location, sku, *today.value());
+      if (!current.is_ok()) return current.status();
+      if (current.value()) {
+        out.push_back(Closing{*today.value(), location, sku, *current.value()});
+        continue;
+      }
+    }
     std::string prefix = history_keys::location_prefix(history_keys::kClosing, p, location);
     codec::put_be<std::uint64_t>(prefix, sku.value);
     it->SeekForPrev(history_keys::closing(p, location, sku, as_of));

@@ -10,7 +10,10 @@
 //                  new UTC day, the pairs changed since the last commit are closed at their balance
 //                  then. A late event (occurred_at in an earlier day) changes the current shard day's
 //                  closing, not the past one: closings are what the books said at the end of each
-//                  shard day. The current day's closing is rewritten at each commit until the day ends.
+//                  shard day. The current day's closings are not written until the day ends (a commit
+//                  every 100 ms would rewrite them all day): until then a pair's closing is its
+//                  balance, which the store keeps with the shard day of the pair's last change, so a
+//                  restart knows which pairs to close when the day ends (engine/store.h).
 //   sold per day   per (location, sku, day): units scanned out, each scan-out counted on the UTC day
 //                  of its own occurred_at (a late scan-out adds to its own, earlier day). Written as a
 //                  RocksDB merge (an addition), so a commit never reads the store.
@@ -19,9 +22,9 @@
 //                  sku, units and the day of the event.
 //
 // Determinism: the rows depend only on the log, not on batch sizes, commit intervals or restarts:
-// a day's closing holds the balance at the shard-clock day change (or, for the current day, at the
-// last commit, which a replay of the same log reaches too), the sold rows are sums, and anomalies
-// are keyed by offset. The rows are part of Store::state_sha256 (the audit's export), not of the
+// a day's closing holds the balance at the shard-clock day change (or, for the current day, the
+// stored balance, which a replay of the same log reaches too), the sold rows are sums, and
+// anomalies are keyed by offset. The rows are part of Store::state_sha256 (the audit's export), not of the
 // shard's running digest, which load() checks against the state it restores (history is not loaded).
 //
 // Per event the work is in memory: an epoch on the (sku, location) entry (Shard::post), one appended
@@ -106,6 +109,17 @@ struct SaleKey {
   friend constexpr auto operator<=>(const SaleKey&, const SaleKey&) = default;  // the sold key's order
 };
 
+// How many history rows a commit wrote, by kind.
+struct HistoryCounts {
+  std::size_t closings = 0;
+  std::size_t sold = 0;
+  std::size_t anomalies = 0;
+  HistoryCounts& operator+=(const HistoryCounts& o) {
+    closings += o.closings, sold += o.sold, anomalies += o.anomalies;
+    return *this;
+  }
+};
+
 // What a shard's events added to the history since the last commit.
 class StockHistory {
  public:
@@ -119,7 +133,7 @@ class StockHistory {
 
   bool pending() const { return !sold_pending_.empty() || !anomalies_pending_.empty() || !closings_pending_.empty(); }
   // Adds the pending rows of partition `p` to `batch` (keys in engine/store.h) and forgets them.
-  void write_to(PartitionId p, rocksdb::WriteBatch& batch);
+  HistoryCounts write_to(PartitionId p, rocksdb::WriteBatch& batch);
 
  private:
   std::vector<std::pair<SaleKey, std::int64_t>> sold_pending_;  // one per scan-out, in apply order
@@ -137,7 +151,12 @@ inline constexpr char kSold = 'Q';
 inline constexpr char kAnomaly = 'A';
 std::string closing(PartitionId p, LocationId location, SkuId sku, Day day);
 std::string sold(PartitionId p, LocationId location, Day day, SkuId sku);
+// The same into a reused string (a commit encodes thousands).
+void assign_closing(std::string& key, PartitionId p, LocationId location, SkuId sku, Day day);
+void assign_sold(std::string& key, PartitionId p, LocationId location, Day day, SkuId sku);
 std::string anomaly(PartitionId p, LocationId location, Offset offset, std::uint16_t index);
+std::string closing_value(const ClosingLevels& levels);
+void assign_closing_value(std::string& value, const ClosingLevels& levels);
 // The common prefix of the keys of one location (and of one (location, sku) for closings).
 std::string location_prefix(char tag, PartitionId p, LocationId location);
 }  // namespace history_keys

@@ -109,13 +109,19 @@ void Shard::restore_seen_segment(std::uint64_t first_seq, std::span<const std::p
 }
 
 void Shard::finish_restore() {
+  // The header (restored after the balances, by key order) says which day is current. Pairs changed
+  // on it are closed when the clock leaves it (each listed once, like any other).
+  closing_dirty_.clear();
+  for (const auto& [k, e] : stock_) {
+    if (e.changed_day == today_.value) closing_dirty_.emplace_back(k.location, k.sku);
+  }
   // Exactly the stored window: a segment may still hold ids that had left it before the commit. (A
   // smaller window than the stored one has kept the newest ids; the next commit deletes the rest.)
   window_.drop_older_than(restored_seen_oldest_seq_);
 }
 
-std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
-  std::vector<std::pair<Account, std::int64_t>> out;
+std::vector<Shard::DirtyBalance> Shard::take_dirty_balances() {
+  std::vector<DirtyBalance> out;
   out.reserve(dirty_balances_.size());
   const std::size_t n = dirty_balances_.size();
   for (std::size_t i = 0; i < n; ++i) {
@@ -124,11 +130,11 @@ std::vector<std::pair<Account, std::int64_t>> Shard::take_dirty_balances() {
     if (const int slot = stock_slot(a.bucket); slot >= 0) {
       StockEntry& e = stock_.find(PairKey{a.sku, a.location})->second;
       e.dirty &= static_cast<std::uint8_t>(~(1u << slot));
-      out.emplace_back(a, e.qty[slot]);
+      out.push_back(DirtyBalance{a, e.qty[slot], Day{e.changed_day}});
     } else {
       BalanceEntry& e = virtual_.find(a)->second;
       e.dirty = false;
-      out.emplace_back(a, e.qty);
+      out.push_back(DirtyBalance{a, e.qty, Day{kNoDay}});
     }
   }
   dirty_balances_.clear();
@@ -166,19 +172,16 @@ Quantity Shard::post(const Posting& p) {
     e.dirty |= bit;
     dirty_balances_.push_back(p.account);
   }
-  if (e.closing_epoch != closing_epoch_ && p.account.location != kVirtualLocation) {
-    e.closing_epoch = closing_epoch_;
+  if (e.changed_day != today_.value && p.account.location != kVirtualLocation) {
+    e.changed_day = today_.value;
     closing_dirty_.emplace_back(p.account.location, p.account.sku);
   }
   return before;
 }
 
-void Shard::close_changed(Day day) {
+void Shard::close_changed() {
   if (closing_dirty_.empty()) return;
-  if (++closing_epoch_ == 0) {  // wrapped (after 2^32 closes): no entry may look changed
-    for (auto& [k, e] : stock_) e.closing_epoch = 0;
-    closing_epoch_ = 1;
-  }
+  const Day day = today_;
   // In the order the pairs first changed (each is listed once, so each row has its own key: the
   // order of the rows in a commit's batch cannot change what the store holds).
   const std::size_t n = closing_dirty_.size();
@@ -364,15 +367,18 @@ void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts, Time
   watermark_ = watermark;
   counts_ = counts;
   restored_seen_oldest_seq_ = seen_oldest_seq;
+  today_ = day_of(watermark);
 }
 
-void Shard::restore_balance(const Account& a, Quantity q) {
+void Shard::restore_balance(const Account& a, Quantity q, Day changed_day) {
   digest_ += balance_hash(a, q.value);
   if (const int slot = stock_slot(a.bucket); slot >= 0) {
     StockEntry& e = stock_[PairKey{a.sku, a.location}];
     assert(!(e.exists & (1u << slot)) && "a balance is restored once");
     e.qty[slot] = q.value;
     e.exists |= static_cast<std::uint8_t>(1u << slot);
+    // The pair's last change is the newest of its buckets' (each written with the pair's day then).
+    if (a.location != kVirtualLocation) e.changed_day = std::max(e.changed_day, changed_day.value);
     return;
   }
   BalanceEntry& e = virtual_[a];

@@ -11,8 +11,10 @@
 // A Shard is owned by the one thread that applies its partition's events; it is not thread-safe.
 // Hot state is in memory (abseil open-addressing maps); every change marks its entry dirty, and the
 // next commit (engine/store.h) writes the dirty entries and clears the marks; orders and shipments
-// are also listed for the order projection (projections/orders.h) until it drains them. The shard's stock
-// history (daily closings, sold per day, anomalies: engine/history.h) is collected the same way.
+// are also listed for the order projection (projections/orders.h) until it drains them. The shard's
+// stock history (daily closings, sold per day, anomalies: engine/history.h) is collected the same way;
+// a day's closings are recorded when the shard's clock leaves that day, and until then the day's
+// closing of a (location, sku) is its balance, stored with the shard day of its last change.
 #pragma once
 
 #include <absl/container/btree_set.h>
@@ -23,6 +25,7 @@
 #include <optional>
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <utility>
@@ -188,19 +191,21 @@ class Shard {
   // Event time: the highest occurred_at of the events this shard has decoded. Proxy orders still
   // unpaid when it passes their deadline expire (expiry never looks at the wall clock).
   TimeMs watermark() const { return watermark_; }
-  // Passing into a new UTC day closes the old one: the stock of every (location, sku) changed since
-  // the last commit is recorded as that day's closing (engine/history.h).
+  // Passing into a new UTC day closes the old one: the stock of every (location, sku) changed that
+  // day is recorded as that day's closing (engine/history.h).
   void advance_watermark(TimeMs t) {
     if (t <= watermark_) return;
-    if (day_of(t) != day_of(watermark_)) close_changed(day_of(watermark_));
+    if (const Day day = day_of(t); day != today_) {
+      close_changed();
+      today_ = day;
+    }
     watermark_ = t, header_dirty_ = true;
   }
+  // The shard's day: day_of(watermark()).
+  Day today() const { return today_; }
   // The history rows since the last commit; the store writes them with the commit.
   StockHistory& history() { return history_; }
   const StockHistory& history() const { return history_; }
-  // Records the closing on `day` of every (location, sku) whose stock changed since the last call
-  // (a day change, or a commit for the current day).
-  void close_changed(Day day);
   // Unpaid proxy orders whose deadline is before `now`, oldest deadline first.
   std::vector<OrderId> orders_due(TimeMs now) const;
 
@@ -238,9 +243,18 @@ class Shard {
   // Commit support (engine/store.cc): what changed since the last commit.
   bool header_dirty() const { return header_dirty_; }
   const std::vector<Account>& dirty_balances() const { return dirty_balances_; }
+  // A dirty balance as the commit stores it: a stock bucket's carries the shard day of its
+  // (location, sku)'s last change, which a restart needs to close that day (kNoDay for the virtual
+  // accounts and location 0, which have no closings).
+  struct DirtyBalance {
+    Account account;
+    std::int64_t qty = 0;
+    Day changed_day{kNoDay};
+  };
+  static constexpr std::int32_t kNoDay = std::numeric_limits<std::int32_t>::min();
   // The dirty balances with their quantities (in the order they were first changed), marked clean:
   // one lookup each, where reading them and then marking them clean took two.
-  std::vector<std::pair<Account, std::int64_t>> take_dirty_balances();
+  std::vector<DirtyBalance> take_dirty_balances();
   // The history rows since the last commit, handed over whole; the shard starts an empty one.
   StockHistory take_history() { return std::exchange(history_, StockHistory{}); }
   const std::vector<LocationId>& dirty_locations() const { return dirty_locations_; }
@@ -263,13 +277,19 @@ class Shard {
                       std::uint64_t seen_oldest_seq);
   void restore_order(OrderId id, Order o);
   void restore_shipment(ShipmentId id, Shipment s);
-  void restore_balance(const Account& a, Quantity q);
+  // `changed_day`: for a stock bucket, the stored day of its pair's last change (kNoDay if unknown:
+  // a store written before it was kept, whose commits wrote the current day's closings themselves).
+  void restore_balance(const Account& a, Quantity q, Day changed_day = Day{kNoDay});
   void restore_location(LocationId id, LocationInfo info);
   // One stored segment of the window, oldest segment first.
   void restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries);
+  // Ends a load: checks the window, and lists the pairs changed on the restored current day, so
+  // that leaving it closes them as if the engine had not restarted.
   void finish_restore();
 
  private:
+  // Records the closing on today_ of every (location, sku) changed on it (at a day change).
+  void close_changed();
   // The buckets a real location holds of a sku (on_hand, reserved, in_transit) share one entry per
   // (sku, location): a scan-out's check and its posting, and a day's closing of the pair, each cost
   // one lookup (one cache miss) instead of one per bucket. Every other bucket (the virtual accounts)
@@ -297,9 +317,10 @@ class Shard {
     std::int64_t qty[kStockBuckets] = {0, 0, 0};
     std::uint8_t exists = 0;  // a bit per slot: the account was posted or restored (kept at zero)
     std::uint8_t dirty = 0;   // a bit per slot: changed since the last commit
-    // Equal to the shard's closing_epoch_: changed since the last close_changed (real locations
-    // only). An epoch, not a flag, so that closing the day need not look every entry up again.
-    std::uint32_t closing_epoch = 0;
+    // The shard day of the last posting (real locations only): equal to today_ means listed in
+    // closing_dirty_. A day, not a flag, so that closing the day need not look every entry up
+    // again, and so that the store can keep it with the balance for a restart.
+    std::int32_t changed_day = kNoDay;
   };
   struct BalanceEntry {
     std::int64_t qty = 0;
@@ -339,8 +360,8 @@ class Shard {
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
-  std::vector<std::pair<LocationId, SkuId>> closing_dirty_;  // pairs whose closing_epoch is closing_epoch_, once each
-  std::uint32_t closing_epoch_ = 1;
+  std::vector<std::pair<LocationId, SkuId>> closing_dirty_;  // pairs whose changed_day is today_, once each
+  Day today_{0};                                             // day_of(watermark_)
   StockHistory history_;
 
   std::uint64_t order_hash(OrderId id, const Order& o);

@@ -80,6 +80,60 @@ Status io_error(const char* what, const rocksdb::Status& s) {
   return Status::error(fmt::format("rocksdb {}: {}", what, s.ToString()));
 }
 
+bool is_stock_bucket(Bucket b) { return b == Bucket::on_hand || b == Bucket::reserved || b == Bucket::in_transit; }
+
+// Into a reused string: write() encodes tens of thousands per commit, and a new string each was an
+// allocation each (keys are longer than the small-string buffer).
+void assign_balance_key(std::string& key, PartitionId p, const Account& a) {
+  key.assign(1, kBalanceKey);
+  codec::put_be<std::int32_t>(key, p.value);
+  codec::put_be<std::uint64_t>(key, a.sku.value);
+  codec::put_be<std::uint64_t>(key, a.location.value);
+  codec::put_be<std::uint8_t>(key, static_cast<std::uint8_t>(a.bucket));
+}
+
+// A stored balance: the key's account, the quantity and (stock buckets) the day of its pair's last
+// change, absent in stores written before it was kept.
+struct StoredBalance {
+  PartitionId partition;
+  Account account;
+  std::int64_t qty = 0;
+  Day changed_day{Shard::kNoDay};
+};
+
+std::optional<StoredBalance> parse_balance(std::string_view key, std::string_view value) {
+  codec::Reader k(key.substr(1));
+  codec::Reader v(value);
+  StoredBalance b;
+  b.partition = PartitionId{k.be<std::int32_t>()};
+  b.account.sku = SkuId{k.be<std::uint64_t>()};
+  b.account.location = LocationId{k.be<std::uint64_t>()};
+  b.account.bucket = static_cast<Bucket>(k.be<std::uint8_t>());
+  b.qty = v.le<std::int64_t>();
+  if (v.ok() && !v.empty()) b.changed_day = Day{v.le<std::int32_t>()};
+  if (!k.ok() || !v.ok() || !k.empty() || !v.empty()) return std::nullopt;
+  return b;
+}
+
+// The shard day of a stored header (its watermark's day).
+std::optional<Day> header_day(std::string_view value) {
+  codec::Reader v(value);
+  for (int i = 0; i < 7; ++i) (void)v.le<std::uint64_t>();  // next offset, the counts, the digest
+  const TimeMs watermark{v.le<std::int64_t>()};
+  if (!v.ok()) return std::nullopt;
+  return day_of(watermark);
+}
+
+// A (location, sku)'s levels as a closing holds them, from its stock buckets' balances.
+void add_to_levels(ClosingLevels& l, Bucket b, std::int64_t qty) {
+  switch (b) {
+    case Bucket::on_hand: l.on_hand += qty; break;
+    case Bucket::reserved: l.reserved += qty, l.on_hand += qty; break;  // on hand counts the reserved
+    case Bucket::in_transit: l.in_transit += qty; break;
+    default: break;
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
@@ -171,13 +225,10 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
         break;
       }
       case kBalanceKey: {
-        const auto p = k.be<std::int32_t>();
-        Account a;
-        a.sku = SkuId{k.be<std::uint64_t>()};
-        a.location = LocationId{k.be<std::uint64_t>()};
-        a.bucket = static_cast<Bucket>(k.be<std::uint8_t>());
-        shard(p).restore_balance(a, Quantity{v.le<std::int64_t>()});
-        break;
+        const std::optional<StoredBalance> b = parse_balance(key, it->value().ToStringView());
+        if (!b) return Status::error(fmt::format("store {}: corrupt balance", options_.path));
+        shard(b->partition.value).restore_balance(b->account, Quantity{b->qty}, b->changed_day);
+        continue;
       }
       case kLocationKey: {
         const auto p = k.be<std::int32_t>();
@@ -267,7 +318,6 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
   std::string key, value;
   for (Shard* s : shards) {
     const std::vector<std::uint64_t> expired = s->expired_seen_segments();
-    s->close_changed(day_of(s->watermark()));  // the current day's closings so far
     if (!s->header_dirty() && s->dirty_balances().empty() && s->dirty_locations().empty() && expired.empty() &&
         s->dirty_orders().empty() && s->dirty_shipments().empty() && !s->relayed_dirty() && !s->channel().dirty() &&
         !s->history().pending()) {
@@ -277,6 +327,7 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       key = partition_key(channel_key[0], s->partition());
       key.append(channel_key, 1);
       batch.Put(key, channel_value);
+      ++stats.channel;
     });
     for (OrderId id : s->dirty_orders()) {
       key = partition_key(kOrderKey, s->partition());
@@ -299,6 +350,8 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       batch.Put(seen_key(s->partition(), s->seen_pending_first_seq()), value);
     }
     for (std::uint64_t first_seq : expired) batch.Delete(seen_key(s->partition(), first_seq));
+    stats.orders_shipments += s->dirty_orders().size() + s->dirty_shipments().size();
+    stats.outbox += s->outbox_pending().size();
     for (const OutboxRow& row : s->outbox_pending()) {
       OutboxRow& copy = c.outbox.emplace_back(s->partition(), row).second;
       copy.created_ms = now_ms;
@@ -347,16 +400,14 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
 Status Store::write(PreparedCommit& c) {
   std::string key, value;
   for (PreparedCommit::Deferred& d : c.deferred) {
-    for (const auto& [a, qty] : d.balances) {
-      key = partition_key(kBalanceKey, d.partition);
-      codec::put_be<std::uint64_t>(key, a.sku.value);
-      codec::put_be<std::uint64_t>(key, a.location.value);
-      codec::put_be<std::uint8_t>(key, static_cast<std::uint8_t>(a.bucket));
+    for (const Shard::DirtyBalance& b : d.balances) {
+      assign_balance_key(key, d.partition, b.account);
       value.clear();
-      codec::put_le<std::int64_t>(value, qty);
+      codec::put_le<std::int64_t>(value, b.qty);
+      if (is_stock_bucket(b.account.bucket)) codec::put_le<std::int32_t>(value, b.changed_day.value);
       c.batch.Put(key, value);
     }
-    d.history.write_to(d.partition, c.batch);
+    c.stats.history += d.history.write_to(d.partition, c.batch);
   }
   c.deferred.clear();
   c.stats.keys = c.batch.Count();
@@ -398,12 +449,55 @@ Result<std::map<std::int32_t, std::vector<OutboxRow>>> Store::outbox() {
 }
 
 Result<std::string> Store::state_sha256() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  // The current day's closings are not stored rows but the balances of the pairs changed on it
+  // (engine/history.h). The export lists them as rows, in key order, so that it does not depend on
+  // when the day was closed (and is what it was when commits wrote them).
+  std::map<std::int32_t, Day> today;
+  const std::string header_prefix(1, kHeaderKey);
+  for (it->Seek(header_prefix); it->Valid() && it->key().starts_with(header_prefix); it->Next()) {
+    codec::Reader k(it->key().ToStringView().substr(1));
+    const auto p = k.be<std::int32_t>();
+    const std::optional<Day> day = header_day(it->value().ToStringView());
+    if (!k.ok() || !day) return Status::error(fmt::format("store {}: corrupt header", options_.path));
+    today[p] = *day;
+  }
+  std::map<std::string, std::string> current;  // closing key -> value
+  std::optional<StoredBalance> pair;           // the (location, sku) being summed, its newest day
+  ClosingLevels levels;
+  auto end_pair = [&] {
+    if (!pair) return;
+    const auto t = today.find(pair->partition.value);
+    if (t != today.end() && pair->changed_day == t->second) {
+      current.emplace(history_keys::closing(pair->partition, pair->account.location, pair->account.sku, t->second),
+                      history_keys::closing_value(levels));
+    }
+    pair.reset();
+  };
+
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   std::string frame;
+  auto add = [&](std::string_view key, std::string_view value) {
+    frame.clear();
+    codec::put_text(frame, key);
+    codec::put_text(frame, value);
+    EVP_DigestUpdate(ctx, frame.data(), frame.size());
+  };
+  auto next_current = current.begin();  // valid once the balances are past
+  auto add_current_before = [&](std::string_view key) {  // the current-day rows that sort before `key`
+    for (; next_current != current.end() && next_current->first < key; ++next_current) add(next_current->first, next_current->second);
+  };
+  bool balances_done = false;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const char tag = it->key()[0];
+    const std::string_view key = it->key().ToStringView();
+    const char tag = key[0];
+    if (tag > kBalanceKey && !balances_done) {
+      end_pair();
+      balances_done = true;
+      next_current = current.begin();
+    }
+    if (balances_done) add_current_before(key);
     if (tag != kHeaderKey && tag != kBalanceKey && tag != kLocationKey && tag != kDeadLetterKey && tag != kOrderKey &&
         tag != kShipmentKey && !ChannelLedger::is_channel_tag(tag) && tag != history_keys::kClosing &&
         tag != history_keys::kSold && tag != history_keys::kAnomaly) {
@@ -412,11 +506,34 @@ Result<std::string> Store::state_sha256() {
     std::string_view value = it->value().ToStringView();
     // A header's last field (the window's oldest seq) depends on the window size, not the ledger.
     if (tag == kHeaderKey) value.remove_suffix(sizeof(std::uint64_t));
-    frame.clear();
-    codec::put_text(frame, it->key().ToStringView());
-    codec::put_text(frame, value);
-    EVP_DigestUpdate(ctx, frame.data(), frame.size());
+    if (tag == kBalanceKey) {
+      const std::optional<StoredBalance> b = parse_balance(key, value);
+      if (!b) {
+        EVP_MD_CTX_free(ctx);
+        return Status::error(fmt::format("store {}: corrupt balance", options_.path));
+      }
+      value = value.substr(0, sizeof(std::int64_t));  // the day is in the closings' rows
+      if (is_stock_bucket(b->account.bucket) && b->account.location != kVirtualLocation) {
+        if (!pair || pair->partition != b->partition || pair->account.sku != b->account.sku ||
+            pair->account.location != b->account.location) {
+          end_pair();
+          pair = b, levels = {};
+        }
+        pair->changed_day = std::max(pair->changed_day, b->changed_day);
+        add_to_levels(levels, b->account.bucket, b->qty);
+      }
+    }
+    // A stored closing of the current day (written by a version that wrote them at each commit) is
+    // replaced by the one the balances give.
+    if (tag == history_keys::kClosing && next_current != current.end() && next_current->first == key) {
+      add(next_current->first, next_current->second);
+      ++next_current;
+      continue;
+    }
+    add(key, value);
   }
+  if (!balances_done) end_pair(), next_current = current.begin();
+  for (; next_current != current.end(); ++next_current) add(next_current->first, next_current->second);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_DigestFinal_ex(ctx, md, &n);
@@ -425,6 +542,40 @@ Result<std::string> Store::state_sha256() {
   std::string hex;
   for (unsigned int i = 0; i < n; ++i) hex += fmt::format("{:02x}", md[i]);
   return hex;
+}
+
+// ---- HistoryReader's current day (declared in engine/store.h): it reads the balances and headers ----
+
+Result<std::optional<Day>> HistoryReader::today(PartitionId p) {
+  if (auto known = today_.find(p.value); known != today_.end()) return known->second;
+  const std::string key = partition_key(kHeaderKey, p);
+  std::optional<Day> day;
+  it_->Seek(key);
+  if (it_->Valid() && it_->key() == key) {
+    day = header_day(it_->value().ToStringView());
+    if (!day) return Status::error(fmt::format("store {}: corrupt header", path_));
+  }
+  if (!it_->status().ok()) return io_error("header", it_->status());
+  today_[p.value] = day;
+  return day;
+}
+
+Result<std::optional<ClosingLevels>> HistoryReader::current_closing(PartitionId p, LocationId location, SkuId sku,
+                                                                    Day today) {
+  std::string prefix = partition_key(kBalanceKey, p);
+  codec::put_be<std::uint64_t>(prefix, sku.value);
+  codec::put_be<std::uint64_t>(prefix, location.value);
+  ClosingLevels levels;
+  Day changed{Shard::kNoDay};
+  for (it_->Seek(prefix); it_->Valid() && it_->key().starts_with(prefix); it_->Next()) {
+    const std::optional<StoredBalance> b = parse_balance(it_->key().ToStringView(), it_->value().ToStringView());
+    if (!b) return Status::error(fmt::format("store {}: corrupt balance", path_));
+    add_to_levels(levels, b->account.bucket, b->qty);
+    changed = std::max(changed, b->changed_day);
+  }
+  if (!it_->status().ok()) return io_error("balances", it_->status());
+  if (changed != today) return std::optional<ClosingLevels>{};
+  return std::optional<ClosingLevels>{levels};
 }
 
 Result<std::vector<DeadLetter>> Store::dead_letters(PartitionId partition, Offset from, std::size_t limit) {

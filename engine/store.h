@@ -16,7 +16,9 @@
 //                                                                   rejected:u64 anomalies:u64 digest:u64
 //                                                                   watermark_ms:i64 outbox_next_seq:u64
 //                                                                   seen_oldest_seq:u64
-//   balance      := 'B' partition:i32 sku:u64 location:u64 bucket:u8   -> qty:i64
+//   balance      := 'B' partition:i32 sku:u64 location:u64 bucket:u8   -> qty:i64 [changed_day:i32]
+//                   (changed_day, for on_hand, reserved and in_transit: the shard day of the pair's last
+//                   change, as a plain Day; absent in stores written before it was kept)
 //   location     := 'L' partition:i32 location:u64               -> kind:u8 text(name) text(city) text(region)
 //   dead_letter  := 'D' partition:i32 offset:i64                 -> reason:u16 text(field) text(message)
 //                                                                   bytes (the record value, to the end)
@@ -47,8 +49,10 @@
 //                     cause:u8 old_tier:i32 new_tier:i32 old_bp:i32 new_bp:i32 sell_in:i64
 //                     target:i64 delta:i64 text(reason)   (appended, never rewritten)
 //   closing      := 'C' partition:i32 location:u64 sku:u64 day:u32   -> on_hand:i64 reserved:i64 in_transit:i64
-//                   (the stock at the end of that shard day, for pairs changed that day; the newest
-//                   closing at or before a day is the stock then: one SeekForPrev)
+//                   (the stock at the end of that shard day, for pairs changed that day, written when
+//                   the shard's clock leaves the day; the newest closing at or before a day is the stock
+//                   then: one SeekForPrev. The current day's are the balances whose changed_day it is:
+//                   HistoryReader and state_sha256 read them so, as rows)
 //   sold         := 'Q' partition:i32 location:u64 day:u32 sku:u64   -> qty:i64
 //                   (units scanned out that day; written as merges that add, see engine/history.h)
 //   anomaly      := 'A' partition:i32 location:u64 offset:i64 index:u16 -> kind:u8 sku:u64 qty:i64
@@ -57,7 +61,9 @@
 //   text         := length:u32 utf-8 bytes
 //
 // The history rows (closing, sold, anomaly: engine/history.h) are written in the same batch as the
-// state that caused them, are part of state_sha256, and are not read by load().
+// state that caused them, are part of state_sha256, and are not read by load(). state_sha256 exports
+// a balance without its changed_day and the current day's closings as rows, so the export is what it
+// was when every commit wrote the current day's closings.
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
 // cost a tombstone. Not thread-safe, except that one write() may run on another thread (the
@@ -68,6 +74,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,10 +101,15 @@ struct StoreOptions {
   OpenMode mode = OpenMode::read_write;
 };
 
+// What one commit wrote, by kind of key (the bench prints them per event: what a commit costs).
 struct CommitStats {
   std::size_t balances = 0;
   std::size_t locations = 0;
   std::size_t dead_letters = 0;
+  std::size_t channel = 0;              // channel ledger entries ('P', 'N', 'G', 'M', 'R')
+  std::size_t orders_shipments = 0;     // 'O' and 'S'
+  std::size_t outbox = 0;               // 'X' rows added
+  HistoryCounts history;                // closings, sold rows, anomalies; set by write()
   std::size_t keys = 0;   // set by write()
   std::size_t bytes = 0;  // set by write()
 };
@@ -108,7 +120,7 @@ struct CommitStats {
 struct PreparedCommit {
   struct Deferred {
     PartitionId partition;
-    std::vector<std::pair<Account, std::int64_t>> balances;  // dirty balances and their quantities
+    std::vector<Shard::DirtyBalance> balances;  // dirty balances, their quantities and days
     StockHistory history;                                     // the shard's history rows since the last commit
   };
   rocksdb::WriteBatch batch;
@@ -124,7 +136,8 @@ struct PreparedCommit {
 class HistoryReader {
  public:
   // For each sku of `skus`, in that order, the newest closing on or before `as_of` (a sku without
-  // one is left out: its stock had not changed up to that day).
+  // one is left out: its stock had not changed up to that day). The shard's current day has no
+  // stored closings yet: a pair changed on it closes it at its stored balance.
   Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of);
   // The sold rows of one location for the days from..to (inclusive), by day, then sku.
   Result<std::vector<Sale>> sales(PartitionId p, LocationId location, Day from, Day to);
@@ -132,8 +145,13 @@ class HistoryReader {
  private:
   friend class Store;
   HistoryReader(std::unique_ptr<rocksdb::Iterator> it, const std::string& path) : it_(std::move(it)), path_(path) {}
+  // The shard's current day, from its stored header (nothing for a partition never committed), and
+  // a pair's levels if its stored balances say it changed on `today` (both defined in store.cc).
+  Result<std::optional<Day>> today(PartitionId p);
+  Result<std::optional<ClosingLevels>> current_closing(PartitionId p, LocationId location, SkuId sku, Day today);
   std::unique_ptr<rocksdb::Iterator> it_;
   std::string path_;
+  std::map<std::int32_t, std::optional<Day>> today_;
 };
 
 class Store {

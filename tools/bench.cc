@@ -132,6 +132,29 @@ Row decode_only(const Workload& w) {
 
 enum class Commits : std::uint8_t { none, every_100_ms };
 
+void add_keys(CommitStats& sum, const CommitStats& c) {
+  sum.balances += c.balances;
+  sum.history += c.history;
+  sum.channel += c.channel;
+  sum.orders_shipments += c.orders_shipments;
+  sum.outbox += c.outbox;
+  sum.keys += c.keys;
+}
+
+// What the commits cost, by kind of key: the breakdown that says which rows to make cheaper.
+std::string keys_per_event(const CommitStats& sum, std::size_t events) {
+  const double n = static_cast<double>(std::max<std::size_t>(events, 1));
+  const std::size_t named = sum.balances + sum.history.closings + sum.history.sold + sum.history.anomalies +
+                            sum.channel + sum.orders_shipments + sum.outbox;
+  return fmt::format("{:.2f} (balances {:.2f}, closings {:.2f}, sold {:.2f}, channel {:.3f}, orders and shipments "
+                     "{:.3f}, outbox {:.3f}, other {:.3f})",
+                     static_cast<double>(sum.keys) / n, static_cast<double>(sum.balances) / n,
+                     static_cast<double>(sum.history.closings) / n, static_cast<double>(sum.history.sold) / n,
+                     static_cast<double>(sum.channel) / n, static_cast<double>(sum.orders_shipments) / n,
+                     static_cast<double>(sum.outbox) / n,
+                     static_cast<double>(sum.keys - std::min(sum.keys, named)) / n);
+}
+
 // Everything the engine does per record, from memory: decode, duplicate window, apply, project
 // (stock per record, orders per batch of 10,000 as a poll batch);
 // with Commits::every_100_ms also a durable (fsync) RocksDB commit every 100 ms.
@@ -154,6 +177,7 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
   Applier applier;
   std::vector<std::int64_t> next(kPartitions, 0);
   std::uint64_t commits_made = 0, keys_committed = 0, write_us = 0;
+  CommitStats kinds;  // keys by kind over all commits
   constexpr std::size_t kBatch = 10'000;  // as a poll batch
   const double cpu0 = cpu_seconds();
   const auto start = Clock::now();
@@ -179,6 +203,7 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
       if (c.value()) {
         write_us += static_cast<std::uint64_t>(c.value()->latency.count());
         keys_committed += c.value()->stats.keys;  // counted once written: write() encodes the bulk
+        add_keys(kinds, c.value()->stats);
       }
       PreparedCommit prepared = store->prepare(shard_list);
       committer->submit(std::move(prepared));
@@ -189,7 +214,9 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
   if (committer) {
     if (auto c = committer->wait(); !c.is_ok()) return c.status();
     committer->submit(store->prepare(shard_list));
-    if (auto c = committer->wait(); !c.is_ok()) return c.status();
+    auto c = committer->wait();
+    if (!c.is_ok()) return c.status();
+    if (c.value()) add_keys(kinds, c.value()->stats);
     ++commits_made;
   }
   Row r{commits == Commits::none ? "apply" : "apply+commit", w.items.size(), seconds_since(start),
@@ -201,6 +228,7 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
     const std::uint64_t n = std::max<std::uint64_t>(1, commits_made - 1);
     r.note += fmt::format("; {} fsync'ed commits of {} keys, written in {} ms on average", commits_made,
                           keys_committed / n, write_us / n / 1000);
+    r.note += "; keys per event: " + keys_per_event(kinds, w.items.size());
   }
   committer.reset();
   store.reset();

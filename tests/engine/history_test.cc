@@ -2,6 +2,8 @@
 // and that the same log gives the same history whatever the commits and restarts.
 #include <doctest/doctest.h>
 
+#include <rocksdb/write_batch.h>
+
 #include <functional>
 #include <set>
 
@@ -160,6 +162,67 @@ TEST_CASE("stock history: the same log gives the same stored history whatever th
     REQUIRE(sales.value().size() == 1);
     CHECK(sales.value()[0].qty == Quantity{7});
   }
+}
+
+TEST_CASE("stock history: a commit writes a day's closings when the shard day ends, not the current day's") {
+  TempDir dir;
+  const std::vector<Bytes> log = history_story();
+  auto store = open_store(dir.path());
+  Shard shard(kP);
+  Shard* list[] = {&shard};
+  Applier applier;
+  std::vector<std::size_t> closings;  // written by the commit after each record
+  for (std::size_t i = 0; i < log.size(); ++i) {
+    applier.ingest(shard, Offset{static_cast<std::int64_t>(i)}, log[i]);
+    auto c = store->commit(list);
+    REQUIRE(c.is_ok());
+    closings.push_back(c.value().history.closings);
+  }
+  // Day 0's five changed pairs are closed by the first event of day 1 (record 9), day 1's two by
+  // record 11, day 2's four by record 14; every other commit, mid-day, writes none.
+  const std::vector<std::size_t> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 2, 0, 0, 4, 0};
+  CHECK(closings == expected);
+  // The current day (3) still answers, from the stored balances.
+  CHECK(closing_at(*store, kStoryStore, 1, story_day(3)).on_hand == 30);
+  CHECK(closing_at(*store, kStoryStore, 2, story_day(3)).on_hand == -12);
+  CHECK(closing_at(*store, kStoryStore, 2, story_day(2)).on_hand == 8);  // asked before day 3: day 0's
+}
+
+TEST_CASE("stock history: a store from when commits wrote the current day's closings loads, exports and goes on the same") {
+  const std::vector<Bytes> log = history_story();
+  const std::vector<Bytes> part(log.begin(), log.begin() + 13);  // ends on day 2
+  const auto every = [](std::size_t) { return true; };
+  TempDir fresh, old;
+  const std::string want = run(fresh.path(), part, every);
+  run(old.path(), part, every);
+  {  // Rewritten as that version stored it: balances without their day, day 2's closings so far as rows.
+    rocksdb::Options options;
+    options.merge_operator = sold_merge_operator();
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(options, old.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("B"); it->Valid() && it->key()[0] == 'B'; it->Next()) {
+      if (it->value().size() > sizeof(std::int64_t)) {
+        batch.Put(it->key(), rocksdb::Slice(it->value().data(), sizeof(std::int64_t)));
+      }
+    }
+    batch.Put(history_keys::closing(kP, LocationId{kStoryStore}, SkuId{1}, story_day(2)),
+              history_keys::closing_value(ClosingLevels{32, 0, 0}));
+    batch.Put(history_keys::closing(kP, LocationId{kStoryNingboStore}, SkuId{1}, story_day(2)),
+              history_keys::closing_value(ClosingLevels{16, 0, 0}));
+    REQUIRE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+  }
+  {
+    auto store = open_store(old.path());
+    REQUIRE(store->load().is_ok());
+    auto sha = store->state_sha256();
+    REQUIRE(sha.is_ok());
+    CHECK(sha.value() == want);
+    CHECK(closing_at(*store, kStoryStore, 1, story_day(2)).on_hand == 32);
+  }
+  CHECK(run(old.path(), log, every) == run(fresh.path(), log, every));
 }
 
 }  // namespace qudao
