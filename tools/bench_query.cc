@@ -26,9 +26,12 @@ constexpr int kPartitions = 8;
 constexpr std::chrono::seconds kServeStartMax{30};
 constexpr int kClientThreadNice = -10;
 // The warm-up ends once serve is within this much of the schedule, or kWarmupExtraMax after
-// options.warmup regardless (a rate serve cannot keep up with shows as lag in the window).
+// options.warmup regardless (a rate serve cannot keep up with shows as lag in the window), and in
+// any case while at least kWindowMin of the workload is left to produce: a fast machine spends the
+// medium preset in ~20 s, and a serve still behind then must be measured, not abandoned.
 constexpr double kCaughtUpSeconds = 0.25;
 constexpr std::chrono::seconds kWarmupExtraMax{20};
+constexpr std::chrono::seconds kWindowMin{8};
 
 // serve's /v1/status: whether it has its partitions, and the records it has consumed.
 struct ServeProgress {
@@ -87,7 +90,6 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     }
     auto producer = KafkaProducer::open(kafka.value());
     if (!producer.is_ok()) return producer.status();
-    BenchClient query_client(port, kBenchToken);
 
     const double rate = options.ingest_rate_events_per_s;
     const PacedSchedule schedule{Clock::now() + std::chrono::milliseconds(200), rate};
@@ -126,6 +128,9 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       while (window_start_ns.load() == 0 && !window_over.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       const Clock::time_point start{Clock::duration{window_start_ns.load()}};
       try {
+        // Connected now, not before the warm-up: serve closes a keep-alive connection idle for its
+        // read timeout (10 s), which a long warm-up would exceed.
+        BenchClient query_client(port, kBenchToken);
         std::uint64_t n = 0;
         for (auto due = start; !window_over.load(std::memory_order_relaxed); due += options.request_interval, ++n) {
           std::this_thread::sleep_until(due);
@@ -148,9 +153,14 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     });
 
     // The status poller, on this thread: the warm-up ends once it has lasted options.warmup and
-    // serve has caught up (or after kWarmupMax regardless); the window lasts options.duration_max
+    // serve has caught up (or at warmup_cap regardless); the window lasts options.duration_max
     // (less if the workload runs out); then serve must consume the rest.
     const std::uint64_t caught_up_lag = static_cast<std::uint64_t>(rate * kCaughtUpSeconds);
+    const auto workload_span = std::chrono::duration<double>(static_cast<double>(records.size()) / rate);
+    const auto warmup_cap = std::max<Clock::duration>(
+        std::chrono::duration_cast<Clock::duration>(options.warmup),
+        std::min<Clock::duration>(std::chrono::duration_cast<Clock::duration>(options.warmup + kWarmupExtraMax),
+                                  std::chrono::duration_cast<Clock::duration>(workload_span - kWindowMin)));
     double cpu0 = 0;
     std::uint64_t consumed_before_window = 0, due_before_window = 0;
     Clock::time_point window_start{}, window_end{};
@@ -182,7 +192,7 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
           poll_status = Status::error("bench: the workload ran out during the warm-up");
           break;
         }
-        if ((warm >= options.warmup && lag <= caught_up_lag) || warm >= options.warmup + kWarmupExtraMax) {
+        if ((warm >= options.warmup && lag <= caught_up_lag) || warm >= warmup_cap) {
           window_start = asked;
           window_start_ns.store(asked.time_since_epoch().count());
           cpu0 = serve.value().cpu_seconds();
