@@ -27,8 +27,9 @@
 // anomalies are keyed by offset. The rows are part of Store::state_sha256 (the audit's export), not of the
 // shard's running digest, which load() checks against the state it restores (history is not loaded).
 //
-// Per event the work is in memory: an epoch on the (sku, location) entry (Shard::post), one appended
-// sale per scan-out, one row per anomaly. Owned by its Shard; not thread-safe.
+// Per event the work is in memory: the day of its last change on the (sku, location) entry
+// (Shard::post), one appended sale per scan-out, one row per anomaly. Owned by its Shard; not
+// thread-safe.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
