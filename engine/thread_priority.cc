@@ -1,6 +1,7 @@
 #include "engine/thread_priority.h"
 
 #include <rocksdb/env.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,7 +15,7 @@ namespace qudao {
 
 namespace {
 
-// A nice value from the environment variable `name`, if it holds an integer in [low, high];
+// A nice value or priority from the environment variable `name`, if it holds an integer in [low, high];
 // otherwise (and with a warning if it is set but wrong) `fallback`.
 int nice_from_env(const char* name, int low, int high, int fallback) {
   const char* text = std::getenv(name);
@@ -52,7 +53,27 @@ int latency_thread_nice() {
   return nice;
 }
 
+int latency_thread_rt_priority() {
+  static const int priority =
+      nice_from_env("QUDAO_HTTP_THREAD_RT_PRIORITY", 0, kLatencyThreadRtPriorityMax, kLatencyThreadRtPriorityDefault);
+  return priority;
+}
+
+bool set_this_thread_realtime(int priority) {
+  // On Linux, sched_setscheduler with a thread id sets that one thread's policy.
+  const sched_param param{.sched_priority = priority};
+  return sched_setscheduler(static_cast<pid_t>(gettid()), SCHED_RR | SCHED_RESET_ON_FORK, &param) == 0;
+}
+
 bool raise_this_thread_priority() {
+  if (const int priority = latency_thread_rt_priority(); priority > 0) {
+    if (set_this_thread_realtime(priority)) return true;
+    static std::atomic<bool> noted{false};
+    if (!noted.exchange(true)) {
+      spdlog::debug("the HTTP thread is not real-time (SCHED_RR {} refused: {}); trying nice", priority,
+                    std::strerror(errno));
+    }
+  }
   const int nice = latency_thread_nice();
   if (nice == 0) return false;
   if (set_this_thread_nice(nice)) return true;

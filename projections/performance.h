@@ -16,7 +16,8 @@
 // and a limit, capped by the named maximums below.
 //
 // Thread-safety: one writer (the pipeline thread; publish() and rebuild() take the exclusive lock)
-// and any number of concurrent readers.
+// and any number of readers. The lock is a PiMutex (engine/pi_mutex.h): readers exclude each other
+// too, and a real-time reader lends its priority to the writer it waits for.
 #pragma once
 
 #include <absl/container/btree_map.h>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "engine/ledger.h"
+#include "engine/pi_mutex.h"
 #include "projections/scope.h"
 
 namespace qudao {
@@ -137,7 +139,7 @@ class PerformanceProjection {
   PerformanceRow row_of(PartyPeriod k, const PartyInfo& info, const Row& r) const;
   const PartyInfo* visible_party(PartyId id, const RegionScope& scope) const;
 
-  mutable std::shared_mutex mutex_;
+  mutable PiMutex mutex_;  // priority inheritance: see engine/pi_mutex.h
   absl::flat_hash_map<PartyId, PartyInfo> parties_;
   absl::flat_hash_map<PartyId, absl::btree_set<PartyId>> children_;
   absl::btree_map<PartyPeriod, Row> rows_;

@@ -14,7 +14,7 @@ Cover cover(Quantity on_hand, Quantity sold_window, std::int64_t reorder_cover_d
   return Cover{days, days < static_cast<double>(reorder_cover_days)};
 }
 
-std::shared_lock<std::shared_mutex> StockProjection::read_lock() const {
+std::shared_lock<PiMutex> StockProjection::read_lock() const {
   readers_waiting_.fetch_add(1, std::memory_order_relaxed);
   std::shared_lock lock(mutex_);
   readers_waiting_.fetch_sub(1, std::memory_order_relaxed);

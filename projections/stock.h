@@ -16,7 +16,9 @@
 // it is not found, exactly like an unknown one, and listings and roll-ups cover only the scope.
 //
 // Thread-safety: one writer (the pipeline thread, through a Writer that holds the exclusive lock
-// while it projects one record, see Writer) and any number of concurrent readers (HTTP handlers).
+// while it projects one record, see Writer) and any number of readers (HTTP handlers). The lock is a
+// PiMutex (engine/pi_mutex.h): readers exclude each other too, and a real-time reader lends its
+// priority to the writer it waits for.
 #pragma once
 
 #include <absl/container/btree_map.h>
@@ -35,6 +37,7 @@
 
 #include "engine/history.h"
 #include "engine/ledger.h"
+#include "engine/pi_mutex.h"
 #include "projections/scope.h"
 
 namespace qudao {
@@ -183,7 +186,7 @@ class StockProjection {
     static constexpr std::size_t kYieldEveryRecords = 256;
     static constexpr int kYieldWaitsMax = 1000;  // yields, then the writer takes the lock back regardless
     StockProjection& p_;
-    std::unique_lock<std::shared_mutex> lock_;
+    std::unique_lock<PiMutex> lock_;
     std::size_t since_yield_ = 0;
   };
 
@@ -252,8 +255,10 @@ class StockProjection {
                                                    std::size_t limit, bool& more) const;
 
   // A reader registers here before it waits for the lock, so the writer knows to pause.
-  std::shared_lock<std::shared_mutex> read_lock() const;
-  mutable std::shared_mutex mutex_;
+  std::shared_lock<PiMutex> read_lock() const;
+  // Priority inheritance (engine/pi_mutex.h): a real-time HTTP thread waiting here lends its
+  // priority to the writer, so a preempted writer holding the lock gets a core at once.
+  mutable PiMutex mutex_;
   mutable std::atomic<int> readers_waiting_{0};
   absl::flat_hash_map<LocationId, Entry> locations_;
   absl::btree_set<LocationId> ordered_;  // every location, for paging in id order

@@ -25,6 +25,7 @@ namespace http = boost::beast::http;
 constexpr int kPartitions = 8;
 constexpr std::chrono::seconds kServeStartMax{30};
 constexpr int kClientThreadNice = -10;
+constexpr int kClientThreadRtPriority = 1;
 // The warm-up ends once serve is within this much of the schedule, or kWarmupExtraMax after
 // options.warmup regardless (a rate serve cannot keep up with shows as lag in the window), and in
 // any case while at least kWindowMin of the workload is left to produce: a fast machine spends the
@@ -123,8 +124,10 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     std::vector<double> worst_per_second_ms;  // by the second in which the request was due
     std::thread queries([&] {
       // The measuring client at a fixed higher priority (best effort, whatever serve's settings), so
-      // that its own waits for a core are not charged to serve.
-      set_this_thread_nice(kClientThreadNice);
+      // that its own waits for a core are not charged to serve: real-time like serve's HTTP thread
+      // where the kernel allows it (a nice value weighs only within the bench's own session), else
+      // nice -10.
+      if (!set_this_thread_realtime(kClientThreadRtPriority)) set_this_thread_nice(kClientThreadNice);
       while (window_start_ns.load() == 0 && !window_over.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       const Clock::time_point start{Clock::duration{window_start_ns.load()}};
       try {
