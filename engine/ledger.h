@@ -283,16 +283,17 @@ class Shard {
   void restore_location(LocationId id, LocationInfo info);
   // One stored segment of the window, oldest segment first.
   void restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries);
-  // Ends a load: checks the window, and lists the pairs changed on the restored current day, so
-  // that leaving it closes them as if the engine had not restarted.
+  // Ends a load: checks the window. (The pairs changed on the restored current day need no list:
+  // their restored changed_day is that day, so leaving it closes them as if nothing had restarted.)
   void finish_restore();
 
  private:
-  // Records the closing on today_ of every (location, sku) changed on it (at a day change).
+  // Records the closing on today_ of every (location, sku) changed on it (at a day change): one
+  // pass over stock_, for the entries whose changed_day is today_.
   void close_changed();
   // The buckets a real location holds of a sku (on_hand, reserved, in_transit) share one entry per
-  // (sku, location): a scan-out's check and its posting, and a day's closing of the pair, each cost
-  // one lookup (one cache miss) instead of one per bucket. Every other bucket (the virtual accounts)
+  // (sku, location): a scan-out's check and its posting cost one lookup (one cache miss) instead of
+  // one per bucket, and a day's closing of the pair reads one entry. Every other bucket (the virtual accounts)
   // is a BalanceEntry of its own.
   static constexpr int kStockBuckets = 3;
   static constexpr Bucket kStockBucketOf[kStockBuckets] = {Bucket::on_hand, Bucket::reserved, Bucket::in_transit};
@@ -317,11 +318,13 @@ class Shard {
     std::int64_t qty[kStockBuckets] = {0, 0, 0};
     std::uint8_t exists = 0;  // a bit per slot: the account was posted or restored (kept at zero)
     std::uint8_t dirty = 0;   // a bit per slot: changed since the last commit
-    // The shard day of the last posting (real locations only): equal to today_ means listed in
-    // closing_dirty_. A day, not a flag, so that closing the day need not look every entry up
-    // again, and so that the store can keep it with the balance for a restart.
+    // The shard day of the last posting (real locations only): equal to today_ means the pair is
+    // closed when the day ends. A day, not a flag, so that no pass is needed to clear it after a
+    // close, and so that the store can keep it with the balance for a restart. (Layout: 24 + 1 + 1
+    // + 2 padding + 4 = 32 bytes, 48 with the key in a slot.)
     std::int32_t changed_day = kNoDay;
   };
+  static_assert(sizeof(StockEntry) == 32, "a stock slot is 48 bytes with its key: memory per key (README)");
   struct BalanceEntry {
     std::int64_t qty = 0;
     bool dirty = false;
@@ -331,7 +334,7 @@ class Shard {
     bool dirty = false;
   };
 
-  // Going through a list of random keys (a commit's dirty balances, a day's closings: thousands,
+  // Going through a list of random keys (a commit's dirty balances: thousands,
   // each a cache miss in a large table), the slot kPrefetchAheadKeys entries ahead is prefetched,
   // so the misses overlap instead of each waiting for the one before.
   static constexpr std::size_t kPrefetchAheadKeys = 8;
@@ -360,8 +363,7 @@ class Shard {
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
-  std::vector<std::pair<LocationId, SkuId>> closing_dirty_;  // pairs whose changed_day is today_, once each
-  Day today_{0};                                             // day_of(watermark_)
+  Day today_{0};  // day_of(watermark_)
   StockHistory history_;
 
   std::uint64_t order_hash(OrderId id, const Order& o);
