@@ -66,8 +66,22 @@ std::string metrics_text(const PipelineStats& s, const QueryLatency& queries,
                   .Name("qudao_lag")
                   .Help("Records on the broker not yet committed to RocksDB: high watermark - next offset.")
                   .Register(r);
+  auto& evicted = BuildCounter()
+                      .Name("qudao_evicted_total")
+                      .Help("Ended orders and shipments evicted from memory once durable, per partition and kind.")
+                      .Register(r);
+  auto& read_back = BuildCounter()
+                        .Name("qudao_evicted_read_back_total")
+                        .Help("Evicted orders and shipments read back from RocksDB for an event naming them.")
+                        .Register(r);
   for (const PartitionStats& p : s.partitions) {
     const std::string partition = std::to_string(p.partition.value);
+    set_counter(evicted, {{"partition", partition}, {"kind", "order"}}, static_cast<double>(p.eviction.orders_evicted));
+    set_counter(evicted, {{"partition", partition}, {"kind", "shipment"}},
+                static_cast<double>(p.eviction.shipments_evicted));
+    set_counter(read_back, {{"partition", partition}, {"kind", "order"}}, static_cast<double>(p.eviction.orders_reloaded));
+    set_counter(read_back, {{"partition", partition}, {"kind", "shipment"}},
+                static_cast<double>(p.eviction.shipments_reloaded));
     for (auto [outcome, v] : {std::pair{"applied", p.counts.applied}, {"duplicate", p.counts.duplicates},
                               {"rejected", p.counts.rejected}}) {
       set_counter(events, {{"partition", partition}, {"outcome", outcome}}, static_cast<double>(v));

@@ -149,7 +149,10 @@ Status Pipeline::wait_and_assign(const std::atomic<bool>& stop) {
     // A short wait per attempt: a stop is noticed between attempts, also while the broker is down.
     auto partitions = source_.partitions(kTopicMetadataWait);
     if (partitions.is_ok()) {
-      for (PartitionId p : partitions.value()) shards_.try_emplace(p.value, p, options_.dedup_window_events);
+      for (PartitionId p : partitions.value()) {
+        auto [it, added] = shards_.try_emplace(p.value, p, options_.dedup_window_events);
+        if (added) it->second.set_eviction(options_.eviction, &store_);
+      }
       shard_list_.clear();
       std::map<std::int32_t, Offset> start;
       for (auto& [p, s] : shards_) {
@@ -182,7 +185,10 @@ Pipeline::Pipeline(Store& store, KafkaSource& source, StockProjection& stock, Pi
     : store_(store), source_(source), stock_(stock), options_(options), shards_(std::move(shards)), committer_(store),
       relay_(relay) {
   stats_.topic = source_.topic();
-  for (auto& [p, s] : shards_) shard_list_.push_back(&s);
+  for (auto& [p, s] : shards_) {
+    shard_list_.push_back(&s);
+    s.set_eviction(options_.eviction, &store_);  // evicts from the first commit on, after the projections' rebuild
+  }
 }
 
 Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& source, StockProjection& stock,
@@ -210,7 +216,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
 
 std::vector<PartitionStats> Pipeline::partition_stats() const {
   std::vector<PartitionStats> out;
-  for (const auto& [p, s] : shards_) out.push_back({s.partition(), s.next_offset(), s.counts(), s.digest()});
+  for (const auto& [p, s] : shards_) {
+    out.push_back({s.partition(), s.next_offset(), s.counts(), s.digest(), Offset{-1}, s.eviction_counts()});
+  }
   return out;
 }
 

@@ -46,6 +46,7 @@ struct PipelineOptions {
   std::chrono::milliseconds poll_timeout{50};
   std::chrono::milliseconds topic_wait_backoff_max{5'000};
   std::size_t dedup_window_events = kDedupWindowEventsDefault;  // per shard
+  EvictionPolicy eviction;  // of ended orders and shipments, per shard (engine/eviction.h)
 };
 
 struct PartitionStats {
@@ -54,6 +55,7 @@ struct PartitionStats {
   OutcomeCounts counts;
   std::uint64_t digest = 0;
   Offset high_watermark{-1};  // the broker's, from its last fetch response (no round trip); -1: none yet
+  EvictionCounts eviction;    // ended orders and shipments evicted and read back (engine/eviction.h)
 };
 
 // Bucket bounds of the commit latency histogram (submit to durable, fsync included).

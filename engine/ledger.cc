@@ -3,6 +3,8 @@
 #include <xxhash.h>
 
 #include <cassert>
+#include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <cstring>
 
@@ -109,12 +111,6 @@ void Shard::restore_seen_segment(std::uint64_t first_seq, std::span<const std::p
 }
 
 void Shard::finish_restore() {
-  // The header (restored after the balances, by key order) says which day is current. Pairs changed
-  // on it are closed when the clock leaves it (each listed once, like any other).
-  closing_dirty_.clear();
-  for (const auto& [k, e] : stock_) {
-    if (e.changed_day == today_.value) closing_dirty_.emplace_back(k.location, k.sku);
-  }
   // Exactly the stored window: a segment may still hold ids that had left it before the commit. (A
   // smaller window than the stored one has kept the newest ids; the next commit deletes the rest.)
   window_.drop_older_than(restored_seen_oldest_seq_);
@@ -172,30 +168,20 @@ Quantity Shard::post(const Posting& p) {
     e.dirty |= bit;
     dirty_balances_.push_back(p.account);
   }
-  if (e.changed_day != today_.value && p.account.location != kVirtualLocation) {
-    e.changed_day = today_.value;
-    closing_dirty_.emplace_back(p.account.location, p.account.sku);
-  }
+  if (p.account.location != kVirtualLocation) e.changed_day = today_.value;
   return before;
 }
 
 void Shard::close_changed() {
-  if (closing_dirty_.empty()) return;
+  // One linear pass over the pairs, not a list of those changed today: the list cost 16 bytes per
+  // pair changed in the day (a bulk load changes every pair), the pass a few ms per million pairs
+  // once a shard day. Each pair is closed at most once, so each row has its own key and the order
+  // of the rows (the map's) cannot change what the store holds.
   const Day day = today_;
-  // In the order the pairs first changed (each is listed once, so each row has its own key: the
-  // order of the rows in a commit's batch cannot change what the store holds).
-  const std::size_t n = closing_dirty_.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAheadKeys < n) {
-      const auto& [location, sku] = closing_dirty_[i + kPrefetchAheadKeys];
-      stock_.prefetch(PairKey{sku, location});
-    }
-    const auto& [location, sku] = closing_dirty_[i];
-    const StockEntry& e = stock_.find(PairKey{sku, location})->second;
-    history_.record_closing(Closing{day, location, sku, ClosingLevels{e.qty[0] + e.qty[1], e.qty[1], e.qty[2]}});
+  for (const auto& [k, e] : stock_) {
+    if (e.changed_day != day.value) continue;
+    history_.record_closing(Closing{day, k.location, k.sku, ClosingLevels{e.qty[0] + e.qty[1], e.qty[1], e.qty[2]}});
   }
-  closing_dirty_.clear();
-  release_if_large(closing_dirty_);
 }
 
 namespace {
@@ -269,14 +255,39 @@ std::uint64_t Shard::shipment_hash(ShipmentId id, const Shipment& s) {
 
 namespace {
 bool expires(const Order& o) { return o.state == OrderState::placed && o.proxy() && o.deadline.value > 0; }
+// Ended: no event changes it again (engine/eviction.h).
+bool ended(const Order& o) {
+  return o.state == OrderState::received || o.state == OrderState::cancelled || o.state == OrderState::expired;
+}
+bool ended(const Shipment& s) { return s.received; }
+[[noreturn]] void missing_evicted(const char* what, PartitionId p, std::uint64_t id) {
+  std::fprintf(stderr, "qudao: partition %d: evicted %s %llu is not in the store (corrupt state)\n", p.value, what,
+               static_cast<unsigned long long>(id));
+  std::abort();
+}
 }  // namespace
 
 const Order* Shard::order(OrderId id) const {
   auto it = orders_.find(id);
+  assert(it != orders_.end() || !evicted_orders_.contains(id));
   return it == orders_.end() ? nullptr : &it->second.order;
 }
 
+const Order* Shard::order(OrderId id) {
+  if (auto it = orders_.find(id); it != orders_.end()) return &it->second.order;
+  if (!evicted_orders_.contains(id)) return nullptr;  // a new id: no read
+  std::optional<Order> o = cold_->read_order(partition_, id);
+  if (!o) missing_evicted("order", partition_, id.value);
+  evicted_orders_.erase(id);
+  ++eviction_counts_.orders_reloaded;
+  ended_orders_.emplace_back(id, 0);  // durable as read: it may leave again
+  OrderEntry& e = orders_[id];
+  e.order = std::move(*o);
+  return &e.order;
+}
+
 void Shard::put_order(OrderId id, Order o) {
+  assert(!evicted_orders_.contains(id) && "an evicted order is looked up (and so read back) before it is put");
   auto [it, inserted] = orders_.try_emplace(id);
   OrderEntry& e = it->second;
   if (!inserted) {
@@ -298,10 +309,66 @@ void Shard::put_order(OrderId id, Order o) {
 
 const Shipment* Shard::shipment(ShipmentId id) const {
   auto it = shipments_.find(id);
+  assert(it != shipments_.end() || !evicted_shipments_.contains(id));
   return it == shipments_.end() ? nullptr : &it->second.shipment;
 }
 
+const Shipment* Shard::shipment(ShipmentId id) {
+  if (auto it = shipments_.find(id); it != shipments_.end()) return &it->second.shipment;
+  if (!evicted_shipments_.contains(id)) return nullptr;
+  std::optional<Shipment> s = cold_->read_shipment(partition_, id);
+  if (!s) missing_evicted("shipment", partition_, id.value);
+  evicted_shipments_.erase(id);
+  ++eviction_counts_.shipments_reloaded;
+  ended_shipments_.emplace_back(id, 0);
+  ShipmentEntry& e = shipments_[id];
+  e.shipment = std::move(*s);
+  return &e.shipment;
+}
+
+void Shard::set_eviction(const EvictionPolicy& policy, ColdReader* cold) {
+  eviction_ = policy;
+  cold_ = cold;
+  ended_orders_.clear();
+  ended_shipments_.clear();
+  if (!evicting()) return;
+  std::vector<OrderId> orders;
+  for (const auto& [id, e] : orders_) if (!e.dirty && ended(e.order)) orders.push_back(id);
+  std::sort(orders.begin(), orders.end());
+  for (OrderId id : orders) ended_orders_.emplace_back(id, 0);
+  std::vector<ShipmentId> shipments;
+  for (const auto& [id, e] : shipments_) if (!e.dirty && ended(e.shipment)) shipments.push_back(id);
+  std::sort(shipments.begin(), shipments.end());
+  for (ShipmentId id : shipments) ended_shipments_.emplace_back(id, 0);
+}
+
+template <class Map, class Id>
+void Shard::evict_oldest(Map& entries, std::deque<std::pair<Id, std::uint64_t>>& ended_ids,
+                         absl::flat_hash_set<Id>& evicted, std::uint64_t& count) {
+  const std::size_t before = entries.size();
+  while (ended_ids.size() > eviction_.terminal_kept_max) {
+    const auto [id, commit] = ended_ids.front();
+    if (commit >= commits_) break;  // written by the commit being prepared: not durable yet
+    if (auto it = entries.find(id); it != entries.end()) {
+      if (it->second.undrained) break;  // the order projection has not seen its last change yet
+      // Written by the commit being prepared (changed after a read back): not durable yet, and
+      // queued again below with this commit.
+      if (!it->second.dirty) {
+        entries.erase(it);
+        evicted.insert(id);
+        ++count;
+      }
+    }
+    ended_ids.pop_front();
+  }
+  if (entries.size() < before && entries.capacity() > kShrinkSlotsMin &&
+      entries.capacity() > kShrinkSlotsPerEntry * entries.size()) {
+    entries.rehash(0);
+  }
+}
+
 void Shard::put_shipment(ShipmentId id, Shipment s) {
+  assert(!evicted_shipments_.contains(id) && "an evicted shipment is looked up (and so read back) before it is put");
   auto [it, inserted] = shipments_.try_emplace(id);
   ShipmentEntry& e = it->second;
   if (!inserted) digest_ -= shipment_hash(id, e.shipment);
@@ -338,8 +405,23 @@ void Shard::restore_shipment(ShipmentId id, Shipment s) {
 }
 
 void Shard::mark_clean() {
-  for (OrderId id : dirty_orders_) orders_[id].dirty = false;
-  for (ShipmentId id : dirty_shipments_) shipments_[id].dirty = false;
+  ++commits_;
+  const bool evict = evicting();
+  // Before the dirty marks are cleared: what this commit writes stays until a later one.
+  if (evict) {
+    evict_oldest(orders_, ended_orders_, evicted_orders_, eviction_counts_.orders_evicted);
+    evict_oldest(shipments_, ended_shipments_, evicted_shipments_, eviction_counts_.shipments_evicted);
+  }
+  for (OrderId id : dirty_orders_) {
+    OrderEntry& e = orders_[id];
+    e.dirty = false;
+    if (evict && ended(e.order)) ended_orders_.emplace_back(id, commits_);
+  }
+  for (ShipmentId id : dirty_shipments_) {
+    ShipmentEntry& e = shipments_[id];
+    e.dirty = false;
+    if (evict && ended(e.shipment)) ended_shipments_.emplace_back(id, commits_);
+  }
   dirty_orders_.clear();
   dirty_shipments_.clear();
   if (!dirty_balances_.empty()) (void)take_dirty_balances();  // a commit has taken them already

@@ -11,7 +11,9 @@
 // A Shard is owned by the one thread that applies its partition's events; it is not thread-safe.
 // Hot state is in memory (abseil open-addressing maps); every change marks its entry dirty, and the
 // next commit (engine/store.h) writes the dirty entries and clears the marks; orders and shipments
-// are also listed for the order projection (projections/orders.h) until it drains them. The shard's
+// are also listed for the order projection (projections/orders.h) until it drains them. Orders and
+// shipments that have ended may be evicted once durable and are read back when an event names them
+// (engine/eviction.h; off unless set_eviction() is called). The shard's
 // stock history (daily closings, sold per day, anomalies: engine/history.h) is collected the same way;
 // a day's closings are recorded when the shard's clock leaves that day, and until then the day's
 // closing of a (location, sku) is its balance, stored with the shard day of its last change.
@@ -33,6 +35,7 @@
 
 #include "engine/channel.h"
 #include "engine/dedup_window.h"
+#include "engine/eviction.h"
 #include "engine/history.h"
 #include "engine/orders.h"
 #include "events/decode.h"
@@ -183,11 +186,24 @@ class Shard {
   ChannelLedger& channel() { return channel_; }
   const ChannelLedger& channel() const { return channel_; }
 
-  // Orders and shipments (engine/orders.h). put_* replaces the whole entry.
+  // Orders and shipments (engine/orders.h). put_* replaces the whole entry (looked up first: an
+  // evicted one is read back by the lookup). The non-const lookups (the applier's) read an evicted
+  // entry back from the store (engine/eviction.h); the const ones see resident entries only and must
+  // not be asked for an evicted one.
+  const Order* order(OrderId id);
   const Order* order(OrderId id) const;
   void put_order(OrderId id, Order o);
+  const Shipment* shipment(ShipmentId id);
   const Shipment* shipment(ShipmentId id) const;
   void put_shipment(ShipmentId id, Shipment s);
+  // Eviction of ended orders and shipments (engine/eviction.h): off until this is called. `cold`:
+  // where evicted entries are read back from (the store this shard commits to), outliving the shard
+  // or the next set_eviction. The ended entries already in memory (a load's) are durable and
+  // queued for eviction at the next commit, in id order.
+  void set_eviction(const EvictionPolicy& policy, ColdReader* cold);
+  const EvictionCounts& eviction_counts() const { return eviction_counts_; }
+  std::size_t resident_orders() const { return orders_.size(); }
+  std::size_t resident_shipments() const { return shipments_.size(); }
   // Event time: the highest occurred_at of the events this shard has decoded. Proxy orders still
   // unpaid when it passes their deadline expire (expiry never looks at the wall clock).
   TimeMs watermark() const { return watermark_; }
@@ -209,7 +225,8 @@ class Shard {
   // Unpaid proxy orders whose deadline is before `now`, oldest deadline first.
   std::vector<OrderId> orders_due(TimeMs now) const;
 
-  // Iteration over all state (for load-time rebuilds of projections, tests and audits).
+  // Iteration over all state (for load-time rebuilds of projections, tests and audits). Orders and
+  // shipments: the resident ones (all of them after a load, before the first commit evicts).
   template <class F> void for_each_balance(F&& f) const {
     for (const auto& [k, e] : stock_) {
       for (int i = 0; i < kStockBuckets; ++i) {
@@ -283,16 +300,17 @@ class Shard {
   void restore_location(LocationId id, LocationInfo info);
   // One stored segment of the window, oldest segment first.
   void restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries);
-  // Ends a load: checks the window, and lists the pairs changed on the restored current day, so
-  // that leaving it closes them as if the engine had not restarted.
+  // Ends a load: checks the window. (The pairs changed on the restored current day need no list:
+  // their restored changed_day is that day, so leaving it closes them as if nothing had restarted.)
   void finish_restore();
 
  private:
-  // Records the closing on today_ of every (location, sku) changed on it (at a day change).
+  // Records the closing on today_ of every (location, sku) changed on it (at a day change): one
+  // pass over stock_, for the entries whose changed_day is today_.
   void close_changed();
   // The buckets a real location holds of a sku (on_hand, reserved, in_transit) share one entry per
-  // (sku, location): a scan-out's check and its posting, and a day's closing of the pair, each cost
-  // one lookup (one cache miss) instead of one per bucket. Every other bucket (the virtual accounts)
+  // (sku, location): a scan-out's check and its posting cost one lookup (one cache miss) instead of
+  // one per bucket, and a day's closing of the pair reads one entry. Every other bucket (the virtual accounts)
   // is a BalanceEntry of its own.
   static constexpr int kStockBuckets = 3;
   static constexpr Bucket kStockBucketOf[kStockBuckets] = {Bucket::on_hand, Bucket::reserved, Bucket::in_transit};
@@ -317,11 +335,13 @@ class Shard {
     std::int64_t qty[kStockBuckets] = {0, 0, 0};
     std::uint8_t exists = 0;  // a bit per slot: the account was posted or restored (kept at zero)
     std::uint8_t dirty = 0;   // a bit per slot: changed since the last commit
-    // The shard day of the last posting (real locations only): equal to today_ means listed in
-    // closing_dirty_. A day, not a flag, so that closing the day need not look every entry up
-    // again, and so that the store can keep it with the balance for a restart.
+    // The shard day of the last posting (real locations only): equal to today_ means the pair is
+    // closed when the day ends. A day, not a flag, so that no pass is needed to clear it after a
+    // close, and so that the store can keep it with the balance for a restart. (Layout: 24 + 1 + 1
+    // + 2 padding + 4 = 32 bytes, 48 with the key in a slot.)
     std::int32_t changed_day = kNoDay;
   };
+  static_assert(sizeof(StockEntry) == 32, "a stock slot is 48 bytes with its key: memory per key (README)");
   struct BalanceEntry {
     std::int64_t qty = 0;
     bool dirty = false;
@@ -331,7 +351,7 @@ class Shard {
     bool dirty = false;
   };
 
-  // Going through a list of random keys (a commit's dirty balances, a day's closings: thousands,
+  // Going through a list of random keys (a commit's dirty balances: thousands,
   // each a cache miss in a large table), the slot kPrefetchAheadKeys entries ahead is prefetched,
   // so the misses overlap instead of each waiting for the one before.
   static constexpr std::size_t kPrefetchAheadKeys = 8;
@@ -360,8 +380,7 @@ class Shard {
   std::vector<Account> dirty_balances_;
   std::vector<LocationId> dirty_locations_;
   std::vector<DeadLetter> dead_letters_;
-  std::vector<std::pair<LocationId, SkuId>> closing_dirty_;  // pairs whose changed_day is today_, once each
-  Day today_{0};                                             // day_of(watermark_)
+  Day today_{0};  // day_of(watermark_)
   StockHistory history_;
 
   std::uint64_t order_hash(OrderId id, const Order& o);
@@ -390,6 +409,24 @@ class Shard {
     }
     changed.clear();
   }
+  // Eviction (engine/eviction.h). The queues hold (id, commit that wrote it ended), oldest first;
+  // an id may be stale (evicted already), which the eviction skips.
+  bool evicting() const { return cold_ != nullptr && eviction_.terminal_kept_max != kTerminalKeptAll; }
+  template <class Map, class Id>
+  void evict_oldest(Map& entries, std::deque<std::pair<Id, std::uint64_t>>& ended, absl::flat_hash_set<Id>& evicted,
+                    std::uint64_t& count);
+  // A flat map keeps its slots when entries leave: after a mass eviction (a load's first commit)
+  // one with more than this many slots per entry is shrunk, and one smaller than the minimum is left.
+  static constexpr std::size_t kShrinkSlotsPerEntry = 4;
+  static constexpr std::size_t kShrinkSlotsMin = 1024;
+  EvictionPolicy eviction_{kTerminalKeptAll};
+  ColdReader* cold_ = nullptr;
+  std::uint64_t commits_ = 0;  // mark_clean calls: the seq of the last commit prepared
+  absl::flat_hash_set<OrderId> evicted_orders_;
+  absl::flat_hash_set<ShipmentId> evicted_shipments_;
+  std::deque<std::pair<OrderId, std::uint64_t>> ended_orders_;
+  std::deque<std::pair<ShipmentId, std::uint64_t>> ended_shipments_;
+  EvictionCounts eviction_counts_;
   std::vector<OrderId> order_changes_;        // since the last drain_order_changes
   std::vector<ShipmentId> shipment_changes_;  // since the last drain_shipment_changes
   absl::btree_set<std::pair<std::int64_t, std::uint64_t>> expiry_;  // (deadline ms, order id)

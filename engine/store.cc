@@ -7,6 +7,10 @@
 #include <chrono>
 #include <rocksdb/write_batch.h>
 
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
 #include "engine/codec.h"
 #include "engine/thread_priority.h"
 
@@ -395,6 +399,46 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
     s->mark_clean();
   }
   return c;
+}
+
+namespace {
+// The stored value of one key; nothing if absent. Fatal on an I/O error (see read_order in store.h).
+std::optional<std::string> get_or_die(rocksdb::DB& db, const std::string& key, const std::string& path) {
+  std::string value;
+  const rocksdb::Status s = db.Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) {
+    spdlog::critical("store {}: reading an evicted entry back: {}", path, s.ToString());
+    std::abort();
+  }
+  return value;
+}
+}  // namespace
+
+std::optional<Order> Store::read_order(PartitionId p, OrderId id) {
+  std::string key = partition_key(kOrderKey, p);
+  codec::put_be<std::uint64_t>(key, id.value);
+  const std::optional<std::string> v = get_or_die(*db_, key, options_.path);
+  if (!v) return std::nullopt;
+  std::optional<Order> o = decode_order(*v);
+  if (!o) {
+    spdlog::critical("store {}: corrupt order {}", options_.path, id.value);
+    std::abort();
+  }
+  return o;
+}
+
+std::optional<Shipment> Store::read_shipment(PartitionId p, ShipmentId id) {
+  std::string key = partition_key(kShipmentKey, p);
+  codec::put_be<std::uint64_t>(key, id.value);
+  const std::optional<std::string> v = get_or_die(*db_, key, options_.path);
+  if (!v) return std::nullopt;
+  std::optional<Shipment> s = decode_shipment(*v);
+  if (!s) {
+    spdlog::critical("store {}: corrupt shipment {}", options_.path, id.value);
+    std::abort();
+  }
+  return s;
 }
 
 Status Store::write(PreparedCommit& c) {

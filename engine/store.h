@@ -67,7 +67,8 @@
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
 // cost a tombstone. Not thread-safe, except that one write() may run on another thread (the
-// engine's Committer) while the owning thread applies and reads.
+// engine's Committer) while the owning thread applies and reads (read_order and read_shipment, the
+// shards' ColdReader for evicted entries, included: engine/eviction.h).
 #pragma once
 
 #include <rocksdb/db.h>
@@ -154,7 +155,7 @@ class HistoryReader {
   std::map<std::int32_t, std::optional<Day>> today_;
 };
 
-class Store {
+class Store : public ColdReader {
  public:
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
   // A clean close flushes the memtables, so the next start need not replay the write-ahead log.
@@ -185,6 +186,11 @@ class Store {
   // export whatever their batch sizes or commit intervals; the duplicate window is left out (it
   // depends on the window size, not on the ledger).
   Result<std::string> state_sha256();
+
+  // One committed order or shipment (a point Get), for a shard that evicted it (engine/eviction.h).
+  // An I/O error or corrupt bytes end the process: the applying thread cannot go on without it.
+  std::optional<Order> read_order(PartitionId p, OrderId id) override;
+  std::optional<Shipment> read_shipment(PartitionId p, ShipmentId id) override;
 
   // The outbox rows not yet known delivered, per partition in seq order (for the relay on start).
   Result<std::map<std::int32_t, std::vector<OutboxRow>>> outbox();

@@ -171,6 +171,7 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
     if (!opened.is_ok()) return opened.status();
     store = opened.take();
     committer = std::make_unique<Committer>(*store);
+    for (Shard* s : shard_list) s->set_eviction(EvictionPolicy{}, store.get());  // as the pipeline does
   }
   StockProjection stock;
   OrderProjection orders;
@@ -229,6 +230,15 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
     r.note += fmt::format("; {} fsync'ed commits of {} keys, written in {} ms on average", commits_made,
                           keys_committed / n, write_us / n / 1000);
     r.note += "; keys per event: " + keys_per_event(kinds, w.items.size());
+    EvictionCounts evicted;
+    std::size_t orders_resident = 0, shipments_resident = 0;
+    for (Shard* s : shard_list) {
+      evicted += s->eviction_counts();
+      orders_resident += s->resident_orders(), shipments_resident += s->resident_shipments();
+    }
+    r.note += fmt::format("; evicted {} orders, {} shipments (read back {}, {}); resident at the end {} orders, {} shipments",
+                          evicted.orders_evicted, evicted.shipments_evicted, evicted.orders_reloaded,
+                          evicted.shipments_reloaded, orders_resident, shipments_resident);
   }
   committer.reset();
   store.reset();

@@ -57,6 +57,8 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
   o.http.connections_max = args.http_connections_max;
   o.pipeline.commit_interval = std::chrono::milliseconds(args.commit_interval_ms);
   o.pipeline.dedup_window_events = args.dedup_window_events;
+  o.pipeline.eviction.terminal_kept_max =
+      args.terminal_kept_max < 0 ? kTerminalKeptAll : static_cast<std::size_t>(args.terminal_kept_max);
   o.dispatch_topic = args.dispatch_topic;
   o.dead_letter_topic = args.dead_letter_topic;
   auto service = Service::open(o);

@@ -34,6 +34,7 @@ struct ServeArgs {
   int commit_interval_ms = 100;
   std::string sync = "fsync";
   std::size_t dedup_window_events = kDedupWindowEventsDefault;
+  std::int64_t terminal_kept_max = static_cast<std::int64_t>(kTerminalKeptMaxDefault);  // -1: keep all
   std::string dispatch_topic;     // empty: <topic>.dispatch
   std::string dead_letter_topic;  // empty: <topic>.dead-letters
 };

@@ -133,6 +133,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--dedup-window-events", serve.dedup_window_events,
                         "applied event ids remembered per partition to ignore re-sent events")
       ->capture_default_str()->check(CLI::Range(1, 100'000'000));
+  serve_cmd->add_option("--terminal-kept-max", serve.terminal_kept_max,
+                        "ended orders (and, apart, received shipments) kept in memory per partition once committed; "
+                        "older ones are evicted and read back from RocksDB if an event names them (-1: keep all)")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{-1}, std::int64_t{1'000'000'000}));
   serve_cmd->add_option("--dispatch-topic", serve.dispatch_topic,
                         "where paid orders' DispatchRequested events go, keyed by warehouse id (default: <topic>.dispatch)");
   serve_cmd->add_option("--dead-letter-topic", serve.dead_letter_topic,

@@ -188,6 +188,41 @@ TEST_CASE("stock history: a commit writes a day's closings when the shard day en
   CHECK(closing_at(*store, kStoryStore, 2, story_day(2)).on_hand == 8);  // asked before day 3: day 0's
 }
 
+TEST_CASE("stock history: after a restart mid-day, the day's close writes the pairs changed before and after it") {
+  TempDir dir;
+  const std::vector<Bytes> log = history_story();
+  Applier applier;
+  std::vector<std::size_t> closings;  // written by the commit after each record
+  auto apply_committing = [&](Store& store, Shard& shard, std::size_t from, std::size_t to) {
+    Shard* list[] = {&shard};
+    for (std::size_t i = from; i < to; ++i) {
+      applier.ingest(shard, Offset{static_cast<std::int64_t>(i)}, log[i]);
+      auto c = store.commit(list);
+      REQUIRE(c.is_ok());
+      closings.push_back(c.value().history.closings);
+    }
+  };
+  {  // Up to record 12: day 2 has changed (11, sku1) and (12, sku1) so far.
+    auto store = open_store(dir.path());
+    Shard shard(kP);
+    apply_committing(*store, shard, 0, 13);
+  }
+  auto store = open_store(dir.path());
+  auto loaded = store->load();
+  REQUIRE_MESSAGE(loaded.is_ok(), loaded.status().message());
+  std::map<std::int32_t, Shard> shards = loaded.take();
+  Shard& shard = shards.at(kP.value);
+  REQUIRE(shard.today() == story_day(2));
+  apply_committing(*store, shard, 13, log.size());  // record 13 changes (10, sku2) and (12, sku2)
+  // As without the restart: record 14 closes day 2's four pairs, two restored and two changed since.
+  const std::vector<std::size_t> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 2, 0, 0, 4, 0};
+  CHECK(closings == expected);
+  CHECK(closing_at(*store, kStoryStore, 1, story_day(2)).on_hand == 32);  // not day 1's 35: closed
+  CHECK(closing_at(*store, kStoryNingboStore, 1, story_day(2)).on_hand == 16);
+  CHECK(closing_at(*store, kStoryWarehouse, 2, story_day(2)).on_hand == 35);
+  CHECK(closing_at(*store, kStoryNingboStore, 2, story_day(2)).in_transit == 5);
+}
+
 TEST_CASE("stock history: a store from when commits wrote the current day's closings loads, exports and goes on the same") {
   const std::vector<Bytes> log = history_story();
   const std::vector<Bytes> part(log.begin(), log.begin() + 13);  // ends on day 2

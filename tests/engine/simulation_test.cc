@@ -833,6 +833,7 @@ struct Tally {
   std::uint64_t store_runs = 0;
   double store_seconds = 0;  // wall time of the RocksDB runs: mostly fsyncs, so the disk's load shows here
   std::map<RejectReason, std::uint64_t> reasons;
+  EvictionCounts eviction;  // over the store runs that evict
 };
 
 // The state all runs must agree on, per partition.
@@ -924,13 +925,15 @@ class Simulation {
   // Runs 3 and 4: the same streams with commits to a store, restarts from it, and a reopen.
   // `commit_per_mille`: chance of a commit after each record; `commit_every`: or every n records;
   // `restarts_max`: restarts from the last commit (in-memory state dropped); `reopen`: close and
-  // reopen the store once, half way.
+  // reopen the store once, half way; `terminal_kept_max`: eviction of ended orders and shipments
+  // (engine/eviction.h; their changes drained after each record, as the order projection does).
   struct StoreRun {
     std::string name;
     std::uint64_t commit_per_mille = 0;
     std::uint64_t commit_every = 0;
     int restarts_max = 0;
     bool reopen = false;
+    std::size_t terminal_kept_max = kTerminalKeptAll;
   };
   std::vector<FinalShard> run_with_store(Rng& rng, const std::string& dir, const StoreRun& how, std::string& sha256) {
     std::vector<FinalShard> out;
@@ -945,14 +948,19 @@ class Simulation {
     std::vector<Shard*> shard_list;
     std::vector<std::size_t> cursor(world_.streams.size(), 0);
     // As the engine starts: load what is committed, start each partition at its stored offset.
+    auto count_evictions = [&] {
+      for (const auto& [p, s] : shards) tally_.eviction += s.eviction_counts();
+    };
     auto restart = [&] {
       auto loaded = store->load();
       if (!loaded.is_ok()) return fail(fmt::format("{}: load: {}", how.name, loaded.status().message()));
+      count_evictions();
       shards = loaded.take();
       shard_list.clear();
       for (std::size_t i = 0; i < world_.streams.size(); ++i) {
         const Stream& s = world_.streams[i];
         Shard& shard = shards.try_emplace(s.partition.value, s.partition).first->second;
+        shard.set_eviction(EvictionPolicy{how.terminal_kept_max}, store.get());
         shard_list.push_back(&shard);
         cursor[i] = 0;
         while (cursor[i] < s.records.size() && s.records[cursor[i]].offset < shard.next_offset()) ++cursor[i];
@@ -981,6 +989,8 @@ class Simulation {
       for (std::uint64_t n = 1 + rng.below(8); n > 0 && cursor[i] < world_.streams[i].records.size(); --n) {
         const Record& r = world_.streams[i].records[cursor[i]++];
         (void)applier.ingest(*shard_list[i], r.offset, r.bytes);
+        shard_list[i]->drain_order_changes([](OrderId, const Order&) {});
+        shard_list[i]->drain_shipment_changes([](ShipmentId, const Shipment&) {});
         ++applied_records;
         const bool by_count = how.commit_every != 0 && applied_records % how.commit_every == 0;
         if ((by_count || rng.below(1000) < how.commit_per_mille) && !commit()) return out;
@@ -992,6 +1002,7 @@ class Simulation {
       if (how.reopen && !reopened && applied_records * 2 >= total) {
         reopened = true;
         if (!commit()) return out;
+        count_evictions();
         shards.clear();
         store.reset();
         if (!open() || !restart()) return out;
@@ -1385,8 +1396,12 @@ Failure simulate_seed(std::uint64_t seed, std::uint64_t store_every, Tally& tall
   const auto start = std::chrono::steady_clock::now();
   TempDir dir_a, dir_b;
   std::string sha_a, sha_b;
-  const Simulation::StoreRun restarts{"restarting run", 1 + rng.below(60), 0, 3, false};
-  const Simulation::StoreRun batches{"batched run", 0, 1 + rng.below(40), 0, (seed / store_every) % 2 == 0};
+  // Eviction: the batched run evicts every ended order and shipment at the commit after it is durable;
+  // the restarting run keeps one of each (every other seed) or all, so that the exports compare
+  // eviction on with eviction off.
+  const std::size_t kept = (seed / store_every) % 2 == 0 ? 1 : kTerminalKeptAll;
+  const Simulation::StoreRun restarts{"restarting run", 1 + rng.below(60), 0, 3, false, kept};
+  const Simulation::StoreRun batches{"batched run", 0, 1 + rng.below(40), 0, (seed / store_every) % 2 == 0, 0};
   compare(restarts.name, sim.run_with_store(rng, dir_a.path(), restarts, sha_a));
   compare(batches.name, sim.run_with_store(rng, dir_b.path(), batches, sha_b));
   if (!sim.failure().failed && sha_a != sha_b) {
@@ -1430,11 +1445,19 @@ TEST_CASE("simulation: seeded streams with faults keep conservation, legal order
   MESSAGE(fmt::format("simulation: seeds [{}, {}) in {:.1f} s, {} of them also against RocksDB (2 stores each, {:.1f} s); "
                       "{} failed{}\n"
                       "  records {} (outcome predicted for {}): applied {} (anomalies {}), duplicates {}, rejected {}\n"
-                      "  rejections:{}\n  orders ended:{}",
+                      "  rejections:{}\n  orders ended:{}\n"
+                      "  evicted (store runs): orders {} shipments {}; read back: orders {} shipments {}",
                       first, first + count, seconds, tally.store_runs / 2, tally.store_seconds, failed,
                       failed > 0 ? fmt::format(" (first: {})", first_failed) : "", tally.records, tally.predicted,
-                      tally.applied, tally.anomalies, tally.duplicates, tally.rejected, reasons, orders));
+                      tally.applied, tally.anomalies, tally.duplicates, tally.rejected, reasons, orders,
+                      tally.eviction.orders_evicted, tally.eviction.shipments_evicted, tally.eviction.orders_reloaded,
+                      tally.eviction.shipments_reloaded));
   CHECK(failed == 0);
+  if (tally.store_runs > 0 && count >= kSeedsDefault) {
+    // Events named evicted orders and shipments, and were decided as without eviction.
+    CHECK(tally.eviction.orders_reloaded > 0);
+    CHECK(tally.eviction.shipments_reloaded > 0);
+  }
 }
 
 }  // namespace qudao
