@@ -151,9 +151,10 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   // The sort is most of a commit's cost (a quarter of the apply+commit row's CPU: ~20 comparisons of
   // internal keys per key), and std::sort is cheaper on a vector made of sorted runs (fewer cache
   // misses and mispredicted branches): write() adds each shard's balances, closings and sold rows in
-  // key order, which cut the commit's share of the row's CPU by ~15 % (2026-11-28, --preset small).
-  // A skiplist, even with those sorted runs inserted through a per-prefix hint
-  // (memtable_insert_with_hint_prefix_extractor), cost ~30 % more CPU per commit than this.
+  // key order, which cut the commit's share of the row's CPU by 11-21 % on --preset small and 10-13 %
+  // on --preset medium (2026-11-28, README "Commit cost"). A skiplist, even with those sorted runs
+  // inserted through a per-prefix hint (memtable_insert_with_hint_prefix_extractor), made the
+  // commit's share ~40 % larger than this (4.8 against 3.3-3.4 CPU s per M events, small preset).
   db_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   // LZ4 on every level, L0 included: leaving L0 uncompressed saved the flush's LZ4 (~3 % of the
   // apply+commit row's CPU) but a store that stops short of 4 L0 files (every small one) then stays
