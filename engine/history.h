@@ -133,7 +133,8 @@ class StockHistory {
   void record_closing(const Closing& c) { closings_pending_.push_back(c); }
 
   bool pending() const { return !sold_pending_.empty() || !anomalies_pending_.empty() || !closings_pending_.empty(); }
-  // Adds the pending rows of partition `p` to `batch` (keys in engine/store.h) and forgets them.
+  // Adds the pending rows of partition `p` to `batch` (keys in engine/store.h; closings, then sold
+  // rows, each in key order, the order the memtable sorts fastest) and forgets them.
   HistoryCounts write_to(PartitionId p, rocksdb::WriteBatch& batch);
 
  private:

@@ -4,7 +4,10 @@
 #include <openssl/evp.h>
 #include <rocksdb/memtablerep.h>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
+#include <tuple>
 #include <rocksdb/write_batch.h>
 
 #include <spdlog/spdlog.h>
@@ -144,13 +147,23 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.IncreaseParallelism(2);
-  db_options.compression = rocksdb::kLZ4Compression;
   // The engine writes tens of thousands of keys per commit and reads the store back only to load
   // it, audit it or list dead letters. A vector memtable appends each key (sorting once, when it is
   // flushed or iterated) where the default skiplist pays ~20 key comparisons per insert: measured
   // here, a commit of ~60k keys took 38 ms instead of 152 ms. The price: an iterator over the live
   // memtable sorts a copy of it, so a dead-letter listing during heavy ingest costs up to ~100 ms.
+  // The sort is most of a commit's cost (a quarter of the apply+commit row's CPU: ~20 comparisons of
+  // internal keys per key), and std::sort is cheaper on a vector made of sorted runs (fewer cache
+  // misses and mispredicted branches): write() adds each shard's balances, closings and sold rows in
+  // key order, which cut the commit's share of the row's CPU by 11-21 % on --preset small and 10-13 %
+  // on --preset medium (2026-11-28, README "Commit cost"). A skiplist, even with those sorted runs
+  // inserted through a per-prefix hint (memtable_insert_with_hint_prefix_extractor), made the
+  // commit's share ~40 % larger than this (4.8 against 3.3-3.4 CPU s per M events, small preset).
   db_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  // LZ4 on every level, L0 included: leaving L0 uncompressed saved the flush's LZ4 (~3 % of the
+  // apply+commit row's CPU) but a store that stops short of 4 L0 files (every small one) then stays
+  // uncompressed: a replay of the small preset took 102 MB instead of 43 MB.
+  db_options.compression = rocksdb::kLZ4Compression;
   db_options.allow_concurrent_memtable_write = false;
   db_options.merge_operator = sold_merge_operator();  // the 'Q' rows add (engine/history.h)
   rocksdb::DB* raw = nullptr;
@@ -444,6 +457,11 @@ std::optional<Shipment> Store::read_shipment(PartitionId p, ShipmentId id) {
 Status Store::write(PreparedCommit& c) {
   std::string key, value;
   for (PreparedCommit::Deferred& d : c.deferred) {
+    // In key order (the memtable's flush sort is cheaper on sorted runs: engine/store.h).
+    std::sort(d.balances.begin(), d.balances.end(), [](const Shard::DirtyBalance& a, const Shard::DirtyBalance& b) {
+      return std::tie(a.account.sku, a.account.location, a.account.bucket) <
+             std::tie(b.account.sku, b.account.location, b.account.bucket);
+    });
     for (const Shard::DirtyBalance& b : d.balances) {
       assign_balance_key(key, d.partition, b.account);
       value.clear();
@@ -462,6 +480,26 @@ Status Store::write(PreparedCommit& c) {
   const rocksdb::Status st = db_->Write(wo, &c.batch);
   if (!st.ok()) return io_error("commit", st);
   return Status::ok();
+}
+
+Status Store::settle() {
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  if (rocksdb::Status s = db_->Flush(flush); !s.ok()) return io_error("flush", s);
+  const auto deadline = std::chrono::steady_clock::now() + kSettleTimeout;
+  for (;;) {
+    std::uint64_t pending = 0, compactions = 0, flushes = 0;
+    if (!db_->GetIntProperty(rocksdb::DB::Properties::kCompactionPending, &pending) ||
+        !db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &compactions) ||
+        !db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningFlushes, &flushes)) {
+      return Status::error("rocksdb settle: the compaction properties are not available");
+    }
+    if (pending == 0 && compactions == 0 && flushes == 0) return Status::ok();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::error(fmt::format("rocksdb settle: compactions still running after {} s", kSettleTimeout.count()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 Result<std::map<std::int32_t, std::vector<OutboxRow>>> Store::outbox() {

@@ -73,6 +73,7 @@
 
 #include <rocksdb/db.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -176,10 +177,17 @@ class Store : public ColdReader {
 
   // commit() in two steps, so the write can overlap the next events' apply (engine/committer.h):
   // prepare() takes what changed and marks the shards clean (on the thread that owns them);
-  // write() encodes the deferred part and makes it durable, and may run on another thread. A failed write leaves the shards'
+  // write() encodes the deferred part (each shard's balances and history rows in key order, which
+  // makes the memtable's sort at flush cheaper) and makes it durable, and may run on another thread. A failed write leaves the shards'
   // in-memory state ahead of the store: the caller must stop and restart from the store.
   PreparedCommit prepare(std::span<Shard* const> shards);
   [[nodiscard]] Status write(PreparedCommit& commit);
+
+  // Flushes the memtable and waits until RocksDB has no flush or compaction running or pending (at
+  // most kSettleTimeout), so that a benchmark's CPU figure includes the background work its commits
+  // caused instead of leaving it to after the clock stops.
+  static constexpr std::chrono::seconds kSettleTimeout{300};
+  [[nodiscard]] Status settle();
 
   // SHA-256 (hex) of the canonical export of the ledger: every header, balance, location, order,
   // shipment, channel, dead letter and stock history entry in key order, as stored. Two stores that applied the same log have the same
