@@ -63,10 +63,10 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
     const std::span<const Record> records = polled.value();
     {
       StockProjection::Writer projection(stock_);
-      for (std::size_t i = 0; i < records.size(); ++i) {
-        if (i == records.size() / 2) crash_point("mid_batch");
-        step(records[i], projection);
-      }
+      const std::size_t half = records.size() / 2;
+      ingest(records.first(half), projection);
+      if (!records.empty()) crash_point("mid_batch");
+      ingest(records.subspan(half), projection);
     }
     for (Shard* shard : shard_list_) performance_.publish(*shard);
     for (Shard* shard : shard_list_) orders_.publish(*shard);
@@ -83,33 +83,19 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
   return finish_commit();
 }
 
-void Pipeline::step(const Record& record, StockProjection::Writer& projection) {
-  auto it = shards_.find(record.partition.value);
-  assert(it != shards_.end() && "records arrive only from assigned partitions");
-  Shard& shard = it->second;
-  if (record.offset < shard.next_offset()) return;  // already applied: never apply twice
-  if (!end_.empty() && record.offset >= end_[record.partition.value]) return;  // past run_until's bound
-
-  ingest_and_project(applier_, shard, record.offset, record.value, projection, record.key);
-}
-
-RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
-                                 StockProjection::Writer& projection, std::span<const std::uint8_t> key) {
-  const Ingested ingested = applier.ingest(shard, offset, bytes, key);
-  projection.advance_day(shard.partition(), day_of(shard.watermark()));
-  if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::LocationDefined) {
-    const LocationId id{ingested.envelope->payload_as_LocationDefined()->location()};
-    projection.define_location(id, *shard.location(id), shard.partition());
+void Pipeline::ingest(std::span<const Record> records, StockProjection::Writer& projection) {
+  batch_.clear();
+  for (const Record& record : records) {
+    auto it = shards_.find(record.partition.value);
+    assert(it != shards_.end() && "records arrive only from assigned partitions");
+    if (!end_.empty()) {
+      auto bound = end_.find(record.partition.value);
+      if (bound == end_.end() || record.offset >= bound->second) continue;  // past run_until's bound
+    }
+    batch_.push_back(BatchRecord{&it->second, record.offset, record.value, record.key});
   }
-  // Even a rejected event may have moved event time past a deadline: its expiries are postings too.
-  projection.project(applier.postings());
-  if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::ScanOut) {
-    const fb::ScanOut& s = *ingested.envelope->payload_as_ScanOut();
-    projection.record_sale(LocationId{s.store()}, SkuId{s.sku()}, day_of(TimeMs{ingested.envelope->occurred_at_ms()}),
-                           Quantity{s.qty()});
-  }
-  projection.release();  // queries get in between records, not only between poll batches
-  return ingested.outcome;
+  // A record the shard has already applied is skipped there: never applied twice.
+  ingester_.ingest_and_project(applier_, batch_, projection);
 }
 
 Status Pipeline::commit() {

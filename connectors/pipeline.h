@@ -5,6 +5,11 @@
 //        the dirty state, outbox rows and next offsets --> advisory Kafka offset commit --> the relay
 //        sends the committed outbox rows (dispatch requests, dead letters).
 //
+// A poll batch goes through the ledger and the projection in one BatchIngester pass
+// (connectors/ingest_batch.h): each record is decoded a few records ahead of its apply, so that what
+// it will read is prefetched while the records before it are applied; outcomes and state are those
+// of taking the records one at a time.
+//
 // One thread runs the pipeline and owns every Shard; stats() may be called from any thread, and
 // shows the counts the last commit made durable (never events a kill -9 would lose). The
 // commit's write (and fsync) runs on the Committer's thread while the next events are applied; one
@@ -28,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "connectors/ingest_batch.h"
 #include "connectors/kafka.h"
 #include "connectors/relay.h"
 #include "engine/apply.h"
@@ -74,7 +80,8 @@ struct PipelineStats {
   std::optional<RelayStats> relay;  // the outbox relay's counters, if this pipeline has one
 };
 
-// One record through the ledger and into the projections (the body of the pipeline's loop).
+// One record through the ledger and into the projections. The pipeline's loop takes a poll batch
+// through BatchIngester (connectors/ingest_batch.h), which does exactly this for each record, faster.
 RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
                                  StockProjection::Writer& projection, std::span<const std::uint8_t> key = {});
 
@@ -112,7 +119,8 @@ class Pipeline {
   Status wait_and_assign(const std::atomic<bool>& stop);
   Status loop(const std::atomic<bool>& stop);
   bool reached_end() const;
-  void step(const Record& record, StockProjection::Writer& projection);
+  // Records of a poll batch through the ledger and the projection (those past run_until's bound are left).
+  void ingest(std::span<const Record> records, StockProjection::Writer& projection);
   Status commit();          // waits for the commit in flight, then submits the next
   Status finish_commit();   // waits for the commit in flight; the advisory offset commit after it
   // Publishes the shards' counts as they are now, or those a commit made durable.
@@ -127,6 +135,8 @@ class Pipeline {
   std::map<std::int32_t, Shard> shards_;
   std::vector<Shard*> shard_list_;
   Applier applier_;
+  BatchIngester ingester_;
+  std::vector<BatchRecord> batch_;  // ingest()'s, kept for its capacity
   PerformanceProjection performance_;
   OrderProjection orders_;
   Committer committer_;

@@ -30,12 +30,16 @@ Outcome channel(std::optional<Rejection> r) {
 
 Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
                          std::span<const std::uint8_t> key_bytes) {
+  return ingest(shard, offset, bytes, decode(bytes), key_bytes);
+}
+
+Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes, Decoded decoded,
+                         std::span<const std::uint8_t> key_bytes) {
   const std::string_view key(reinterpret_cast<const char*>(key_bytes.data()), key_bytes.size());
   postings_.clear();
   posted_ = 0;
   anomalies_.clear();
   const auto original = [&] { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); };
-  Decoded decoded = decode(bytes);
   if (auto* rejection = std::get_if<Rejection>(&decoded)) {
     shard.record_rejected(offset, std::move(*rejection), original(), key);
     return {RecordOutcome::rejected, nullptr};

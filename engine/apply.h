@@ -40,6 +40,10 @@ class Applier {
   // `key`: the record's Kafka key, kept with a dead letter (for re-driving it).
   Ingested ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes,
                   std::span<const std::uint8_t> key = {});
+  // The same for a record already decoded: `decoded` must be decode(bytes) (a batch decodes ahead,
+  // to prefetch what the records will read: connectors/ingest_batch.h).
+  Ingested ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes, Decoded decoded,
+                  std::span<const std::uint8_t> key = {});
 
   // Applies one decoded event (without the duplicate window or expiry); the caller records the outcome.
   Outcome apply(Shard& shard, const Event& event);

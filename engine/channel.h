@@ -57,6 +57,7 @@
 #include "events/decode.h"
 #include "events/encode.h"  // RebateTierBp
 #include "events/types.h"
+#include "engine/prefetch.h"
 
 namespace qudao {
 
@@ -181,6 +182,8 @@ class ChannelLedger {
   void order_placed(const Context& c, LocationId store, PartyId placed_by, const fb::OrderPlaced& e);
   void paid(const Context& c, LocationId store, Fen amount);  // a cancellation's refund: a negative amount
   void scanned_out(const Context& c, LocationId store, SkuId sku, Quantity qty);
+  // A hint, no change: prefetches what scanned_out will read (engine/prefetch.h, engine/prefetch.cc).
+  void prefetch_scan_out(TimeMs occurred_at, LocationId store, SkuId sku, PrefetchStage stage) const;
 
   // Reads.
   const PartyInfo* party(PartyId id) const;

@@ -46,13 +46,26 @@ std::optional<SeenEvent> DedupWindow::find(const EventId& id) const {
   }
 }
 
+void DedupWindow::prefetch(const EventId& id) const {
+  if (index_.empty()) return;
+  __builtin_prefetch(&index_[hash_of(id.hi, id.lo) & mask_]);
+}
+
 bool DedupWindow::push(const EventId& id, std::uint64_t bytes_hash) {
   if (capacity_ == 0) {  // remembers nothing; the numbering still moves on
     ++next_seq_;
     return true;
   }
   if (!ring_) ring_ = std::make_unique_for_overwrite<RingSlot[]>(capacity_);
-  if (count_ == capacity_) drop_oldest();
+  if (count_ == capacity_) {
+    drop_oldest();
+    // The id dropped kEvictPrefetchAheadIds pushes from now (an id leaves at every push of a full
+    // window): its home slot, where its entry almost always is.
+    if (capacity_ > kEvictPrefetchAheadIds) {
+      const RingSlot& later = ring_[ring_slot(oldest_seq() + kEvictPrefetchAheadIds)];
+      __builtin_prefetch(&index_[hash_of(later.hi, later.lo) & mask_]);
+    }
+  }
   if ((count_ + 1) * 2 > index_.size()) grow_index();
   const auto at = static_cast<std::uint32_t>(ring_slot(next_seq_));
   ring_[at] = RingSlot{id.hi, id.lo, bytes_hash};

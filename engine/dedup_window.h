@@ -21,6 +21,11 @@
 //
 // The ring is allocated whole at the first id but not written ahead, so the memory resident is that
 // of the ids actually held; the index grows by doubling as ids arrive.
+//
+// Both index cache lines are random, so both are prefetched ahead of use: the slot of an id about
+// to be looked up by the caller (prefetch(), which a batch calls some records ahead:
+// connectors/ingest_batch.h), and the slot of the id that will be dropped kEvictPrefetchAheadIds
+// pushes from now, by push() itself (the ring says which id that is: sequential memory).
 #pragma once
 
 #include <cstdint>
@@ -56,6 +61,8 @@ class DedupWindow {
   std::uint64_t oldest_seq() const { return next_seq_ - count_; }
 
   std::optional<SeenEvent> find(const EventId& id) const;
+  // A hint, no change: brings in the index line find(id) and push(id) will read.
+  void prefetch(const EventId& id) const;
 
   // Adds `id` as seq next_seq(), dropping the oldest id first when the window is full. An id
   // already in the window (only a restore meets one: an id applied again after it had left the
@@ -79,6 +86,9 @@ class DedupWindow {
     std::uint32_t hash = 0;
   };
   static constexpr std::size_t kIndexSlotsMin = 16;
+  // How many pushes ahead the index slot of an id to drop is prefetched: far enough for the line to
+  // arrive in time (a push costs well under the memory latency), near enough to stay in the cache.
+  static constexpr std::uint64_t kEvictPrefetchAheadIds = 16;
 
   static std::uint32_t hash_of(std::uint64_t hi, std::uint64_t lo);
   std::size_t ring_slot(std::uint64_t seq) const { return static_cast<std::size_t>(seq % capacity_); }

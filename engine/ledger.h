@@ -38,6 +38,7 @@
 #include "engine/eviction.h"
 #include "engine/history.h"
 #include "engine/orders.h"
+#include "engine/prefetch.h"
 #include "events/decode.h"
 #include "events/types.h"
 
@@ -161,6 +162,10 @@ class Shard {
   // The duplicate window: only applied events enter it (a rejected event may be re-driven later).
   Seen seen(const EventId& id, std::uint64_t bytes_hash) const;
   void remember(const EventId& id, std::uint64_t bytes_hash);
+
+  // A hint for a batch that applies `event` a few records from now: prefetches what applying it
+  // will read (engine/prefetch.h); changes nothing. Defined in engine/prefetch.cc.
+  void prefetch(const Event& event, PrefetchStage stage) const;
 
   // Returns the account's balance before the posting (a check and its posting: one lookup).
   Quantity post(const Posting& p);

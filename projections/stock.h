@@ -174,6 +174,10 @@ class StockProjection {
       hold();
       p_.advance_day(partition, today);
     }
+    // A hint for a record a few records from now (connectors/ingest_batch.h): prefetches the
+    // location's entry that project() and record_sale() will look up. Takes no lock: the writer's
+    // thread is the only one that changes the projection, so its own reads need none.
+    void prefetch(LocationId location) const { p_.locations_.prefetch(location); }
     // Lets readers in until the next change.
     void release() {
       if (lock_.owns_lock()) lock_.unlock();

@@ -176,6 +176,8 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
   StockProjection stock;
   OrderProjection orders;
   Applier applier;
+  BatchIngester ingester;
+  std::vector<BatchRecord> batch;
   std::vector<std::int64_t> next(kPartitions, 0);
   std::uint64_t commits_made = 0, keys_committed = 0, write_us = 0;
   CommitStats kinds;  // keys by kind over all commits
@@ -190,12 +192,13 @@ Result<Row> apply_from_memory(const Workload& w, Commits commits) {
       spdlog::info("bench: {} of {} events applied, {:.0f} events/s", i, w.items.size(),
                    static_cast<double>(i) / seconds_since(start));
     }
-    StockProjection::Writer projection(stock);
+    batch.clear();
     for (std::size_t j = i; j < std::min(i + kBatch, w.items.size()); ++j) {
       const auto& item = w.items[j];
-      ingest_and_project(applier, shards.at(item.partition.value), Offset{next[item.partition.value]++}, w.value(item),
-                         projection);
+      batch.push_back(BatchRecord{&shards.at(item.partition.value), Offset{next[item.partition.value]++}, w.value(item), {}});
     }
+    StockProjection::Writer projection(stock);
+    ingester.ingest_and_project(applier, batch, projection);  // as the pipeline takes a poll batch
     for (Shard* shard : shard_list) orders.publish(*shard);  // as the pipeline does after each poll batch
     // As the pipeline commits: the write of one commit overlaps the apply of the next events.
     if (committer && Clock::now() - last_commit >= std::chrono::milliseconds(100)) {

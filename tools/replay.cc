@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -98,36 +99,61 @@ Result<Replayed> replay_file(const FileReplayOptions& o, const std::atomic<bool>
     return Status::ok();
   };
 
-  // Records are applied in batches, as the pipeline applies a poll's records under one projection lock.
+  // Records are applied in batches, as the pipeline applies a poll's records under one projection lock
+  // and through the same BatchIngester. The reader's views last until its next record, so a batch's
+  // values are copied into one arena, each 8-byte aligned as decode() requires.
   constexpr std::size_t kBatchRecords = 10'000;
+  static_assert(kEventAlignment == sizeof(std::uint64_t));
+  struct Pending {
+    Shard* shard;
+    std::size_t word, size;
+  };
+  std::vector<std::uint64_t> arena;
+  std::vector<Pending> pending;
+  std::vector<BatchRecord> batch;
+  std::map<std::int32_t, std::int64_t> next;  // per partition: the offset of its next record in the batch
+  BatchIngester ingester;
   const auto start = Clock::now();
   auto last_commit = start, last_progress = start;
   std::uint64_t events = 0;
   std::size_t since_commit = 0;
   for (bool more = true; more && !stop.load(std::memory_order_relaxed);) {
+    arena.clear();
+    pending.clear();
+    for (std::size_t i = 0; i < kBatchRecords; ++i) {
+      auto record = reader.value()->next();
+      if (!record.is_ok()) return record.status();
+      if (!record.value()) {
+        more = false;
+        break;
+      }
+      const FileRecord& r = *record.value();
+      if (r.key.empty()) {
+        return Status::error(fmt::format("{}: offset {}: record {} has no key, so no partition: Kafka would have "
+                                         "put it on a random one",
+                                         o.path, r.offset, r.index + 1));
+      }
+      const PartitionId p =
+          partition_for_key({reinterpret_cast<const std::uint8_t*>(r.key.data()), r.key.size()}, o.partitions);
+      const std::size_t word = arena.size();
+      arena.resize(word + (r.value.size() + 7) / 8);
+      std::memcpy(arena.data() + word, r.value.data(), r.value.size());
+      pending.push_back({&shards.at(p.value), word, r.value.size()});
+    }
+    // Every record takes its shard's next offset, applied, duplicate or rejected alike.
+    batch.clear();
+    next.clear();
+    for (const Pending& rec : pending) {
+      auto [it, first] = next.try_emplace(rec.shard->partition().value, rec.shard->next_offset().value);
+      batch.push_back({rec.shard, Offset{it->second++},
+                       {reinterpret_cast<const std::uint8_t*>(arena.data() + rec.word), rec.size}, {}});
+    }
     {
       StockProjection::Writer projection(stock);
-      for (std::size_t i = 0; i < kBatchRecords; ++i) {
-        auto record = reader.value()->next();
-        if (!record.is_ok()) return record.status();
-        if (!record.value()) {
-          more = false;
-          break;
-        }
-        const FileRecord& r = *record.value();
-        if (r.key.empty()) {
-          return Status::error(fmt::format("{}: offset {}: record {} has no key, so no partition: Kafka would have "
-                                           "put it on a random one",
-                                           o.path, r.offset, r.index + 1));
-        }
-        const PartitionId p =
-            partition_for_key({reinterpret_cast<const std::uint8_t*>(r.key.data()), r.key.size()}, o.partitions);
-        Shard& shard = shards.at(p.value);
-        ingest_and_project(applier, shard, shard.next_offset(), r.value, projection);
-        ++events;
-        ++since_commit;
-      }
+      ingester.ingest_and_project(applier, batch, projection);
     }
+    events += batch.size();
+    since_commit += batch.size();
     const auto now = Clock::now();
     if (now - last_commit >= o.commit_interval || since_commit >= o.commit_events_max) {
       if (Status s = commit(); !s.is_ok()) return s;

@@ -3,7 +3,8 @@
 //
 // A file replay routes each record to a partition as Kafka's producers do (murmur2 of the key modulo
 // the partition count, connectors/kafka.h), numbers each partition's records from offset 0, and
-// sends them through the pipeline's own ingest path (ingest_and_project) with the same commits. So
+// sends them through the pipeline's own ingest path (BatchIngester, connectors/ingest_batch.h, in
+// batches of 10,000 records) with the same commits. So
 // a file produced to a topic of N partitions, and that file replayed with N partitions, give the
 // same per-partition digests and the same SHA-256, provided the topic held nothing else (and no
 // transaction markers, which take offsets too).
