@@ -32,8 +32,10 @@
 // Determinism: the projection is derived from the shards' state only (no clock); listings come
 // from ordered indexes, so the same state gives the same answers whatever order it was fed in.
 //
-// Thread-safety: one writer (the pipeline thread: publish() and rebuild() take the exclusive lock)
-// and any number of concurrent readers.
+// Thread-safety: one writer (the pipeline thread: publish() and rebuild() take the lock) and any
+// number of readers. The lock is a PiMutex, as the stock and performance projections' are: a query
+// on the real-time HTTP thread that waits for the writer lends it its priority (engine/pi_mutex.h),
+// and readers exclude each other (there is one HTTP thread).
 #pragma once
 
 #include <absl/container/btree_map.h>
@@ -42,12 +44,12 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "engine/ledger.h"
+#include "engine/pi_mutex.h"
 #include "projections/scope.h"
 
 namespace qudao {
@@ -110,7 +112,7 @@ class OrderProjection {
   std::uint32_t region_index(const std::string& region);
   OrderStatus status_of(const OrderKey& key, const Entry& e) const;
 
-  mutable std::shared_mutex mutex_;
+  mutable PiMutex mutex_;
   absl::btree_map<OrderKey, Entry> orders_;
   // (store, order id, partition) and (store, state, order id, partition): a store's listing, with
   // and without a state, costs O(log n + page) whatever the store's other orders.
