@@ -415,43 +415,35 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
 }
 
 namespace {
-// The stored value of one key; nothing if absent. Fatal on an I/O error (see read_order in store.h).
-std::optional<std::string> get_or_die(rocksdb::DB& db, const std::string& key, const std::string& path) {
+// An evicted entry read back by its id: nothing if absent. Fatal on an I/O error or a value that
+// does not decode (see read_order in store.h): the engine cannot apply without it.
+template <typename Entry, typename Id, typename Decode>
+std::optional<Entry> read_entry_or_die(rocksdb::DB& db, char prefix, PartitionId p, Id id, Decode decode,
+                                       std::string_view what, const std::string& path) {
+  std::string key = partition_key(prefix, p);
+  codec::put_be<std::uint64_t>(key, id.value);
   std::string value;
   const rocksdb::Status s = db.Get(rocksdb::ReadOptions(), key, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) {
-    spdlog::critical("store {}: reading an evicted entry back: {}", path, s.ToString());
+    spdlog::critical("store {}: reading an evicted {} back: {}", path, what, s.ToString());
     std::abort();
   }
-  return value;
+  std::optional<Entry> entry = decode(value);
+  if (!entry) {
+    spdlog::critical("store {}: corrupt {} {}", path, what, id.value);
+    std::abort();
+  }
+  return entry;
 }
 }  // namespace
 
 std::optional<Order> Store::read_order(PartitionId p, OrderId id) {
-  std::string key = partition_key(kOrderKey, p);
-  codec::put_be<std::uint64_t>(key, id.value);
-  const std::optional<std::string> v = get_or_die(*db_, key, options_.path);
-  if (!v) return std::nullopt;
-  std::optional<Order> o = decode_order(*v);
-  if (!o) {
-    spdlog::critical("store {}: corrupt order {}", options_.path, id.value);
-    std::abort();
-  }
-  return o;
+  return read_entry_or_die<Order>(*db_, kOrderKey, p, id, decode_order, "order", options_.path);
 }
 
 std::optional<Shipment> Store::read_shipment(PartitionId p, ShipmentId id) {
-  std::string key = partition_key(kShipmentKey, p);
-  codec::put_be<std::uint64_t>(key, id.value);
-  const std::optional<std::string> v = get_or_die(*db_, key, options_.path);
-  if (!v) return std::nullopt;
-  std::optional<Shipment> s = decode_shipment(*v);
-  if (!s) {
-    spdlog::critical("store {}: corrupt shipment {}", options_.path, id.value);
-    std::abort();
-  }
-  return s;
+  return read_entry_or_die<Shipment>(*db_, kShipmentKey, p, id, decode_shipment, "shipment", options_.path);
 }
 
 Status Store::write(PreparedCommit& c) {
