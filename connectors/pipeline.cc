@@ -1,7 +1,11 @@
 #include "connectors/pipeline.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
+#include <string_view>
 #include <thread>
 
 #include "engine/crash_point.h"
@@ -179,8 +183,18 @@ Pipeline::Pipeline(Store& store, KafkaSource& source, StockProjection& stock, Pi
 
 Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& source, StockProjection& stock,
                                                  PipelineOptions options, Relay* relay) {
+  // Each start-up phase is logged with its wall time: on a large store the start is the rebuild
+  // of memory from RocksDB, and an operator waiting for the API should see where it is.
+  auto phase_start = std::chrono::steady_clock::now();
+  auto phase_done = [&](std::string_view what) {
+    const auto now = std::chrono::steady_clock::now();
+    spdlog::info("start: {} in {:.2f} s", what, std::chrono::duration<double>(now - phase_start).count());
+    phase_start = now;
+  };
   auto shards = store.load(options.dedup_window_events);
   if (!shards.is_ok()) return shards.status();
+  phase_done(fmt::format("{} shards loaded from the store", shards.value().size()));
+  std::size_t balances = 0;
   {
     StockProjection::Writer projection(stock);
     std::vector<Posting> rebuilt;
@@ -188,14 +202,25 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
       shard.for_each_location([&](LocationId id, const LocationInfo& info) { projection.define_location(id, info, PartitionId{p}); });
       rebuilt.clear();
       shard.for_each_balance([&](const Account& a, Quantity q) { rebuilt.push_back({a, q}); });
+      // By location, then sku: the projection's entries are per location with their skus in order,
+      // so this order touches each location once and appends to its sku map; the shard's order
+      // (sku-major, in hash order) cost a cache miss or more per balance (13 s of a 39 s start with
+      // 6M balances, on a loaded machine).
+      std::sort(rebuilt.begin(), rebuilt.end(), [](const Posting& a, const Posting& b) {
+        return std::tie(a.account.location, a.account.sku) < std::tie(b.account.location, b.account.sku);
+      });
       projection.project(rebuilt);
+      balances += rebuilt.size();
       HistoryReader history = store.history_reader();
       if (Status s = rebuild_sold_window(history, shard, projection); !s.is_ok()) return s;
     }
   }
+  phase_done(fmt::format("stock projection rebuilt from {} balances and the sold window", balances));
   std::unique_ptr<Pipeline> pipeline(new Pipeline(store, source, stock, options, shards.take(), relay));
   for (auto& [p, shard] : pipeline->shards_) pipeline->performance_.rebuild(shard);
+  phase_done("performance projection rebuilt");
   for (auto& [p, shard] : pipeline->shards_) pipeline->orders_.rebuild(shard);
+  phase_done("order projection rebuilt");
   pipeline->publish_stats();
   return pipeline;
 }

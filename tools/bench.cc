@@ -710,6 +710,7 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
 
   SimulateOptions options = SimulateOptions::preset(args.preset);
   options.seed = 7;
+  if (args.days > 0) options.days = args.days;
   spdlog::info("bench: generating the {} workload (seed {}, {} regions, {} skus, {} days)", args.preset, options.seed,
                options.regions, options.skus, options.days);
   Workload workload;

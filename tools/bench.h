@@ -41,6 +41,7 @@ struct BenchArgs {
   int visible_seconds = 10;              // how long the visible and post rows produce
   double query_ingest_rate_events_per_s = 0;  // the query70 row; 0: 70 % of this run's ingest row
   int query_seconds = 20;                     // the query70 row's window (after its warm-up), at most
+  int days = 0;  // days of the simulated channel; 0: the preset's (more days: more events, same channel)
 };
 
 int run_bench(const BenchArgs& args, const std::atomic<bool>& stop);

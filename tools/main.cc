@@ -264,6 +264,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 10'000'000.0));
   bench_cmd->add_option("--query-seconds", bench.query_seconds, "the query70 row's window, after 3 s of warm-up (shorter if the workload runs out)")
       ->capture_default_str()->check(CLI::Range(1, 3600));
+  bench_cmd->add_option("--days", bench.days,
+                        "days of the simulated channel instead of the preset's (the same channel over a longer log:\n"
+                        "--preset medium --days 300 is ~10M events, for the restart and replay rows at that size)")
+      ->check(CLI::Range(1, 3650));
   bench_cmd->add_option("--visible-seconds", bench.visible_seconds, "how long the visible and post rows produce")
       ->capture_default_str()->check(CLI::Range(1, 3600));
 
