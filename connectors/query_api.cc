@@ -356,12 +356,12 @@ std::vector<ApiRoute> api_routes() {
 }
 
 HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
-                                const AccessTokens& tokens, EventIngest* ingest) {
+                                const AccessTokens& tokens, EventIngest* ingest, ForecastServiceOptions forecast_options) {
   std::vector<std::string_view> paths;
   for (const ApiRoute& r : api_routes()) paths.push_back(r.path);
   auto latency = std::make_shared<QueryLatency>(paths);
   // Shared by the copies of the handler; its worker stops with the last copy.
-  auto forecast = std::make_shared<ForecastService>(store, pipeline);
+  auto forecast = std::make_shared<ForecastService>(store, pipeline, forecast_options);
   // The answer, or for POST /v1/events and the forecast endpoints that passed every check, the
   // principal to answer for later.
   using Routed = std::variant<HttpResponse, const Principal*>;

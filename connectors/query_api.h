@@ -66,6 +66,7 @@
 #include <vector>
 
 #include "connectors/access.h"
+#include "connectors/forecast_api.h"
 #include "connectors/http_server.h"
 #include "connectors/ingest_api.h"
 #include "connectors/pipeline.h"
@@ -86,6 +87,7 @@ std::vector<ApiRoute> api_routes();
 // The handler reads the objects it is given for as long as it is called; they must outlive it.
 // Without `ingest`, POST /v1/events answers 503 (not configured).
 HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
-                                const AccessTokens& tokens, EventIngest* ingest = nullptr);
+                                const AccessTokens& tokens, EventIngest* ingest = nullptr,
+                                ForecastServiceOptions forecast = {});
 
 }  // namespace qudao

@@ -61,6 +61,8 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
       args.terminal_kept_max < 0 ? kTerminalKeptAll : static_cast<std::size_t>(args.terminal_kept_max);
   o.dispatch_topic = args.dispatch_topic;
   o.dead_letter_topic = args.dead_letter_topic;
+  o.ingest_delivery_timeout = std::chrono::milliseconds(args.ingest_delivery_timeout_ms);
+  o.forecast_refresh_interval = std::chrono::seconds(args.forecast_refresh_s);
   auto service = Service::open(o);
   if (!service.is_ok()) {
     spdlog::error("{}", service.status().message());

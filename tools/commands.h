@@ -37,6 +37,9 @@ struct ServeArgs {
   std::int64_t terminal_kept_max = static_cast<std::int64_t>(kTerminalKeptMaxDefault);  // -1: keep all
   std::string dispatch_topic;     // empty: <topic>.dispatch
   std::string dead_letter_topic;  // empty: <topic>.dead-letters
+  std::int64_t ingest_delivery_timeout_ms = ServiceOptions{}.ingest_delivery_timeout.count();
+  std::int64_t forecast_refresh_s =
+      std::chrono::duration_cast<std::chrono::seconds>(kForecastRefreshIntervalDefault).count();
 };
 
 struct SimulateArgs {

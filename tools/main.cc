@@ -141,6 +141,12 @@ int main(int argc, char** argv) {
                         "where paid orders' DispatchRequested events go, keyed by warehouse id (default: <topic>.dispatch)");
   serve_cmd->add_option("--dead-letter-topic", serve.dead_letter_topic,
                         "where rejected records go, original bytes, reason in headers (default: <topic>.dead-letters)");
+  serve_cmd->add_option("--ingest-delivery-timeout-ms", serve.ingest_delivery_timeout_ms,
+                        "POST /v1/events: how long a request waits for the broker's acknowledgement (acks=all) before a 503")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{100}, std::int64_t{300'000}));
+  serve_cmd->add_option("--forecast-refresh-s", serve.forecast_refresh_s,
+                        "the served forecast is recomputed from the committed state at most this often while events arrive")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{1}, std::int64_t{86'400}));
   serve_cmd->add_option("--sync", serve.sync, "fsync each commit (survives power loss) or not (survives kill -9)")
       ->capture_default_str()->check(CLI::IsMember({"fsync", "none"}));
 

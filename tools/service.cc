@@ -43,7 +43,8 @@ Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options) {
   if (!ingest.is_ok()) return ingest.status();
   s->ingest_ = ingest.take();
   auto http = HttpServer::start(options.http,
-                                make_query_api(s->stock_, *s->pipeline_, *s->store_, s->tokens_, s->ingest_.get()));
+                                make_query_api(s->stock_, *s->pipeline_, *s->store_, s->tokens_, s->ingest_.get(),
+                                               ForecastServiceOptions{options.forecast_refresh_interval}));
   if (!http.is_ok()) return http.status();
   s->http_ = http.take();
   return s;

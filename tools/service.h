@@ -5,10 +5,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "connectors/access.h"
+#include "connectors/forecast_api.h"
 #include "connectors/http_server.h"
 #include "connectors/ingest_api.h"
 #include "connectors/kafka.h"
@@ -36,6 +38,8 @@ struct ServiceOptions {
   int output_partitions = 8;
   // POST /v1/events: how long a request waits for Kafka's acknowledgement before a 503.
   std::chrono::milliseconds ingest_delivery_timeout{10'000};
+  // The served forecast: recomputed from the committed state at most this often while events arrive.
+  std::chrono::milliseconds forecast_refresh_interval = kForecastRefreshIntervalDefault;
 };
 
 class Service {
