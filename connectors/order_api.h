@@ -10,15 +10,26 @@
 //   GET /v1/orders?store=ID[&state=S][&cursor=C][&limit=N]
 //       the store's orders by id (only those in state S if given), without their shipments; paged:
 //       limit 1..kOrdersPageMax (default kPageDefault), cursor = next_cursor of the previous page.
+//   GET /v1/orders?placed_by=PARTY[&state=S][&cursor=C][&limit=N]
+//       the orders PARTY placed (OrderPlaced.placed_by: a distributor's 代下单 for its stores, or a
+//       store's own), for stores in the token's regions, by (order id, partition), paged likewise.
+//   GET /v1/orders?region=R[&state=S][&cursor=C][&limit=N]
+//       the orders of the stores in region R, likewise.
+//   Give exactly one of id, store, placed_by and region. The cursor of a store listing is an order
+//   id; that of a placed_by or region listing "ID.PARTITION" (their orders may span partitions).
+//   `distributor=` (the orders of a distributor's assigned stores) is not built: 400 saying so.
 //
 // Every answer has `as_of` (projections/orders.h): the partition, its next offset and event time
-// that the order state includes. The data is the order projection the pipeline keeps on its
+// that the order state includes (a placed_by or region listing: one per partition its page's
+// orders come from). The data is the order projection the pipeline keeps on its
 // applying thread (projections/orders.h says why not RocksDB): a request reads memory only.
 //
-// An order whose store is outside the token's regions answers 404 exactly like an unknown id, and
-// a store outside them like an unknown store: the scope is passed into the projections' lookups
-// (OrderProjection::order, store_orders; StockProjection::locate for the store). Bad parameters
-// answer 400 naming the parameter.
+// An order whose store is outside the token's regions answers 404 exactly like an unknown id, a
+// store outside them like an unknown store, a region outside them like an unknown region, and a
+// placer with no order for a store in them like one that placed none: the scope is passed into
+// the projections' lookups (OrderProjection::order, store_orders, region_orders, placed_orders;
+// StockProjection::locate for the store, region_totals for a region without orders). Bad
+// parameters answer 400 naming the parameter.
 #pragma once
 
 #include "connectors/access.h"

@@ -21,6 +21,8 @@
 //                                                      (proxy), deadline, due/paid fen, lines, shipments, as_of
 //   GET /v1/orders?store=ID[&state=S][&cursor=C][&limit=N]
 //                                        hq, regional  a store's orders by id (connectors/order_api.h)
+//   GET /v1/orders?placed_by=PARTY|region=R[&state=S][&cursor=C][&limit=N]
+//                                        hq, regional  the orders a party placed, or a region's, in scope
 //   GET /v1/dead-letters?partition=P[&from=OFFSET|&cursor=C][&limit=N]
 //                                        hq            rejected records: reason, field, original bytes
 //   POST /v1/events[?region=REGION]      ingest        events as JSON to the events topic: 202 with their

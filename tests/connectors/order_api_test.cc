@@ -1,7 +1,8 @@
 // GET /v1/orders over real HTTP, served from a store in a temp dir (no broker,
 // tests/connectors/api_fixture.h) holding the order story of tests/projections/order_story.h: every
-// role × region, another region's order or store answering as an unknown one, each state's answer,
-// shipments, a proxy order expired by event time, listings by state and cursor, and bad parameters.
+// role × region, another region's order, store, region or placer answering as an unknown one, each
+// state's answer, shipments, a proxy order expired by event time, store, region and placer
+// listings by state and cursor, and bad parameters.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -18,7 +19,7 @@ namespace {
 constexpr std::uint64_t kEastOrder = 31, kWestOrder = 34, kNoSuchOrder = 999;
 
 struct OrderApi : ApiFixture {
-  OrderApi() : ApiFixture(HttpOptions{}, order_story().events) {}
+  explicit OrderApi(std::vector<Bytes> events = order_story().events) : ApiFixture(HttpOptions{}, std::move(events)) {}
   json get(const std::string& target, const char* token = kTestHqToken) const {
     const HttpReply r = http_get(port(), target, token);
     INFO("GET " << target << ": " << r.body);
@@ -29,6 +30,37 @@ struct OrderApi : ApiFixture {
 
 std::string order(std::uint64_t id) { return fmt::format("/v1/orders?id={}", id); }
 std::string store(std::uint64_t id, const std::string& more = "") { return fmt::format("/v1/orders?store={}{}", id, more); }
+std::string region(const std::string& name, const std::string& more = "") {
+  return fmt::format("/v1/orders?region={}{}", name, more);
+}
+std::string placed_by(std::uint64_t party, const std::string& more = "") {
+  return fmt::format("/v1/orders?placed_by={}{}", party, more);
+}
+
+// The order story and order 41: distributor 101 (East's) places an order for West store 4 too.
+std::vector<Bytes> story_with_cross_region_order() {
+  std::vector<Bytes> events = order_story().events;
+  EventWriter w;
+  const Header h{EventId{9, 1}, TimeMs{kT0 + 3 * kDayLengthMs}, "test"};
+  events.push_back(copy(w.order_placed(h, OrderId{41}, LocationId{kWestStore}, kStoryDistributor, LocationId{0},
+                                       TimeMs{kT0 + 10 * kDayLengthMs}, std::vector{PricedLine{SkuId{1}, Quantity{1}, Fen{500}}})));
+  return events;
+}
+
+// Every page of a listing, `limit` at a time, following next_cursor: the order ids listed.
+std::vector<std::uint64_t> all_pages(const OrderApi& api, const std::string& target, std::size_t limit, const char* token) {
+  std::vector<std::uint64_t> out;
+  std::string cursor;
+  for (int pages = 0; pages < 100; ++pages) {
+    const json page = api.get(fmt::format("{}&limit={}{}", target, limit, cursor), token);
+    CHECK(page["orders"].size() <= limit);
+    for (const json& o : page["orders"]) out.push_back(o["order"]);
+    if (page["next_cursor"].is_null()) return out;
+    cursor = "&cursor=" + page["next_cursor"].get<std::string>();
+  }
+  FAIL("a listing that does not end");
+  return out;
+}
 
 std::vector<std::uint64_t> ids(const json& page) {
   std::vector<std::uint64_t> out;
@@ -51,7 +83,16 @@ TEST_CASE("order api: every role and region answers as the access table says; an
       {store(kWestStore, "&state=placed"),    200, 404, 200, 403, 403, 401},
       {store(kNoSuchLocation),                404, 404, 404, 403, 403, 401},
       {store(kNorthWarehouse),                200, 404, 404, 403, 403, 401},  // a location without orders
+      {region("East"),                        200, 200, 404, 403, 403, 401},
+      {region("West", "&state=placed"),       200, 404, 200, 403, 403, 401},
+      {region("North"),                       200, 404, 404, 403, 403, 401},  // a region without orders
+      {region("Nowhere"),                     404, 404, 404, 403, 403, 401},
+      {placed_by(kStoryDistributor),          200, 200, 404, 403, 403, 401},  // East's distributor
+      {placed_by(kWestStore),                 200, 404, 200, 403, 403, 401},  // West store 4's own orders
+      {placed_by(kWestDistributor),           404, 404, 404, 403, 403, 401},  // registered, placed nothing
+      {placed_by(kNoSuchParty),               404, 404, 404, 403, 403, 401},
       {"/v1/orders",                          400, 400, 400, 403, 403, 401},
+      {"/v1/orders?region=East&store=2",      400, 400, 400, 403, 403, 401},
   });
   const HttpReply other = http_get(api.port(), order(kWestOrder), kTestEastToken);
   const HttpReply unknown = http_get(api.port(), order(kNoSuchOrder), kTestEastToken);
@@ -59,6 +100,72 @@ TEST_CASE("order api: every role and region answers as the access table says; an
   CHECK(unknown.json()["error"] == fmt::format("order {} not found", kNoSuchOrder));
   CHECK(http_get(api.port(), store(kWestStore), kTestEastToken).json()["error"] ==
         fmt::format("store {} not found", kWestStore));
+  // Another region's region and placer read as unknown ones: the same body but for the name or id.
+  CHECK(http_get(api.port(), region("West"), kTestEastToken).json()["error"] == "region West not found");
+  CHECK(http_get(api.port(), region("Nowhere"), kTestEastToken).json()["error"] == "region Nowhere not found");
+  CHECK(http_get(api.port(), placed_by(kWestStore), kTestEastToken).json()["error"] ==
+        fmt::format("placed_by {} not found: no orders placed by it", kWestStore));
+  CHECK(http_get(api.port(), placed_by(kNoSuchParty), kTestEastToken).json()["error"] ==
+        fmt::format("placed_by {} not found: no orders placed by it", kNoSuchParty));
+}
+
+TEST_CASE("order api: a region's orders list by id across its stores, by state, and page with next_cursor") {
+  OrderApi api;
+  const json all = api.get(region("East"), kTestEastToken);
+  CHECK(ids(all) == std::vector<std::uint64_t>{1, 31, 32, 33, 35});
+  CHECK(all["region"] == "East");
+  CHECK(all["state"] == nullptr);
+  CHECK(all["next_cursor"] == nullptr);
+  CHECK(all["orders"][0]["region"] == "East");
+  CHECK(all["orders"][1]["shipments_total"] == 2);
+  CHECK_FALSE(all["orders"][1].contains("shipments"));
+  // The position of each partition the page's orders come from: here partition 0 only.
+  const json status = api.get("/v1/status");
+  REQUIRE(all["as_of"].size() == 1);
+  CHECK(all["as_of"][0]["partition"] == 0);
+  CHECK(all["as_of"][0]["next_offset"] == status["partitions"][0]["next_offset"]);
+
+  const json first = api.get(region("East", "&limit=2"));
+  CHECK(ids(first) == std::vector<std::uint64_t>{1, 31});
+  CHECK(first["next_cursor"] == "31.0");  // order id and partition
+  CHECK(ids(api.get(region("East", "&limit=2&cursor=31.0"))) == std::vector<std::uint64_t>{32, 33});
+  CHECK(ids(api.get(region("East", "&limit=2&cursor=31"))) == std::vector<std::uint64_t>{32, 33});
+  for (std::size_t limit : {1, 2, 4, 5, 6}) {
+    CHECK(all_pages(api, region("East"), limit, kTestHqToken) == std::vector<std::uint64_t>{1, 31, 32, 33, 35});
+  }
+  CHECK(ids(api.get(region("East", "&state=placed"))) == std::vector<std::uint64_t>{35});
+  CHECK(ids(api.get(region("East", "&state=paid"))) == std::vector<std::uint64_t>{1});
+  CHECK(api.get(region("East", "&state=expired"))["state"] == "expired");
+  CHECK(ids(api.get(region("West"), kTestWestToken)) == std::vector<std::uint64_t>{2, 34});
+  // A region with locations and no orders lists none; its page has no partition to show.
+  const json north = api.get(region("North"));
+  CHECK(north["orders"] == json::array());
+  CHECK(north["as_of"] == json::array());
+  CHECK(north["next_cursor"] == nullptr);
+}
+
+TEST_CASE("order api: a placer's orders list across regions, only those of the token's regions; its own orders for a store") {
+  OrderApi api(story_with_cross_region_order());
+  CHECK(ids(api.get(placed_by(kStoryDistributor))) == std::vector<std::uint64_t>{33, 35, 41});
+  CHECK(ids(api.get(placed_by(kStoryDistributor), kTestEastToken)) == std::vector<std::uint64_t>{33, 35});
+  CHECK(ids(api.get(placed_by(kStoryDistributor), kTestWestToken)) == std::vector<std::uint64_t>{41});
+  const json page = api.get(placed_by(kStoryDistributor, "&limit=2"));
+  CHECK(page["placed_by"] == kStoryDistributor);
+  CHECK(page["next_cursor"] == "35.0");
+  CHECK(ids(api.get(placed_by(kStoryDistributor, "&limit=2&cursor=35.0"))) == std::vector<std::uint64_t>{41});
+  for (const json& o : page["orders"]) {
+    CHECK(o["proxy"] == true);
+    CHECK(o["placed_by"] == kStoryDistributor);
+  }
+  for (std::size_t limit : {1, 2, 3}) {
+    CHECK(all_pages(api, placed_by(kStoryDistributor), limit, kTestHqToken) == std::vector<std::uint64_t>{33, 35, 41});
+  }
+  CHECK(ids(api.get(placed_by(kStoryDistributor, "&state=placed"))) == std::vector<std::uint64_t>{35, 41});
+  CHECK(ids(api.get(placed_by(kStoryDistributor, "&state=expired"), kTestEastToken)) == std::vector<std::uint64_t>{33});
+  // Known in West, none expired there: an empty page, not a 404.
+  CHECK(api.get(placed_by(kStoryDistributor, "&state=expired"), kTestWestToken)["orders"] == json::array());
+  // A store's own orders are placed by the store.
+  CHECK(ids(api.get(placed_by(kEastStore))) == std::vector<std::uint64_t>{1, 31, 32});
 }
 
 TEST_CASE("order api: an order received in two shipments shows its lines, payments, shipments and position") {
@@ -136,7 +243,7 @@ TEST_CASE("order api: a store's orders list by id, by state, and page with next_
 TEST_CASE("order api: bad parameters answer 400 naming the parameter") {
   OrderApi api;
   for (const auto& [target, names] : std::vector<std::pair<std::string, std::string>>{
-           {"/v1/orders", "id or store: required"},
+           {"/v1/orders", "id, store, placed_by or region: required"},
            {"/v1/orders?id=x", "id"},
            {"/v1/orders?id=-1", "id"},
            {"/v1/orders?store=2&id=31", "id and store"},
@@ -146,6 +253,20 @@ TEST_CASE("order api: bad parameters answer 400 naming the parameter") {
            {"/v1/orders?store=2&limit=0", "limit: expected 1 to 1000"},
            {"/v1/orders?store=2&limit=1001", "limit"},
            {"/v1/orders?store=2&cursor=x", "cursor"},
+           {"/v1/orders?store=2&region=East", "store and region: give one"},
+           {"/v1/orders?placed_by=101&region=East", "placed_by and region: give one"},
+           {"/v1/orders?store=2&placed_by=101&region=East", "store, placed_by and region: give one"},
+           {"/v1/orders?id=31&placed_by=101", "id and placed_by"},
+           {"/v1/orders?placed_by=x", "placed_by: expected a non-negative integer"},
+           {"/v1/orders?region=", "region: must not be empty"},
+           {"/v1/orders?region=East&state=shipped", "state: expected one of placed"},
+           {"/v1/orders?placed_by=101&state=Paid", "state: expected one of placed"},
+           {"/v1/orders?region=East&limit=0", "limit: expected 1 to 1000"},
+           {"/v1/orders?placed_by=101&limit=1001", "limit: expected 1 to 1000"},
+           {"/v1/orders?region=East&cursor=31.x", "cursor"},
+           {"/v1/orders?region=East&cursor=31.-1", "cursor"},
+           {"/v1/orders?placed_by=101&cursor=.0", "cursor"},
+           {"/v1/orders?distributor=101", "distributor: not built"},
        }) {
     const HttpReply r = http_get(api.port(), target, kTestHqToken);
     INFO(target << ": " << r.body);

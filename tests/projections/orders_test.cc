@@ -1,6 +1,7 @@
 // The order projection fed as the pipeline feeds it (publish after applying): every state an order
 // goes through, its shipments, a proxy order expiring by event time, the region scope inside the
-// lookups, store listings by state and cursor, and the same answers from a rebuild on start.
+// lookups, store, region and placer listings by state and cursor (the latter two across two
+// partitions holding the same order id), and the same answers from a rebuild on start.
 #include "projections/orders.h"
 
 #include <doctest/doctest.h>
@@ -46,6 +47,59 @@ struct Channel {
 std::vector<std::uint64_t> ids(const OrdersPage& page) {
   std::vector<std::uint64_t> out;
   for (const OrderStatus& s : page.orders) out.push_back(s.id.value);
+  return out;
+}
+
+using Key = std::pair<std::uint64_t, std::int32_t>;  // (order id, partition)
+using Keys = std::vector<Key>;
+
+Keys keys(const std::optional<OrdersPage>& page) {
+  REQUIRE(page.has_value());
+  Keys out;
+  for (const OrderStatus& s : page->orders) out.emplace_back(s.id.value, s.as_of.partition.value);
+  return out;
+}
+
+// A second partition feeding the same projection, with East store 12 and West store 14: order 7
+// (store 12's own), order 31 (the id partition 0 has too; placed by distributor 101 for store 12)
+// and order 40 (101 for West store 14), all placed; an order id is unique within its shard only.
+struct SecondPartition {
+  Shard shard{PartitionId{1}};
+  Applier applier;
+  Events ev;
+  std::int64_t offset = 0;
+
+  explicit SecondPartition(OrderProjection& projection) {
+    EventWriter& w = ev.writer();
+    const TimeMs deadline{kT0 + 10 * kDayLengthMs};
+    auto placed = [&](std::uint64_t id, std::uint64_t store, std::uint64_t placed_by) {
+      return copy(w.order_placed(ev.next(), OrderId{id}, LocationId{store}, placed_by, LocationId{0}, deadline,
+                                 std::vector{PricedLine{SkuId{1}, Quantity{1}, Fen{500}}}));
+    };
+    for (const Bytes& b : {ev.location(12, fb::LocationKind::Store, "East"), ev.location(14, fb::LocationKind::Store, "West"),
+                           placed(7, 12, 12), placed(31, 12, kStoryDistributor), placed(40, 14, kStoryDistributor)}) {
+      REQUIRE(applier.ingest(shard, Offset{offset++}, b).outcome == RecordOutcome::applied);
+      projection.publish(shard);
+    }
+  }
+};
+
+// Every page of a listing, `limit` at a time, following next: the keys in the order listed.
+template <class List>
+Keys all_pages(List list, std::size_t limit) {
+  Keys out;
+  std::optional<OrderCursor> after;
+  for (int pages = 0; pages < 100; ++pages) {
+    const std::optional<OrdersPage> page = list(after, limit);
+    const Keys got = keys(page);
+    CHECK(got.size() <= limit);
+    out.insert(out.end(), got.begin(), got.end());
+    if (!page->next) return out;
+    CHECK(page->next->order.value == got.back().first);
+    CHECK(page->next->partition.value == got.back().second);
+    after = page->next;
+  }
+  FAIL("a listing that does not end");
   return out;
 }
 
@@ -156,6 +210,88 @@ TEST_CASE("orders projection: another region's order is not found, like an unkno
   CHECK(received.orders[0].shipments.empty());
 }
 
+TEST_CASE("orders projection: a region's orders list by (order id, partition) across partitions, by state, and page with a cursor") {
+  Channel c;
+  for (const Bytes& b : order_story().events) c.feed(b);
+  SecondPartition p1(c.projection);
+  auto east = [&](std::optional<OrderState> state, const RegionScope& scope = kAll) {
+    return c.projection.region_orders("East", state, scope, std::nullopt, kOrdersPageMax);
+  };
+  const Keys all_east{{7, 1}, {31, 0}, {31, 1}, {32, 0}, {33, 0}, {35, 0}};
+  CHECK(keys(east(std::nullopt)) == all_east);
+  CHECK(keys(east(std::nullopt, kEast)) == all_east);
+  CHECK(keys(c.projection.region_orders("West", std::nullopt, kWest, std::nullopt, 100)) == Keys{{34, 0}, {40, 1}});
+  // Each state is its own run: an order that moved on is listed in its new state only.
+  CHECK(keys(east(OrderState::placed)) == Keys{{7, 1}, {31, 1}, {35, 0}});
+  CHECK(keys(east(OrderState::received)) == Keys{{31, 0}});
+  CHECK(keys(east(OrderState::cancelled)) == Keys{{32, 0}});
+  CHECK(keys(east(OrderState::expired)) == Keys{{33, 0}});
+  CHECK(keys(east(OrderState::paid)).empty());
+  // Another region's, and a region without orders, are not found alike.
+  CHECK_FALSE(east(std::nullopt, kWest).has_value());
+  CHECK_FALSE(c.projection.region_orders("West", std::nullopt, kEast, std::nullopt, 100).has_value());
+  CHECK_FALSE(c.projection.region_orders("North", std::nullopt, kAll, std::nullopt, 100).has_value());
+
+  // Pages of every size list the same orders once each, in order; the cursor of (31, 0) goes on
+  // with (31, 1), and a cursor of the id alone goes past it on every partition.
+  for (std::size_t limit = 1; limit <= all_east.size() + 1; ++limit) {
+    INFO("limit " << limit);
+    CHECK(all_pages([&](auto after, std::size_t n) { return c.projection.region_orders("East", std::nullopt, kEast, after, n); },
+                    limit) == all_east);
+  }
+  const auto first = c.projection.region_orders("East", std::nullopt, kAll, std::nullopt, 2);
+  CHECK(keys(first) == Keys{{7, 1}, {31, 0}});
+  REQUIRE(first->next.has_value());
+  CHECK(keys(c.projection.region_orders("East", std::nullopt, kAll, first->next, 2)) == Keys{{31, 1}, {32, 0}});
+  CHECK(keys(c.projection.region_orders("East", std::nullopt, kAll, OrderCursor{OrderId{31}}, 2)) == Keys{{32, 0}, {33, 0}});
+  const auto last = c.projection.region_orders("East", std::nullopt, kAll, OrderCursor{OrderId{33}, PartitionId{0}}, 2);
+  CHECK(keys(last) == Keys{{35, 0}});
+  CHECK_FALSE(last->next.has_value());
+  CHECK(keys(c.projection.region_orders("East", std::nullopt, kAll, OrderCursor{OrderId{35}}, 2)).empty());
+  // A listing row counts its shipments without copying them.
+  const auto received = east(OrderState::received);
+  CHECK(received->orders[0].shipments_total == 2);
+  CHECK(received->orders[0].shipments.empty());
+}
+
+TEST_CASE("orders projection: a placer's orders list across its regions within the scope; one without orders in scope is not found") {
+  Channel c;
+  for (const Bytes& b : order_story().events) c.feed(b);
+  SecondPartition p1(c.projection);
+  const PartyId distributor{kStoryDistributor};
+  auto placed = [&](PartyId by, std::optional<OrderState> state, const RegionScope& scope) {
+    return c.projection.placed_orders(by, state, scope, std::nullopt, kOrdersPageMax);
+  };
+  // 101 placed orders for East store 2 (partition 0), East store 12 and West store 14 (partition 1).
+  const Keys all{{31, 1}, {33, 0}, {35, 0}, {40, 1}};
+  CHECK(keys(placed(distributor, std::nullopt, kAll)) == all);
+  CHECK(keys(placed(distributor, std::nullopt, kEast)) == Keys{{31, 1}, {33, 0}, {35, 0}});
+  CHECK(keys(placed(distributor, std::nullopt, kWest)) == Keys{{40, 1}});
+  CHECK(keys(placed(distributor, std::nullopt, RegionScope::only({"West", "North", "East"}))) == all);
+  CHECK(keys(placed(distributor, OrderState::placed, kAll)) == Keys{{31, 1}, {35, 0}, {40, 1}});
+  CHECK(keys(placed(distributor, OrderState::expired, kEast)) == Keys{{33, 0}});
+  CHECK(keys(placed(distributor, OrderState::expired, kWest)).empty());  // known in West, none expired
+  CHECK(keys(placed(distributor, OrderState::received, kAll)).empty());
+  // A store's own orders are placed by the store.
+  CHECK(keys(placed(PartyId{2}, std::nullopt, kEast)) == Keys{{31, 0}, {32, 0}});
+  CHECK(keys(placed(PartyId{4}, std::nullopt, kWest)) == Keys{{34, 0}});
+  // Placed only in another region, or nothing at all: not found, one answer.
+  CHECK_FALSE(placed(PartyId{4}, std::nullopt, kEast).has_value());
+  CHECK_FALSE(placed(PartyId{4}, OrderState::placed, kEast).has_value());
+  CHECK_FALSE(placed(PartyId{999}, std::nullopt, kAll).has_value());
+  CHECK_FALSE(placed(distributor, std::nullopt, RegionScope::only({"North"})).has_value());
+  CHECK_FALSE(placed(distributor, std::nullopt, RegionScope::only({})).has_value());
+
+  for (std::size_t limit = 1; limit <= all.size() + 1; ++limit) {
+    INFO("limit " << limit);
+    CHECK(all_pages([&](auto after, std::size_t n) { return c.projection.placed_orders(distributor, std::nullopt, kAll, after, n); },
+                    limit) == all);
+    CHECK(all_pages([&](auto after, std::size_t n) {
+            return c.projection.placed_orders(distributor, OrderState::placed, kAll, after, n);
+          }, limit) == Keys{{31, 1}, {35, 0}, {40, 1}});
+  }
+}
+
 TEST_CASE("orders projection: a rebuild from the shard on start answers as publishing after every event did") {
   Channel c;
   for (const Bytes& b : order_story().events) c.feed(b);
@@ -171,6 +307,17 @@ TEST_CASE("orders projection: a rebuild from the shard on start answers as publi
     CHECK(a.shipments_total == b->shipments_total);
     CHECK(a.as_of.next_offset == b->as_of.next_offset);
     CHECK(a.as_of.event_time == b->as_of.event_time);
+  }
+  // The listing indexes too, over both partitions.
+  SecondPartition p1(c.projection);
+  rebuilt.rebuild(p1.shard);
+  for (const char* region : {"East", "West"}) {
+    for (std::optional<OrderState> state : {std::optional<OrderState>(), std::optional(OrderState::placed)}) {
+      CHECK(keys(c.projection.region_orders(region, state, kAll, std::nullopt, 100)) ==
+            keys(rebuilt.region_orders(region, state, kAll, std::nullopt, 100)));
+      CHECK(keys(c.projection.placed_orders(PartyId{kStoryDistributor}, state, kAll, std::nullopt, 100)) ==
+            keys(rebuilt.placed_orders(PartyId{kStoryDistributor}, state, kAll, std::nullopt, 100)));
+    }
   }
 }
 
