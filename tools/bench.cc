@@ -678,9 +678,12 @@ Result<std::vector<Row>> writing_rows(const BenchArgs& args, const KafkaSettings
     rows.push_back(Row{"visible", r.events, r.seconds, r.cpu_seconds, "", {}, {}});
     rows.push_back(Row{"visible p99", 0, 0, 0,
                        fmt::format("produce -> visible in a stock query at a fixed {:.0f} events/s{}: p50 {:.1f} ms, "
-                                   "p99.9 {:.1f} ms, max {:.1f} ms; slowest commit {:.0f} ms", o.rate_events_per_s,
+                                   "p99.9 {:.1f} ms, max {:.1f} ms; slowest commit {:.0f} ms; backlog at worst {:.0f} ms of events "
+                                   "not yet acknowledged by the broker, {:.0f} ms acknowledged but not yet visible",
+                                   o.rate_events_per_s,
                                    ingest_rate > 0 && args.visible_rate_events_per_s <= 0 ? " (half the ingest row)" : "",
-                                   r.latency.p50_ms, r.latency.p999_ms, r.latency.max_ms, r.worst_commit_ms),
+                                   r.latency.p50_ms, r.latency.p999_ms, r.latency.max_ms, r.worst_commit_ms,
+                                   r.unacked_max_ms, r.unseen_max_ms),
                        r.latency.p99_ms, "ms"});
   }
   if (post && !stop.load()) {
