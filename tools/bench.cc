@@ -579,8 +579,8 @@ Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Wo
   for (const auto& item : w.items) {
     records.push_back({{reinterpret_cast<const std::uint8_t*>(item.key.data()), item.key.size()}, w.value(item)});
   }
-  // Baseline, queries, baseline: the first run's warm-up (until serve caught up) fixes where the
-  // window starts in all three.
+  // Baseline, queries, baseline: the first run's warm-up (until serve caught up) is the earliest
+  // start of the window in the other two, which also wait until their serve has caught up.
   QueryUnderIngestOptions baseline_options = o;
   baseline_options.client = QueryClient::off;
   spdlog::info("bench: query70 baseline 1 of 2: serve ingests {:.0f} events/s{} without queries, up to {} s",

@@ -198,8 +198,12 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
           poll_status = Status::error("bench: the workload ran out during the warm-up");
           break;
         }
-        const bool start_now = options.window_at ? warm >= *options.window_at
-                                                 : (warm >= options.warmup && lag <= caught_up_lag) || warm >= warmup_cap;
+        // A window that started behind the schedule would consume the backlog on top of the
+        // schedule: with window_at too, it starts only once serve has caught up (or at the cap).
+        const Clock::duration earliest = std::max<Clock::duration>(
+            std::chrono::duration_cast<Clock::duration>(options.warmup),
+            options.window_at ? std::chrono::duration_cast<Clock::duration>(*options.window_at) : Clock::duration{0});
+        const bool start_now = (warm >= earliest && lag <= caught_up_lag) || warm >= std::max(warmup_cap, earliest);
         if (start_now) {
           window_start = asked;
           window_start_ns.store(asked.time_since_epoch().count());

@@ -17,8 +17,8 @@
 //
 // With QueryClient::off the same run has no query client: it is the baseline of serve's ingest at
 // that rate, which the bench compares with a run with the client (the issue's "ingest slowed by ≤ 10
-// %"). Runs compared with each other give them the same window_at, so that each window covers the
-// same slots of the schedule, i.e. the same events.
+// %"). Runs compared with each other get the same window_at, so that each window starts at the
+// same slot of the schedule (the same events) unless a run has not caught up by then.
 #pragma once
 
 #include <atomic>
@@ -59,8 +59,9 @@ struct QueryUnderIngestOptions {
   // Produced at the rate before the window, which starts once serve has also caught up: serve's
   // first seconds on a new topic are slow (its first fetches, the workload's first events).
   std::chrono::seconds warmup{3};
-  // Set: the window starts at the first status poll this long after the schedule's start, caught
-  // up or not (to give runs that are compared the same window of the workload).
+  // Set: the window starts no sooner than this long after the schedule's start (and, as without
+  // it, once serve has caught up): runs that are compared then cover the same slots of the workload
+  // when each has caught up by then.
   std::optional<std::chrono::milliseconds> window_at;
   std::chrono::seconds duration_max{20};  // the window, shorter if the workload runs out
   std::chrono::microseconds request_interval{2'000};  // 500 requests/s over all targets
