@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -560,7 +561,10 @@ Result<std::vector<Row>> queries_under_ingest(const BenchArgs& args, const std::
 }
 
 // The query70 rows (tools/bench_query.h): the three queries' latencies, and serve's ingest against
-// the paced producer's rate.
+// the paced producer's rate; then the baseline of that ingest: serve at the same rate over the same
+// window of the workload without the query client, run once before and once after the run with it
+// (each a fresh serve on a fresh topic), so that a drift of the machine's load over the three runs
+// weighs on the baseline's mean as it does on the run between them.
 Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Workload& w, double ingest_rate,
                                                  const std::atomic<bool>& stop) {
   QueryUnderIngestOptions o;
@@ -575,10 +579,23 @@ Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Wo
   for (const auto& item : w.items) {
     records.push_back({{reinterpret_cast<const std::uint8_t*>(item.key.data()), item.key.size()}, w.value(item)});
   }
+  // Baseline, queries, baseline: the first run's warm-up (until serve caught up) is the earliest
+  // start of the window in the other two, which also wait until their serve has caught up.
+  QueryUnderIngestOptions baseline_options = o;
+  baseline_options.client = QueryClient::off;
+  spdlog::info("bench: query70 baseline 1 of 2: serve ingests {:.0f} events/s{} without queries, up to {} s",
+               o.ingest_rate_events_per_s, share, o.duration_max.count());
+  auto before = bench_query_under_ingest(args.qudao_binary, args.kafka, records, baseline_options, stop);
+  if (!before.is_ok()) return before.status();
+  o.window_at = baseline_options.window_at = std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::llround(before.value().warmup_seconds * 1000)));
   spdlog::info("bench: query70: queries while serve ingests {:.0f} events/s{}, up to {} s", o.ingest_rate_events_per_s,
                share, o.duration_max.count());
   auto q = bench_query_under_ingest(args.qudao_binary, args.kafka, records, o, stop);
   if (!q.is_ok()) return q.status();
+  spdlog::info("bench: query70 baseline 2 of 2");
+  auto after = bench_query_under_ingest(args.qudao_binary, args.kafka, records, baseline_options, stop);
+  if (!after.is_ok()) return after.status();
   const QueryUnderIngestResult& r = q.value();
   std::vector<Row> rows;
   const double per_target_rate = 1e6 / static_cast<double>(o.request_interval.count()) / std::size(kQueryTargets);
@@ -593,23 +610,54 @@ Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Wo
                        {"max_ms", e.latency.max_ms}};
     rows.push_back(std::move(row));
   }
+  auto ingest_json = [](const QueryUnderIngestResult& x) {
+    return json{{"produced", x.produced},
+                {"produced_events_per_s", x.produced_rate()},
+                {"consumed_events_per_s", x.consumed_rate()},
+                {"consumed_share_of_produced", x.produced_rate() > 0 ? x.consumed_rate() / x.produced_rate() : 0},
+                {"cpu_s_per_m_events", x.consumed_in_window > 0 ? x.serve_cpu_seconds * 1e6 / static_cast<double>(x.consumed_in_window) : 0},
+                {"window_s", x.window_seconds},
+                {"lag_end_events", x.lag_end_events},
+                {"lag_max_events", x.lag_max_events},
+                {"catch_up_ms", x.catch_up_ms},
+                {"producer_done_s", x.producer_done_seconds},
+                {"warmup_s", x.warmup_seconds},
+                {"lag_start_events", x.lag_start_events}};
+  };
+  // Without queries: the two baseline runs' windows together (the mean of two equal-length windows).
+  const double alone_rate = (before.value().consumed_rate() + after.value().consumed_rate()) / 2;
+  const double slowdown = alone_rate > 0 ? 1 - r.consumed_rate() / alone_rate : 0;
   Row ingest{"q70 ingest", r.consumed_in_window, r.window_seconds, r.serve_cpu_seconds, "", {}, {}};
   const double kept = r.produced_rate() > 0 ? r.consumed_rate() / r.produced_rate() : 0;
   ingest.note = fmt::format("serve consumed {:.3f} x the {:.0f} events/s produced{} in the {:.1f} s window (after "
                             "{:.1f} s of warm-up, lag {} at its start); lag at its end {} events, at most {}; all "
-                            "consumed {:.0f} ms after the window",
+                            "consumed {:.0f} ms after the window; slowed by {:.1f} % against the same serve without "
+                            "queries (q70 baseline)",
                             kept, r.produced_rate(), share, r.window_seconds, r.warmup_seconds, r.lag_start_events,
-                            r.lag_end_events, r.lag_max_events, r.catch_up_ms);
-  ingest.details = json{{"produced", r.produced},
-                        {"produced_events_per_s", r.produced_rate()},
-                        {"consumed_share_of_produced", kept},
-                        {"lag_end_events", r.lag_end_events},
-                        {"lag_max_events", r.lag_max_events},
-                        {"catch_up_ms", r.catch_up_ms},
-                        {"producer_done_s", r.producer_done_seconds},
-                        {"warmup_s", r.warmup_seconds},
-                        {"lag_start_events", r.lag_start_events}};
+                            r.lag_end_events, r.lag_max_events, r.catch_up_ms, slowdown * 100);
+  ingest.details = ingest_json(r);
+  ingest.details["slowdown_vs_baseline"] = slowdown;
   rows.push_back(std::move(ingest));
+  Row alone{"q70 baseline", before.value().consumed_in_window + after.value().consumed_in_window,
+            before.value().window_seconds + after.value().window_seconds,
+            before.value().serve_cpu_seconds + after.value().serve_cpu_seconds, "", {}, {}};
+  auto describe = [](const QueryUnderIngestResult& x) {
+    return fmt::format("{:.0f}/s ({:.3f} x produced), lag {} at the start, {} at the end, at most {}, all consumed {:.0f} ms after",
+                       x.consumed_rate(), x.produced_rate() > 0 ? x.consumed_rate() / x.produced_rate() : 0,
+                       x.lag_start_events, x.lag_end_events, x.lag_max_events, x.catch_up_ms);
+  };
+  alone.note = fmt::format("the same serve at the same produced rate over the same window, no query client: before "
+                           "the q70 run {}; after it {}",
+                           describe(before.value()), describe(after.value()));
+  alone.details = json{{"before", ingest_json(before.value())}, {"after", ingest_json(after.value())}};
+  rows.push_back(std::move(alone));
+  Row slowed{"q70 slowdown", 0, 0, 0,
+             fmt::format("ingest slowed by the queries: 1 - {:.0f}/s with them / {:.0f}/s without (the mean of the two "
+                         "baseline runs)",
+                         r.consumed_rate(), alone_rate),
+             slowdown * 100, "%"};
+  slowed.details = json{{"with_queries_events_per_s", r.consumed_rate()}, {"without_events_per_s", alone_rate}};
+  rows.push_back(std::move(slowed));
   return rows;
 }
 
@@ -630,9 +678,12 @@ Result<std::vector<Row>> writing_rows(const BenchArgs& args, const KafkaSettings
     rows.push_back(Row{"visible", r.events, r.seconds, r.cpu_seconds, "", {}, {}});
     rows.push_back(Row{"visible p99", 0, 0, 0,
                        fmt::format("produce -> visible in a stock query at a fixed {:.0f} events/s{}: p50 {:.1f} ms, "
-                                   "p99.9 {:.1f} ms, max {:.1f} ms; slowest commit {:.0f} ms", o.rate_events_per_s,
+                                   "p99.9 {:.1f} ms, max {:.1f} ms; slowest commit {:.0f} ms; backlog at worst {:.0f} ms of events "
+                                   "not yet acknowledged by the broker, {:.0f} ms acknowledged but not yet visible",
+                                   o.rate_events_per_s,
                                    ingest_rate > 0 && args.visible_rate_events_per_s <= 0 ? " (half the ingest row)" : "",
-                                   r.latency.p50_ms, r.latency.p999_ms, r.latency.max_ms, r.worst_commit_ms),
+                                   r.latency.p50_ms, r.latency.p999_ms, r.latency.max_ms, r.worst_commit_ms,
+                                   r.unacked_max_ms, r.unseen_max_ms),
                        r.latency.p99_ms, "ms"});
   }
   if (post && !stop.load()) {

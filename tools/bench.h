@@ -14,7 +14,9 @@
 //   query            point and one-location stock queries at a fixed rate while serve ingests the
 //                    topic from zero: latency percentiles, and the ingest rate under that load
 //   query70          the same three queries while serve ingests live what a paced producer writes
-//                    at 70 % of the ingest row's rate (tools/bench_query.h): the measurement
+//                    at 70 % of the ingest row's rate (tools/bench_query.h): the measurement;
+//                    with the same serve, rate and window without the queries run before and after
+//                    it, so that the ingest's slowdown under the queries is measured, not assumed
 //   memory           resident memory and disk per million (sku, location) stock keys
 //   visible          produce → visible in a stock query at a fixed rate: latency percentiles
 //                    (tools/bench_visible.h)

@@ -76,7 +76,8 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
   const std::uint16_t port = free_port();
   auto serve = ServeProcess::start(qudao_binary, kafka_args, topic, dir.path + "/data", port, tokens.value());
   if (!serve.is_ok()) return serve.status();
-  spdlog::info("bench: query70: serve is pid {}, topic {}", serve.value().pid(), topic);
+  spdlog::info("bench: query70{}: serve is pid {}, topic {}",
+               options.client == QueryClient::on ? "" : " baseline (no queries)", serve.value().pid(), topic);
 
   QueryUnderIngestResult r;
   try {
@@ -122,7 +123,9 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     std::uint64_t not_found[kTargets] = {};
     std::string query_failure;
     std::vector<double> worst_per_second_ms;  // by the second in which the request was due
+    const char* const label = options.client == QueryClient::on ? "query70" : "query70 baseline (no queries)";
     std::thread queries([&] {
+      if (options.client == QueryClient::off) return;
       // The measuring client at a fixed higher priority (best effort, whatever serve's settings), so
       // that its own waits for a core are not charged to serve: real-time like serve's HTTP thread
       // where the kernel allows it (a nice value weighs only within the bench's own session), else
@@ -195,7 +198,13 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
           poll_status = Status::error("bench: the workload ran out during the warm-up");
           break;
         }
-        if ((warm >= options.warmup && lag <= caught_up_lag) || warm >= warmup_cap) {
+        // A window that started behind the schedule would consume the backlog on top of the
+        // schedule: with window_at too, it starts only once serve has caught up (or at the cap).
+        const Clock::duration earliest = std::max<Clock::duration>(
+            std::chrono::duration_cast<Clock::duration>(options.warmup),
+            options.window_at ? std::chrono::duration_cast<Clock::duration>(*options.window_at) : Clock::duration{0});
+        const bool start_now = (warm >= earliest && lag <= caught_up_lag) || warm >= std::max(warmup_cap, earliest);
+        if (start_now) {
           window_start = asked;
           window_start_ns.store(asked.time_since_epoch().count());
           cpu0 = serve.value().cpu_seconds();
@@ -244,12 +253,14 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       lags += fmt::format(" {}", lag_per_second[i]);
       if (i < unacked_per_second.size()) lags += fmt::format(" ({} unacked)", unacked_per_second[i]);
     }
-    spdlog::info("bench: query70: worst latency of the requests due in each second, ms:{}", worst);
-    spdlog::info("bench: query70: serve's largest lag in each second, events:{}", lags);
+    if (options.client == QueryClient::on) {
+      spdlog::info("bench: query70: worst latency of the requests due in each second, ms:{}", worst);
+    }
+    spdlog::info("bench: {}: serve's largest lag in each second, events:{}", label, lags);
     if (!produce_status.is_ok()) return produce_status;
     if (!query_failure.empty()) return Status::error(fmt::format("bench: query: {}", query_failure));
     if (!poll_status.is_ok()) return poll_status;
-    for (std::size_t k = 0; k < kTargets; ++k) {
+    for (std::size_t k = 0; k < kTargets && options.client == QueryClient::on; ++k) {
       r.endpoints.push_back(EndpointLatency{kQueryTargets[k].name, kQueryTargets[k].target, samples_ms[k].size(),
                                             not_found[k], percentiles(samples_ms[k])});
     }

@@ -14,11 +14,17 @@
 //   - a status poller on a connection of its own samples serve's consumed count every
 //     kStatusPollPeriod against the schedule: the lag, the events serve consumed in the window, and
 //     how long after the window serve had consumed every event produced (it must keep up).
+//
+// With QueryClient::off the same run has no query client: it is the baseline of serve's ingest at
+// that rate, which the bench compares with a run with the client (the issue's "ingest slowed by ≤ 10
+// %"). Runs compared with each other get the same window_at, so that each window starts at the
+// same slot of the schedule (the same events) unless a run has not caught up by then.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,11 +50,19 @@ inline constexpr std::chrono::milliseconds kStatusPollPeriod{100};
 // After the last slot, how long serve may take to consume every event before the row fails.
 inline constexpr std::chrono::seconds kQueryCatchUpMax{120};
 
+// Whether the run's client sends its queries.
+enum class QueryClient : std::uint8_t { on, off };
+
 struct QueryUnderIngestOptions {
   double ingest_rate_events_per_s = 100'000;
+  QueryClient client = QueryClient::on;
   // Produced at the rate before the window, which starts once serve has also caught up: serve's
   // first seconds on a new topic are slow (its first fetches, the workload's first events).
   std::chrono::seconds warmup{3};
+  // Set: the window starts no sooner than this long after the schedule's start (and, as without
+  // it, once serve has caught up): runs that are compared then cover the same slots of the workload
+  // when each has caught up by then.
+  std::optional<std::chrono::milliseconds> window_at;
   std::chrono::seconds duration_max{20};  // the window, shorter if the workload runs out
   std::chrono::microseconds request_interval{2'000};  // 500 requests/s over all targets
 };
@@ -62,7 +76,7 @@ struct EndpointLatency {
 };
 
 struct QueryUnderIngestResult {
-  std::vector<EndpointLatency> endpoints;  // in kQueryTargets' order
+  std::vector<EndpointLatency> endpoints;  // in kQueryTargets' order; none with QueryClient::off
   double warmup_seconds = 0;               // until serve had caught up (see QueryUnderIngestOptions)
   std::uint64_t lag_start_events = 0;     // due but not yet consumed when the window started
   std::uint64_t produced = 0;             // due in the window

@@ -189,6 +189,11 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
   std::vector<double> latency_ms;
   latency_ms.reserve(events);
   std::vector<double> worst_per_second_ms;  // by the second in which the event was due
+  // Where the events not yet visible were, at each poll, in milliseconds of the schedule: due but
+  // not yet acknowledged by the broker (the producer's and the broker's part), or acknowledged but
+  // not yet visible (the consumer's fetch and the engine's part); the most in each second of the run.
+  const std::uint64_t acked_before = producer.delivered();  // the store's definition
+  std::vector<double> unacked_per_second_ms, unseen_per_second_ms;
   std::chrono::microseconds worst_commit{0};  // of the RocksDB commits seen by the polls
   std::uint64_t seen = 0;
   Status poll_status = Status::ok();
@@ -204,6 +209,22 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
       }
       worst_commit = std::max(worst_commit, b.last_commit_latency());
       const auto shown = static_cast<std::uint64_t>(std::max<std::int64_t>(0, -*visible));
+      {
+        const double since_s = std::chrono::duration<double>(now - t0).count();
+        const auto due_now = static_cast<std::uint64_t>(
+            std::clamp(since_s * options.rate_events_per_s, 0.0, static_cast<double>(events)));
+        const std::uint64_t acked = producer.delivered() - acked_before;
+        const auto second = static_cast<std::size_t>(std::max(0.0, since_s));
+        if (second >= unacked_per_second_ms.size()) {
+          unacked_per_second_ms.resize(second + 1);
+          unseen_per_second_ms.resize(second + 1);
+        }
+        const double ms_per_event = 1e3 / options.rate_events_per_s;
+        unacked_per_second_ms[second] = std::max(
+            unacked_per_second_ms[second], static_cast<double>(due_now > acked ? due_now - acked : 0) * ms_per_event);
+        unseen_per_second_ms[second] = std::max(
+            unseen_per_second_ms[second], static_cast<double>(acked > shown ? acked - shown : 0) * ms_per_event);
+      }
       for (; seen < std::min(shown, events); ++seen) {
         const double ms = std::chrono::duration<double, std::milli>(now - due(seen)).count();
         latency_ms.push_back(ms);
@@ -224,16 +245,23 @@ Result<VisibleResult> bench_visible(const KafkaSettings& kafka, const VisibleOpt
   produce.join();
   if (!produce_status.is_ok()) return produce_status;
   if (!poll_status.is_ok()) return poll_status;
-  std::string worst;
+  std::string worst, backlog;
   for (double ms : worst_per_second_ms) worst += fmt::format(" {:.0f}", ms);
+  for (std::size_t i = 0; i < unacked_per_second_ms.size(); ++i) {
+    backlog += fmt::format(" {:.0f}/{:.0f}", unacked_per_second_ms[i], unseen_per_second_ms[i]);
+  }
   spdlog::info("bench: visible: worst latency of the events due in each second, ms:{}; slowest commit seen {:.0f} ms",
                worst, static_cast<double>(worst_commit.count()) / 1e3);
+  spdlog::info("bench: visible: the most events in each second not yet acknowledged by the broker / acknowledged but "
+               "not yet visible, in ms of the schedule:{}", backlog);
   VisibleResult r;
   r.events = seen;
   r.seconds = produce_seconds;
   r.cpu_seconds = cpu_seconds() - cpu0;
   r.latency = percentiles(latency_ms);
   r.worst_commit_ms = static_cast<double>(worst_commit.count()) / 1e3;
+  for (double ms : unacked_per_second_ms) r.unacked_max_ms = std::max(r.unacked_max_ms, ms);
+  for (double ms : unseen_per_second_ms) r.unseen_max_ms = std::max(r.unseen_max_ms, ms);
   return r;
 }
 

@@ -6,7 +6,9 @@
 //             every millisecond, and on_hand = −(scan-outs applied so far) says how many are
 //             visible. An event's latency runs from when it was due to be produced (its slot in the
 //             fixed schedule, not when the producer got to it: no coordinated omission) to the first
-//             answer that shows it. Resolution: the 1 ms poll period plus one query.
+//             answer that shows it. Resolution: the 1 ms poll period plus one query. Each poll also
+//             splits the events not yet visible into those the broker has not acknowledged yet and
+//             those it has (so a stall is placed before or after the broker).
 //   post      POST /v1/events throughput: clients post batches of kPostBatchEvents scan-outs on
 //             keep-alive connections for a fixed time; events per second answered 202 (each 202
 //             means the broker acknowledged the batch with acks=all).
@@ -62,8 +64,12 @@ struct VisibleResult {
   double seconds = 0;        // producing them
   double cpu_seconds = 0;    // of the whole process over the produce phase
   Latencies latency;
-  double worst_commit_ms = 0;  // the slowest RocksDB commit (fsync'ed) the polls saw: a commit that
-                               // outlasts the commit interval holds up applying
+  double worst_commit_ms = 0;  // the slowest RocksDB commit (fsync'ed) the polls saw
+  // Where the delay was, at worst, in ms of the schedule (events at the rate): events due but not
+  // yet acknowledged by the broker to the producer, and events acknowledged but not yet visible
+  // (the consumer's fetch and the engine's apply).
+  double unacked_max_ms = 0;
+  double unseen_max_ms = 0;
 };
 
 struct PostResult {
