@@ -13,6 +13,10 @@ void project_ingested(const Applier& applier, Shard& shard, const Ingested& inge
     const LocationId id{ingested.envelope->payload_as_LocationDefined()->location()};
     projection.define_location(id, *shard.location(id), shard.partition());
   }
+  if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::SkuDefined) {
+    const fb::SkuDefined& d = *ingested.envelope->payload_as_SkuDefined();
+    projection.define_reorder_point(shard.partition(), SkuId{d.sku()}, d.reorder_cover_days());
+  }
   // Even a rejected event may have moved event time past a deadline: its expiries are postings too.
   projection.project(applier.postings());
   if (ingested.outcome == RecordOutcome::applied && ingested.envelope->payload_type() == fb::Payload::ScanOut) {

@@ -200,6 +200,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
     std::vector<Posting> rebuilt;
     for (const auto& [p, shard] : shards.value()) {
       shard.for_each_location([&](LocationId id, const LocationInfo& info) { projection.define_location(id, info, PartitionId{p}); });
+      shard.channel().for_each_reorder_point([&](SkuId sku, std::int32_t days) {
+        projection.define_reorder_point(PartitionId{p}, sku, days);
+      });
       rebuilt.clear();
       shard.for_each_balance([&](const Account& a, Quantity q) { rebuilt.push_back({a, q}); });
       // By location, then sku: the projection's entries are per location with their skus in order,

@@ -17,7 +17,7 @@ using nlohmann::json;
 struct Figures {
   std::optional<Day> as_of;
   std::optional<Day> from, to;
-  std::int64_t reorder_cover_days = kReorderCoverDaysDefault;
+  ReorderRule reorder;  // query_days: the reorder_cover_days parameter, which overrides every sku's
 };
 
 std::optional<std::string> parse_text(const HttpRequest& req, const char* name, std::optional<std::string>& out) {
@@ -45,7 +45,7 @@ std::optional<std::string> parse_figures(const HttpRequest& req, Figures& f) {
   if (reorder && (*reorder < 1 || *reorder > kReorderCoverDaysMax)) {
     return fmt::format("query parameter reorder_cover_days: expected 1 to {}, got {}", kReorderCoverDaysMax, *reorder);
   }
-  f.reorder_cover_days = reorder.value_or(kReorderCoverDaysDefault);
+  f.reorder.query_days = reorder;
   return std::nullopt;
 }
 
@@ -67,23 +67,29 @@ std::optional<std::string> unhex(std::string_view s) {
   return out;
 }
 
-// The figures of a row or a group, with the same field names everywhere.
+// The figures of a row or a group, with the same field names everywhere; a row (with its reorder
+// threshold) also says whether it is below reorder and by which threshold, a group counts its rows.
 void put_figures(json& j, const StockLevels& l, Quantity sold_window, const std::optional<Quantity>& sold_period,
-                 std::int64_t reorder_cover_days) {
-  const Cover c = cover(l.on_hand, sold_window, reorder_cover_days);
+                 std::optional<ReorderThreshold> reorder) {
+  const Cover c = cover(l.on_hand, sold_window, reorder ? reorder->days : kReorderCoverDaysDefault);
   j["on_hand"] = l.on_hand.value;
   j["reserved"] = l.reserved.value;
   j["available"] = l.available().value;
   j["in_transit"] = l.in_transit.value;
   j["sold_window"] = sold_window.value;
   j["days_of_cover"] = c.days ? json(*c.days) : json(nullptr);
-  j["below_reorder"] = c.below_reorder;
+  if (reorder) {
+    j["below_reorder"] = c.below_reorder;
+    j["reorder_cover_days"] = reorder->days;
+    j["reorder_source"] = reorder_source_name(reorder->source);
+  }
   if (sold_period) j["sold"] = sold_period->value;
 }
 
 void put_period(json& j, const Figures& f) {
   j["window_days"] = kCoverWindowDays;
-  j["reorder_cover_days"] = f.reorder_cover_days;
+  // The query's figure, or the default that a sku without a reorder point of its own uses.
+  j["reorder_cover_days"] = f.reorder.query_days.value_or(kReorderCoverDaysDefault);
   if (f.as_of) j["as_of"] = format_day(*f.as_of);
   if (f.from) {
     j["from"] = format_day(*f.from);
@@ -145,7 +151,7 @@ HttpResponse serve_stock(const StockProjection& stock, Store& store, const HttpR
       json j = location ? json{{"sku", r.sku.value}}
                         : json{{"location", r.location.value}, {"region", ls.info.region}, {"city", ls.info.city},
                                {"sku", r.sku.value}};
-      put_figures(j, r.levels, r.sold_window, r.sold_period, f.reorder_cover_days);
+      put_figures(j, r.levels, r.sold_window, r.sold_period, f.reorder.threshold(r.sku_reorder_cover_days));
       rows.push_back(std::move(j));
     }
   }
@@ -197,11 +203,11 @@ HttpResponse serve_stock_rollup(const StockProjection& stock, Store& store, cons
     history = store.history_reader();
   }
   if (f.as_of) {
-    auto r = rollup_as_of(*history, *refs, *f.as_of, f.reorder_cover_days);
+    auto r = rollup_as_of(*history, *refs, *f.as_of, f.reorder);
     if (!r.is_ok()) return error(500, r.status().message());
     groups = r.take();
   } else {
-    groups = stock.rollup(level, principal.scope, region, from, limit, f.reorder_cover_days, more);
+    groups = stock.rollup(level, principal.scope, region, from, limit, f.reorder, more);
     if (!groups) return error(404, fmt::format("region {} not found", *region));
   }
   if (f.from) {
@@ -213,8 +219,7 @@ HttpResponse serve_stock_rollup(const StockProjection& stock, Store& store, cons
     if (level != RollupLevel::nation) j["region"] = g.region;
     if (level == RollupLevel::city) j["city"] = g.city;
     j["locations"] = g.locations;
-    put_figures(j, g.levels, g.sold_window, g.sold_period, f.reorder_cover_days);
-    j.erase("below_reorder");  // a group has a count of rows instead
+    put_figures(j, g.levels, g.sold_window, g.sold_period, std::nullopt);
     j["rows_below_reorder"] = g.rows_below_reorder;
     rows.push_back(std::move(j));
   }

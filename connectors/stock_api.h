@@ -5,8 +5,10 @@
 //                       (projections/stock.h says how they are computed). Filters: location, region,
 //                       city, sku; as_of=YYYY-MM-DD (the stored daily closings, projections/stock_history.h);
 //                       from=YYYY-MM-DD&to=YYYY-MM-DD (adds units sold in that period, both days
-//                       included, at most kSoldPeriodDaysMax days); reorder_cover_days=N (default
-//                       kReorderCoverDaysDefault). With location=ID the answer is that location with
+//                       included, at most kSoldPeriodDaysMax days); reorder_cover_days=N (overrides
+//                       every sku's own reorder point; without it each row uses its sku's
+//                       SkuDefined.reorder_cover_days, else kReorderCoverDaysDefault; each row names
+//                       the threshold it used and its source). With location=ID the answer is that location with
 //                       its rows (as before); without, a list of rows. Paged: limit (at most
 //                       kStockPageRowsMax) and cursor=next_cursor of the previous page.
 //   GET /v1/stock/rollup?level=city|region|nation

@@ -264,7 +264,11 @@ void Applier::request_dispatch(Shard& shard, OrderId id, const Order& o, const E
   std::uint64_t seed[3] = {id.value, paid.id.hi, paid.id.lo};
   const XXH128_hash_t h = XXH3_128bits(seed, sizeof seed);
   const EventId request_id{h.high64, h.low64 == 0 && h.high64 == 0 ? 1 : h.low64};
-  const auto bytes = writer_.dispatch_requested(Header{request_id, paid.occurred_at, "qudao"}, id, o.store, warehouse, lines_);
+  // Version 2, the one that brought DispatchRequested: a warehouse built on it reads every request
+  // (a newer version, which adds nothing to this event, would be refused there as unsupported).
+  constexpr std::uint16_t kDispatchRequestedSchemaVersion = 2;
+  const auto bytes = writer_.dispatch_requested(Header{request_id, paid.occurred_at, "qudao", kDispatchRequestedSchemaVersion},
+                                                id, o.store, warehouse, lines_);
   shard.emit(OutboxTopic::dispatch, std::to_string(warehouse.value),
              std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }

@@ -226,6 +226,9 @@ bool ChannelLedger::encode(const DirtyRef& d, std::string& key, std::string& val
       codec::put_le<std::int64_t>(value, p.list.value);
       codec::put_le<std::int64_t>(value, p.agreed.value);
       codec::put_le<std::int32_t>(value, p.lead_time_days);
+      // Only when set, so that a catalogue without reorder points stores (and digests) exactly what
+      // it did before the field existed.
+      if (p.reorder_cover_days != 0) codec::put_le<std::int32_t>(value, p.reorder_cover_days);
       return true;
     }
     case Kind::stats:
@@ -532,9 +535,14 @@ std::optional<Rejection> ChannelLedger::apply(const Context& c, const fb::Traini
 void ChannelLedger::apply(const fb::SkuDefined& e) {
   Entry<Price>& p = prices_[SkuId{e.sku()}];
   const auto lead_time_days = static_cast<std::int32_t>(e.production_lead_time_days());
-  if (p.value.list.value == e.list_price_fen() && p.value.lead_time_days == lead_time_days && p.hash != 0) return;
+  const auto reorder_cover_days = static_cast<std::int32_t>(e.reorder_cover_days());
+  if (p.value.list.value == e.list_price_fen() && p.value.lead_time_days == lead_time_days &&
+      p.value.reorder_cover_days == reorder_cover_days && p.hash != 0) {
+    return;
+  }
   p.value.list = Fen{e.list_price_fen()};
   p.value.lead_time_days = lead_time_days;
+  p.value.reorder_cover_days = reorder_cover_days;
   touch(p, DirtyRef{Kind::price, e.sku(), 0, 0, 0});
 }
 
@@ -640,6 +648,7 @@ bool ChannelLedger::restore(std::string_view key, std::string_view value) {
         p.agreed = Fen{v.le<std::int64_t>()};
         // A store written before lead times were kept has none: the sku is planned once redefined.
         if (!v.empty()) p.lead_time_days = v.le<std::int32_t>();
+        if (!v.empty()) p.reorder_cover_days = v.le<std::int32_t>();  // absent: none (or an older store)
         restore_entry(prices_[sku], p);
         break;
       }

@@ -205,6 +205,13 @@ class ChannelLedger {
       if (e.value.lead_time_days >= 0) f(sku, e.value.lead_time_days);
     }
   }
+  // f(sku, days) for every sku whose last SkuDefined on this shard gave it a reorder point
+  // (reorder_cover_days 1..365; the stock projection's per-sku threshold, projections/stock.h).
+  template <class F> void for_each_reorder_point(F&& f) const {
+    for (const auto& [sku, e] : prices_) {
+      if (e.value.reorder_cover_days > 0) f(sku, e.value.reorder_cover_days);
+    }
+  }
 
   // Projection support: what changed since the last drain (each key once).
   struct Changes {
@@ -253,6 +260,7 @@ class ChannelLedger {
     Fen list;    // from SkuDefined
     Fen agreed;  // the latest order line's unit price
     std::int32_t lead_time_days = -1;  // from SkuDefined (production); -1: never defined on this shard
+    std::int32_t reorder_cover_days = 0;  // from SkuDefined; 0: none (stored only when set)
   };
 
   bool encode(const DirtyRef& d, std::string& key, std::string& value) const;

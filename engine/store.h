@@ -40,7 +40,9 @@
 //   target       := 'G' partition:i32 0x01 party:u64 period -> amount_fen:i64
 //   policy       := 'G' partition:i32 0x02 party:u64 period -> count:u32 (attainment_bp:i32 rebate_bp:i32)*
 //   price        := 'G' partition:i32 0x03 sku:u64   -> list_fen:i64 agreed_fen:i64 lead_time_days:i32
-//                   (lead_time_days -1: no SkuDefined on this shard; absent in stores written before it was kept)
+//                                                       [reorder_cover_days:i32]
+//                   (lead_time_days -1: no SkuDefined on this shard; absent in stores written before it was kept;
+//                   reorder_cover_days, SkuDefined's 1..365, only when the sku has one)
 //   period       := 'M' partition:i32 0x01 party:u64 period -> the PeriodStats counters (channel.cc)
 //   money        := 'M' partition:i32 0x02 party:u64 period bucket:u8 -> fen:i64 (party 0: the
 //                                                       virtual expense accounts)

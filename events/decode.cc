@@ -216,7 +216,13 @@ Check validate(const fb::SkuDefined& e) {
   if (e.list_price_fen() < 0) {
     return reject(RejectReason::invalid_value, "payload.list_price_fen", fmt::format("must be >= 0, got {}", e.list_price_fen()));
   }
-  return require_count(e.production_lead_time_days(), 0, 365, "payload.production_lead_time_days");
+  if (auto r = require_count(e.production_lead_time_days(), 0, 365, "payload.production_lead_time_days")) return r;
+  // 0 is "no threshold of its own" (the field's default); anything else is a real number of days.
+  if (e.reorder_cover_days() != 0 && (e.reorder_cover_days() < 1 || e.reorder_cover_days() > kSkuReorderCoverDaysMax)) {
+    return reject(RejectReason::invalid_value, "payload.reorder_cover_days",
+                  fmt::format("must be 1..{} (or 0: none), got {}", kSkuReorderCoverDaysMax, e.reorder_cover_days()));
+  }
+  return std::nullopt;
 }
 
 Check validate(const fb::PartyRegistered& e) {

@@ -17,7 +17,7 @@
 namespace qudao {
 
 // The newest schema version this build understands (see the rules in events/qudao.fbs).
-inline constexpr std::uint16_t kSchemaVersion = 2;
+inline constexpr std::uint16_t kSchemaVersion = 3;
 
 // Verifier and validation limits. A record larger than this is rejected before parsing.
 inline constexpr std::size_t kEventBytesMax = 1 << 20;
@@ -26,6 +26,7 @@ inline constexpr std::uint32_t kVerifierTablesMax = 10'000;
 inline constexpr std::uint32_t kLinesMax = 1'000;
 inline constexpr std::size_t kNameBytesMax = 256;
 inline constexpr std::uint32_t kRebateTiersMax = 20;
+inline constexpr std::int32_t kSkuReorderCoverDaysMax = 365;  // SkuDefined.reorder_cover_days
 // FlatBuffers lays out an event for a buffer that starts at this alignment (its largest scalar).
 inline constexpr std::size_t kEventAlignment = 8;
 

@@ -101,13 +101,13 @@ EventWriter::Bytes EventWriter::stock_counted(const Header& h, LocationId locati
 
 EventWriter::Bytes EventWriter::sku_defined(const Header& h, SkuId sku, std::string_view code, std::string_view name,
                                             std::string_view category, std::string_view unit, Fen list_price,
-                                            std::int32_t lead_time_days) {
+                                            std::int32_t lead_time_days, std::int32_t reorder_cover_days) {
   fbb_.Clear();
   auto c = fbb_.CreateString(code.data(), code.size());
   auto n = fbb_.CreateString(name.data(), name.size());
   auto cat = fbb_.CreateString(category.data(), category.size());
   auto u = fbb_.CreateString(unit.data(), unit.size());
-  auto p = fb::CreateSkuDefined(fbb_, sku.value, c, n, cat, u, list_price.value, lead_time_days);
+  auto p = fb::CreateSkuDefined(fbb_, sku.value, c, n, cat, u, list_price.value, lead_time_days, reorder_cover_days);
   return finish(h, fb::Payload::SkuDefined, p.Union());
 }
 

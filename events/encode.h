@@ -58,7 +58,8 @@ class EventWriter {
   Bytes order_cancelled(const Header& h, OrderId order, std::string_view reason);
   Bytes stock_counted(const Header& h, LocationId location, std::span<const Line> counted);
   Bytes sku_defined(const Header& h, SkuId sku, std::string_view code, std::string_view name,
-                    std::string_view category, std::string_view unit, Fen list_price, std::int32_t lead_time_days);
+                    std::string_view category, std::string_view unit, Fen list_price, std::int32_t lead_time_days,
+                    std::int32_t reorder_cover_days = 0);  // 0: no reorder point of its own (not written)
   // `industry` empty: not set. `location`: a Store party's location, 0 for other kinds.
   Bytes party_registered(const Header& h, std::uint64_t party, fb::PartyKind kind, std::uint64_t parent,
                          std::string_view name, std::string_view region, std::string_view industry,

@@ -14,6 +14,15 @@ Cover cover(Quantity on_hand, Quantity sold_window, std::int64_t reorder_cover_d
   return Cover{days, days < static_cast<double>(reorder_cover_days)};
 }
 
+const char* reorder_source_name(ReorderSource s) {
+  switch (s) {
+    case ReorderSource::query: return "query";
+    case ReorderSource::sku: return "sku";
+    case ReorderSource::default_days: return "default";
+  }
+  return "unknown";
+}
+
 std::shared_lock<PiMutex> StockProjection::read_lock() const {
   readers_waiting_.fetch_add(1, std::memory_order_relaxed);
   std::shared_lock lock(mutex_);
@@ -90,6 +99,29 @@ void StockProjection::advance_day(PartitionId partition, Day today) {
   if (today > d) d = today;
 }
 
+void StockProjection::define_reorder_point(PartitionId partition, SkuId sku, std::int32_t reorder_cover_days) {
+  auto& points = reorder_points_[sku];
+  auto at = std::lower_bound(points.begin(), points.end(), partition.value,
+                             [](const auto& e, std::int32_t p) { return e.first < p; });
+  const bool present = at != points.end() && at->first == partition.value;
+  if (reorder_cover_days <= 0) {
+    if (present) points.erase(at);
+    if (points.empty()) reorder_points_.erase(sku);
+    return;
+  }
+  if (present) at->second = reorder_cover_days;
+  else points.insert(at, {partition.value, reorder_cover_days});
+}
+
+std::int32_t StockProjection::reorder_point(SkuId sku, PartitionId partition) const {
+  auto it = reorder_points_.find(sku);
+  if (it == reorder_points_.end()) return 0;
+  for (const auto& [p, days] : it->second) {
+    if (p == partition.value) return days;
+  }
+  return it->second.front().second;  // the lowest-numbered partition's: the vector is never empty
+}
+
 bool StockProjection::day_unchanged(PartitionId partition, Day today) const {
   auto it = today_.find(partition.value);
   return it != today_.end() && today <= it->second;
@@ -133,7 +165,8 @@ LocationStock StockProjection::make_location_stock(LocationId id, const Entry& e
   sold_window(e, sold);
   auto row = [&](SkuId s, const StockLevels& levels) {
     auto it = sold.find(s);
-    out.rows.push_back({id, s, levels, Quantity{it == sold.end() ? 0 : it->second}});
+    out.rows.push_back({id, s, levels, Quantity{it == sold.end() ? 0 : it->second}, std::nullopt,
+                        reorder_point(s, e.partition)});
   };
   if (sku) {
     auto s = e.skus.find(*sku);
@@ -254,7 +287,7 @@ std::optional<std::vector<const StockProjection::Totals*>> StockProjection::grou
 std::optional<std::vector<GroupStock>> StockProjection::rollup(RollupLevel level, const RegionScope& scope,
                                                                const std::optional<std::string>& region,
                                                                const std::pair<std::string, std::string>& from,
-                                                               std::size_t limit, std::int64_t reorder_cover_days,
+                                                               std::size_t limit, const ReorderRule& reorder,
                                                                bool& more) const {
   const auto lock = read_lock();
   auto found = groups(level, scope, region, from, limit, more);
@@ -271,7 +304,8 @@ std::optional<std::vector<GroupStock>> StockProjection::rollup(RollupLevel level
         auto s = sold.find(sku);
         const Quantity window{s == sold.end() ? 0 : s->second};
         g.sold_window.value += window.value;
-        if (cover(levels.on_hand, window, reorder_cover_days).below_reorder) ++g.rows_below_reorder;
+        const ReorderThreshold t = reorder.threshold(reorder_point(sku, e.partition));
+        if (cover(levels.on_hand, window, t.days).below_reorder) ++g.rows_below_reorder;
       }
     }
   };
@@ -306,7 +340,11 @@ std::optional<std::vector<GroupRefs>> StockProjection::rollup_refs(RollupLevel l
       const Entry& e = locations_.at(id);
       LocationRef& ref = g.locations.emplace_back(LocationRef{id, e.partition, today(e), {}});
       ref.skus.reserve(e.skus.size());
-      for (const auto& [sku, levels] : e.skus) ref.skus.push_back(sku);
+      ref.sku_reorder_cover_days.reserve(e.skus.size());
+      for (const auto& [sku, levels] : e.skus) {
+        ref.skus.push_back(sku);
+        ref.sku_reorder_cover_days.push_back(reorder_point(sku, e.partition));
+      }
     }
   }
   return out;

@@ -9,8 +9,18 @@
 // "The last 28 shard days" are the location's shard day (the day of its event-time clock) and the 27
 // before it; each scan-out counts on the day of its own occurred_at, and days before the shard's
 // first event count as days without sales. No sales in the window: no cover figure (it is unbounded)
-// and never below reorder. A row is below reorder when it has a cover figure under the reorder
-// threshold (kReorderCoverDaysDefault days unless the reader asks for another).
+// and never below reorder. A row is below reorder when it has a cover figure under its reorder
+// threshold (ReorderRule): the reader's figure if it gives one (it overrides every sku's); else the
+// sku's own reorder point (SkuDefined.reorder_cover_days); else kReorderCoverDaysDefault days.
+//
+// Per-sku reorder points: the catalogue is applied only on the shard its SkuDefined is keyed to (the
+// simulator keys it to HQ's), while the stock rows are on every regional shard, so the projection
+// keeps one process-wide map sku → (partition, days), fed by every shard of this process. A row uses
+// its own location's shard's figure if that shard defined one, else that of the lowest-numbered
+// partition that did: a deterministic answer from the stored state whatever the order the shards were
+// applied or loaded in. An instance sees only the partitions it owns: where instances split them, key
+// SkuDefined to every region (events/PRODUCERS.md). The figure is the sku's current one, also as of a
+// past day (reorder points are planning settings, not history).
 //
 // Readers pass the RegionScope they may see (projections/scope.h): a location, city or region outside
 // it is not found, exactly like an unknown one, and listings and roll-ups cover only the scope.
@@ -67,12 +77,31 @@ struct Cover {
 };
 Cover cover(Quantity on_hand, Quantity sold_window, std::int64_t reorder_cover_days);
 
+// The reorder threshold of one row and where it came from.
+enum class ReorderSource : std::uint8_t { query, sku, default_days };
+const char* reorder_source_name(ReorderSource s);  // "query", "sku", "default"
+struct ReorderThreshold {
+  std::int64_t days = kReorderCoverDaysDefault;
+  ReorderSource source = ReorderSource::default_days;
+};
+// A reader's reorder rule: its own figure for every row, or (without one) each sku's reorder point,
+// else the default.
+struct ReorderRule {
+  std::optional<std::int64_t> query_days;
+  ReorderThreshold threshold(std::int32_t sku_reorder_cover_days) const {
+    if (query_days) return {*query_days, ReorderSource::query};
+    if (sku_reorder_cover_days > 0) return {sku_reorder_cover_days, ReorderSource::sku};
+    return {};
+  }
+};
+
 struct StockRow {
   LocationId location;
   SkuId sku;
   StockLevels levels;
   Quantity sold_window;  // units sold over the cover window (the last kCoverWindowDays shard days)
   std::optional<Quantity> sold_period;  // units sold in a period a reader asked for (stock_history.h)
+  std::int32_t sku_reorder_cover_days = 0;  // the sku's own reorder point for this row's shard; 0: none
 };
 
 // One location's attributes and its stock per sku, ordered by sku.
@@ -127,6 +156,7 @@ struct LocationRef {
   PartitionId partition = kNoPartition;
   Day today;
   std::vector<SkuId> skus;
+  std::vector<std::int32_t> sku_reorder_cover_days;  // per sku of skus: its own reorder point, 0: none
 };
 struct GroupRefs {
   std::string region;
@@ -167,6 +197,12 @@ class StockProjection {
     void record_sale(LocationId location, SkuId sku, Day day, Quantity qty) {
       hold();
       p_.record_sale(location, sku, day, qty);
+    }
+    // A SkuDefined applied on `partition`: the sku's reorder point there (days of cover, 1..365),
+    // or 0 for none (a redefinition without one clears it).
+    void define_reorder_point(PartitionId partition, SkuId sku, std::int32_t reorder_cover_days) {
+      hold();
+      p_.define_reorder_point(partition, sku, reorder_cover_days);
     }
     // The shard's event-time day (engine: Shard::watermark); it only moves forward.
     void advance_day(PartitionId partition, Day today) {
@@ -212,7 +248,7 @@ class StockProjection {
   std::optional<std::vector<GroupStock>> rollup(RollupLevel level, const RegionScope& scope,
                                                 const std::optional<std::string>& region,
                                                 const std::pair<std::string, std::string>& from, std::size_t limit,
-                                                std::int64_t reorder_cover_days, bool& more) const;
+                                                const ReorderRule& reorder, bool& more) const;
   // The same groups, with their locations instead of totals (for as-of roll-ups from the history).
   std::optional<std::vector<GroupRefs>> rollup_refs(RollupLevel level, const RegionScope& scope,
                                                     const std::optional<std::string>& region,
@@ -246,6 +282,9 @@ class StockProjection {
   void project(std::span<const Posting> postings);
   void record_sale(LocationId location, SkuId sku, Day day, Quantity qty);
   void advance_day(PartitionId partition, Day today);
+  void define_reorder_point(PartitionId partition, SkuId sku, std::int32_t reorder_cover_days);
+  // The sku's reorder point for a location on `partition` (see the header comment); 0: none.
+  std::int32_t reorder_point(SkuId sku, PartitionId partition) const;
   bool day_unchanged(PartitionId partition, Day today) const;
   Day today(const Entry& e) const;
   // Units sold per sku over the cover window ending on the location's shard day, by sku.
@@ -269,6 +308,8 @@ class StockProjection {
   std::map<std::string, Totals> regions_;
   std::map<std::pair<std::string, std::string>, Totals> cities_;  // (region, city)
   absl::flat_hash_map<std::int32_t, Day> today_;                 // per partition
+  // sku -> (partition, reorder_cover_days) of every shard that gave it one, by partition.
+  absl::flat_hash_map<SkuId, std::vector<std::pair<std::int32_t, std::int32_t>>> reorder_points_;
 };
 
 }  // namespace qudao

@@ -65,7 +65,7 @@ Status add_sold_period(HistoryReader& history, LocationStock& location, Day from
 }
 
 Result<std::vector<GroupStock>> rollup_as_of(HistoryReader& history, const std::vector<GroupRefs>& groups, Day as_of,
-                                             std::int64_t reorder_cover_days) {
+                                             const ReorderRule& reorder) {
   std::vector<GroupStock> out;
   for (const GroupRefs& g : groups) {
     GroupStock& total = out.emplace_back();
@@ -74,12 +74,15 @@ Result<std::vector<GroupStock>> rollup_as_of(HistoryReader& history, const std::
     total.locations = g.locations.size();
     for (const LocationRef& ref : g.locations) {
       LocationStock ls{ref.location, {}, {}, ref.partition, ref.today};
-      for (SkuId sku : ref.skus) ls.rows.push_back(StockRow{ref.location, sku, {}, {}, {}});
+      for (std::size_t i = 0; i < ref.skus.size(); ++i) {
+        ls.rows.push_back(StockRow{ref.location, ref.skus[i], {}, {}, {}, ref.sku_reorder_cover_days[i]});
+      }
       if (Status s = apply_as_of(history, ls, as_of); !s.is_ok()) return s;
       for (const StockRow& r : ls.rows) {
         total.levels += r.levels;
         total.sold_window.value += r.sold_window.value;
-        if (cover(r.levels.on_hand, r.sold_window, reorder_cover_days).below_reorder) ++total.rows_below_reorder;
+        const ReorderThreshold t = reorder.threshold(r.sku_reorder_cover_days);
+        if (cover(r.levels.on_hand, r.sold_window, t.days).below_reorder) ++total.rows_below_reorder;
       }
     }
   }

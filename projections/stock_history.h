@@ -19,14 +19,15 @@ namespace qudao {
 
 inline constexpr std::int32_t kSoldPeriodDaysMax = 366;  // the longest period one query may sum
 
-// Replaces each row's levels and sold window with those as of `as_of`.
+// Replaces each row's levels and sold window with those as of `as_of` (its reorder point stays).
 [[nodiscard]] Status apply_as_of(HistoryReader& history, LocationStock& location, Day as_of);
 // Sets each row's sold_period to the units sold from..to (inclusive).
 [[nodiscard]] Status add_sold_period(HistoryReader& history, LocationStock& location, Day from, Day to);
 
-// A roll-up as of `as_of`, one group per GroupRefs (projections: StockProjection::rollup_refs).
+// A roll-up as of `as_of`, one group per GroupRefs (projections: StockProjection::rollup_refs), each
+// row below reorder by `reorder` with the sku's current reorder point.
 Result<std::vector<GroupStock>> rollup_as_of(HistoryReader& history, const std::vector<GroupRefs>& groups, Day as_of,
-                                             std::int64_t reorder_cover_days);
+                                             const ReorderRule& reorder);
 // Sets each group's sold_period; `refs` are the same groups, matched by (region, city).
 [[nodiscard]] Status add_sold_period(HistoryReader& history, const std::vector<GroupRefs>& refs, Day from, Day to,
                                      std::vector<GroupStock>& groups);

@@ -86,6 +86,7 @@ constexpr std::size_t kOrderLinesMax = 200;
 constexpr std::size_t kCountLinesMax = 20; // skus per daily cycle count
 constexpr int kCoverDaysStore = 12;        // order up to: a week between reviews, the trip, a margin
 constexpr int kCoverDaysWarehouse = 14;    // beyond the production lead time
+constexpr std::size_t kSkuReorderPointEvery = 3;  // every third sku has SkuDefined.reorder_cover_days
 constexpr int kBackorderCancelDays = 14;   // a paid order with nothing shipped by then is cancelled
 constexpr int kShortPerMille = 30;         // receipts short of some units
 constexpr int kLineLostPerMille = 5;       // receipts missing a whole line
@@ -584,10 +585,15 @@ class World {
   }
 
   void define_world() {
-    for (const Sku& s : skus_) {
+    for (std::size_t k = 0; k < skus_.size(); ++k) {
+      const Sku& s = skus_[k];
       const Category& c = kCategories[s.category];
+      // Every third sku has a reorder point of its own: its lead time plus a week of cover (a
+      // function of the sku, not a draw, so the rest of the stream is what it was).
+      const std::int32_t reorder_cover_days = k % kSkuReorderPointEvery == 0 ? s.lead_days + 7 : 0;
       emit(kHq, fb::Payload::SkuDefined, header(), [&](const Header& h) {
-        return writer_.sku_defined(h, s.id, s.code, s.name, c.name, c.unit, s.list_price, s.lead_days);
+        return writer_.sku_defined(h, s.id, s.code, s.name, c.name, c.unit, s.list_price, s.lead_days,
+                                   reorder_cover_days);
       });
     }
     // Locations in id order: each city's sub-warehouse and stores, then HQ's warehouse and flagships.

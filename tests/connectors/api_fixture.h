@@ -4,7 +4,7 @@
 // the store, the test tokens, and the HTTP server on a free port. Plus raw-socket helpers for
 // sending what a well-behaved client would not, and the access-table check (check_access). ServedStore
 // serves any store so (tests/connectors/forecast_api_test.cc serves a replayed one).
-// Tests may append events of their own to partition 0 (`more_p0`), applied after the ones below.
+// Tests may append events of their own to partition 0 (`more_p0`) and 1 (`more_p1`), applied after the ones below.
 //
 // The ledger: partition 0 holds East (1: sub-warehouse, 2: store) and West (3: sub-warehouse,
 // 4: store) and one dead letter, then the channel's parties, targets, payments and a store claimed
@@ -83,7 +83,7 @@ inline void check_access(std::uint16_t port, const std::vector<AccessRow>& rows)
 }
 
 struct ApiFixture : ServedStore {
-  explicit ApiFixture(HttpOptions http = {}, const std::vector<Bytes>& more_p0 = {}) {
+  explicit ApiFixture(HttpOptions http = {}, const std::vector<Bytes>& more_p0 = {}, const std::vector<Bytes>& more_p1 = {}) {
     http.port = 0;
     Events ev;
     Applier applier;
@@ -128,6 +128,7 @@ struct ApiFixture : ServedStore {
     feed(p0, o0, copy(w.feedback_recorded(ev.next(), LocationId{kEastStore}, kEastDistributor, 4, "")));
     REQUIRE(p0.counts().rejected == 1);
     for (const Bytes& b : more_p0) feed(p0, o0, b);
+    for (const Bytes& b : more_p1) feed(p1, o1, b);
 
     auto opened = Store::open(StoreOptions{dir.path(), kTopic});
     REQUIRE(opened.is_ok());

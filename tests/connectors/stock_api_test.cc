@@ -168,6 +168,85 @@ TEST_CASE("stock api: stock rows page by cursor, and roll-ups sum per city, regi
   CHECK(http_get(api.port(), "/v1/stock/rollup?level=nation&region=East", kTestHqToken).status == 400);
 }
 
+namespace {
+
+// The history story with reorder points: sku 1's only on partition 1 (as the simulator keys the
+// catalogue to HQ's shard), sku 3's on both partitions, with different figures.
+std::vector<Bytes> reorder_points(std::uint64_t first_id, std::initializer_list<std::pair<std::uint64_t, int>> points) {
+  EventWriter w;
+  std::vector<Bytes> out;
+  std::uint64_t id = first_id;
+  for (auto [sku, days] : points) {
+    out.push_back(copy(w.sku_defined(Header{EventId{8, ++id}, TimeMs{kT0}, "test"}, SkuId{sku}, "SKU", "n", "tea", "box",
+                                     Fen{100}, 7, days)));
+  }
+  return out;
+}
+
+struct ReorderApi : ApiFixture {
+  ReorderApi()
+      : ApiFixture(HttpOptions{}, [] {
+          std::vector<Bytes> p0 = history_story();
+          for (Bytes& b : reorder_points(100, {{3, 5}})) p0.push_back(std::move(b));
+          return p0;
+        }(), reorder_points(200, {{1, 90}, {3, 50}})) {}
+};
+
+json get_reorder(const ReorderApi& api, const std::string& target) {
+  const HttpReply r = http_get(api.port(), target, kTestHqToken);
+  REQUIRE_MESSAGE(r.status == 200, target << ": " << r.status << " " << r.body);
+  return r.json();
+}
+
+}  // namespace
+
+TEST_CASE("stock api: without reorder_cover_days each row is below reorder by its sku's own reorder point, "
+          "from whichever shard defined it, else 14; with it, the query's figure for every row") {
+  ReorderApi api;
+  const std::string s11 = "/v1/stock?location=" + std::to_string(kStoryStore);
+  const json own = get_reorder(api, s11);
+  CHECK(own["reorder_cover_days"] == kReorderCoverDaysDefault);  // for skus without a point of their own
+  const json& sku1 = sku_row(own["skus"], 1);
+  CHECK(sku1["days_of_cover"] == 84.0);
+  CHECK(sku1["reorder_cover_days"] == 90);  // partition 1's SkuDefined, for a row on partition 0
+  CHECK(sku1["reorder_source"] == "sku");
+  CHECK(sku1["below_reorder"] == true);     // 84 < 90 (not below by the default 14)
+  const json& sku2 = sku_row(own["skus"], 2);
+  CHECK(sku2["reorder_cover_days"] == kReorderCoverDaysDefault);
+  CHECK(sku2["reorder_source"] == "default");
+  CHECK(sku2["below_reorder"] == true);
+
+  const json query = get_reorder(api, s11 + "&reorder_cover_days=30");
+  CHECK(query["reorder_cover_days"] == 30);
+  CHECK(sku_row(query["skus"], 1)["reorder_cover_days"] == 30);
+  CHECK(sku_row(query["skus"], 1)["reorder_source"] == "query");
+  CHECK(sku_row(query["skus"], 1)["below_reorder"] == false);
+  CHECK(sku_row(query["skus"], 2)["reorder_source"] == "query");
+  CHECK(sku_row(query["skus"], 2)["below_reorder"] == true);
+
+  // A shard's own figure wins over another shard's: sku 3 is 5 days on partition 0 and 50 on 1.
+  const json north = get_reorder(api, "/v1/stock?location=" + std::to_string(kNorthWarehouse));
+  CHECK(sku_row(north["skus"], 3)["reorder_cover_days"] == 50);
+  const json rows = get_reorder(api, "/v1/stock?sku=1&region=East");
+  for (const json& r : rows["rows"]) CHECK(r["reorder_cover_days"] == 90);
+
+  // Roll-ups count rows below each one's threshold, live and as of a day.
+  auto hangzhou = [&](const std::string& query) {
+    const json cities = get_reorder(api, "/v1/stock/rollup?level=city&region=East" + query);
+    REQUIRE(cities["groups"][0]["city"] == "Hangzhou");
+    return cities["groups"][0]["rows_below_reorder"].get<int>();
+  };
+  CHECK(hangzhou("") == 2);                             // (11, sku1) by its 90, (11, sku2) by 14
+  CHECK(hangzhou("&reorder_cover_days=30") == 1);       // (11, sku2) only
+  CHECK(hangzhou("&reorder_cover_days=14") == 1);       // what the default alone gave
+  CHECK(hangzhou("&as_of=2026-01-03") == 1);            // (11, sku1): 32 units, 10 sold in 28 days: 89.6 < 90
+  CHECK(hangzhou("&as_of=2026-01-03&reorder_cover_days=30") == 0);
+  const json as_of = get_reorder(api, s11 + "&as_of=2026-01-03");
+  CHECK(sku_row(as_of["skus"], 1)["days_of_cover"] == 89.6);
+  CHECK(sku_row(as_of["skus"], 1)["below_reorder"] == true);
+  CHECK(sku_row(as_of["skus"], 1)["reorder_source"] == "sku");
+}
+
 TEST_CASE("stock api: anomalies page per location, and another region's location answers as an unknown one") {
   HistoryApi api;
   const std::string s11 = "/v1/anomalies?location=" + std::to_string(kStoryStore);

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "engine/apply.h"
+#include "engine/codec.h"
 #include "engine/store.h"
 #include "tests/support.h"
 #include "tools/simulate.h"
@@ -302,6 +303,47 @@ TEST_CASE("channel: state survives a restart from the store, with an equal diges
   CHECK(applier.ingest(restored, Offset{c.offset}, more).outcome == RecordOutcome::applied);
   REQUIRE(c.feed(more));
   CHECK(restored.digest() == c.shard.digest());
+}
+
+TEST_CASE("channel: a sku's reorder point is kept from SkuDefined, stored only when set (a store written "
+          "before it existed loads as it is) and restored with an equal digest") {
+  TempDir dir;
+  Channel c;
+  // sku 1 without a reorder point: the price row is what it was before the field (20 bytes).
+  REQUIRE(c.feed(c.w.sku_defined(c.h(), SkuId{1}, "SKU1", "n", "tea", "box", Fen{4'000}, 10)));
+  REQUIRE(c.feed(c.w.sku_defined(c.h(), SkuId{2}, "SKU2", "n", "tea", "box", Fen{5'000}, 10, 30)));
+  REQUIRE(c.feed(c.w.sku_defined(c.h(), SkuId{3}, "SKU3", "n", "tea", "box", Fen{6'000}, 10, 21)));
+  REQUIRE(c.feed(c.w.sku_defined(c.h(), SkuId{3}, "SKU3", "n", "tea", "box", Fen{6'000}, 10)));  // cleared
+  auto points = [](const ChannelLedger& l) {
+    std::map<std::uint64_t, std::int32_t> out;
+    l.for_each_reorder_point([&](SkuId sku, std::int32_t days) { out[sku.value] = days; });
+    return out;
+  };
+  CHECK(points(c.shard.channel()) == std::map<std::uint64_t, std::int32_t>{{2, 30}});
+  {
+    auto store = Store::open(StoreOptions{dir.path(), "t"});
+    REQUIRE(store.is_ok());
+    Shard* shards[] = {&c.shard};
+    REQUIRE(store.value()->commit(shards).is_ok());
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::map<std::uint64_t, std::size_t> sizes;  // sku -> price row bytes
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("G"); it->Valid() && it->key()[0] == 'G'; it->Next()) {
+      const std::string_view k = it->key().ToStringView();
+      if (k.size() == 1 + 4 + 1 + 8 && k[5] == 0x03) sizes[codec::Reader(k.substr(6)).be<std::uint64_t>()] = it->value().size();
+    }
+    CHECK(sizes == std::map<std::uint64_t, std::size_t>{{1, 20}, {2, 24}, {3, 20}});
+  }
+  auto store = Store::open(StoreOptions{dir.path(), "t"});
+  REQUIRE(store.is_ok());
+  auto loaded = store.value()->load();
+  REQUIRE_MESSAGE(loaded.is_ok(), loaded.status().message());
+  CHECK(loaded.value().at(0).digest() == c.shard.digest());
+  CHECK(points(loaded.value().at(0).channel()) == points(c.shard.channel()));
 }
 
 }  // namespace qudao

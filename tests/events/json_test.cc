@@ -145,6 +145,23 @@ TEST_CASE("validate: the rules of the catalogue, party and money events") {
         "payload.list_price_fen: must be >= 0, got -1 (invalid_value)");
   CHECK(rejection_with("SkuDefined", "/payload/production_lead_time_days"_json_pointer, 400) ==
         "payload.production_lead_time_days: must be 0..365, got 400 (invalid_value)");
+  CHECK(rejection_with("SkuDefined", "/payload/reorder_cover_days"_json_pointer, 366) ==
+        "payload.reorder_cover_days: must be 1..365 (or 0: none), got 366 (invalid_value)");
+  CHECK(rejection_with("SkuDefined", "/payload/reorder_cover_days"_json_pointer, -3) ==
+        "payload.reorder_cover_days: must be 1..365 (or 0: none), got -3 (invalid_value)");
+  for (int ok : {0, 1, 365}) {
+    json doc = golden("SkuDefined");
+    doc["payload"]["reorder_cover_days"] = ok;
+    CHECK_MESSAGE(std::holds_alternative<Bytes>(from_json(doc.dump())), ok);
+  }
+  {  // A version-2 producer knows no reorder point: its SkuDefined has none.
+    json doc = golden("SkuDefined");
+    doc["schema_version"] = 2;
+    doc["payload"].erase("reorder_cover_days");
+    auto parsed = from_json(doc.dump());
+    REQUIRE(std::holds_alternative<Bytes>(parsed));
+    CHECK(must_decode(std::get<Bytes>(parsed)).envelope->payload_as_SkuDefined()->reorder_cover_days() == 0);
+  }
   CHECK(rejection_with("PartyRegistered", "/payload/kind"_json_pointer, "Unknown") ==
         "payload.kind: must be Agent, Distributor or Store, got 0 (invalid_value)");
   CHECK(rejection_with("PartyRegistered", "/payload/parent"_json_pointer, 500) ==

@@ -117,7 +117,7 @@ TEST_CASE("stock projection: roll-ups per city, region and nation, now and as of
   StoryFixture f;
   bool more = true;
   const RegionScope all = RegionScope::all();
-  auto cities = f.stock.rollup(RollupLevel::city, all, std::nullopt, {}, 10, kReorderCoverDaysDefault, more);
+  auto cities = f.stock.rollup(RollupLevel::city, all, std::nullopt, {}, 10, ReorderRule{}, more);
   REQUIRE(cities.has_value());
   CHECK_FALSE(more);
   REQUIRE(cities->size() == 3);  // (East, Hangzhou), (East, Ningbo), (West, Xian)
@@ -132,7 +132,7 @@ TEST_CASE("stock projection: roll-ups per city, region and nation, now and as of
   CHECK((*cities)[2].region == "West");
   CHECK((*cities)[2].rows_below_reorder == 1);
 
-  auto regions = f.stock.rollup(RollupLevel::region, all, std::nullopt, {}, 10, kReorderCoverDaysDefault, more);
+  auto regions = f.stock.rollup(RollupLevel::region, all, std::nullopt, {}, 10, ReorderRule{}, more);
   REQUIRE(regions.has_value());
   REQUIRE(regions->size() == 2);
   CHECK((*regions)[0].region == "East");
@@ -142,7 +142,7 @@ TEST_CASE("stock projection: roll-ups per city, region and nation, now and as of
   CHECK((*regions)[0].sold_window == Quantity{34});
   CHECK((*regions)[1].levels.on_hand == Quantity{-1});
 
-  auto nation = f.stock.rollup(RollupLevel::nation, all, std::nullopt, {}, 1, kReorderCoverDaysDefault, more);
+  auto nation = f.stock.rollup(RollupLevel::nation, all, std::nullopt, {}, 1, ReorderRule{}, more);
   REQUIRE(nation.has_value());
   REQUIRE(nation->size() == 1);
   CHECK((*nation)[0].locations == 4);
@@ -156,7 +156,7 @@ TEST_CASE("stock projection: roll-ups per city, region and nation, now and as of
   for (const auto& [day, east_on_hand] : {std::pair{0, 40 + 40 + 40 + 8 + 20}, std::pair{2, 40 + 35 + 32 + 8 + 16},
                                           std::pair{3, 109}}) {
     INFO("day " << day);
-    auto past = rollup_as_of(history, *refs, story_day(day), kReorderCoverDaysDefault);
+    auto past = rollup_as_of(history, *refs, story_day(day), ReorderRule{});
     REQUIRE(past.is_ok());
     REQUIRE(past.value().size() == 2);
     CHECK(past.value()[0].region == "East");
@@ -169,20 +169,20 @@ TEST_CASE("stock projection: roll-ups per city, region and nation, now and as of
 
   SUBCASE("a regional scope sees only its regions' groups; another region is not found") {
     const RegionScope west = RegionScope::only({"West"});
-    auto mine = f.stock.rollup(RollupLevel::city, west, std::nullopt, {}, 10, kReorderCoverDaysDefault, more);
+    auto mine = f.stock.rollup(RollupLevel::city, west, std::nullopt, {}, 10, ReorderRule{}, more);
     REQUIRE(mine.has_value());
     REQUIRE(mine->size() == 1);
     CHECK((*mine)[0].city == "Xian");
-    CHECK_FALSE(f.stock.rollup(RollupLevel::city, west, std::string("East"), {}, 10, kReorderCoverDaysDefault, more));
+    CHECK_FALSE(f.stock.rollup(RollupLevel::city, west, std::string("East"), {}, 10, ReorderRule{}, more));
     CHECK_FALSE(f.stock.rollup_refs(RollupLevel::region, west, std::string("East"), {}, 10, more));
-    CHECK_FALSE(f.stock.rollup(RollupLevel::city, all, std::string("Nowhere"), {}, 10, kReorderCoverDaysDefault, more));
+    CHECK_FALSE(f.stock.rollup(RollupLevel::city, all, std::string("Nowhere"), {}, 10, ReorderRule{}, more));
   }
   SUBCASE("groups come in pages from a (region, city) on") {
-    auto first = f.stock.rollup(RollupLevel::city, all, std::nullopt, {}, 2, kReorderCoverDaysDefault, more);
+    auto first = f.stock.rollup(RollupLevel::city, all, std::nullopt, {}, 2, ReorderRule{}, more);
     REQUIRE(first->size() == 2);
     CHECK(more);
     auto second = f.stock.rollup(RollupLevel::city, all, std::nullopt, {"East", std::string("Ningbo") + '\0'}, 2,
-                                 kReorderCoverDaysDefault, more);
+                                 ReorderRule{}, more);
     REQUIRE(second->size() == 1);
     CHECK((*second)[0].city == "Xian");
     CHECK_FALSE(more);

@@ -78,3 +78,39 @@ TEST_CASE("stock projection: per-location stock and region totals follow the led
 }
 
 }  // namespace qudao
+
+namespace qudao {
+using namespace qudao::test;
+
+TEST_CASE("stock projection: a row's reorder point is its own shard's, else the lowest-numbered partition's, "
+          "whatever order the shards defined it in; a redefinition without one clears it") {
+  const RegionScope hq = RegionScope::all();
+  for (bool p2_first : {false, true}) {
+    CAPTURE(p2_first);
+    StockProjection stock;
+    StockProjection::Writer w(stock);
+    w.define_location(LocationId{1}, LocationInfo{fb::LocationKind::Store, "s", "c", "East"}, PartitionId{0});
+    w.project(std::vector<Posting>{{Account{SkuId{7}, LocationId{1}, Bucket::on_hand}, Quantity{5}}});
+    if (p2_first) w.define_reorder_point(PartitionId{2}, SkuId{7}, 40);
+    w.define_reorder_point(PartitionId{1}, SkuId{7}, 30);
+    if (!p2_first) w.define_reorder_point(PartitionId{2}, SkuId{7}, 40);
+    w.release();
+    auto days = [&] { return stock.location_stock(LocationId{1}, SkuId{7}, hq)->rows.at(0).sku_reorder_cover_days; };
+    CHECK(days() == 30);
+    w.define_reorder_point(PartitionId{0}, SkuId{7}, 10);
+    w.release();
+    CHECK(days() == 10);
+    w.define_reorder_point(PartitionId{0}, SkuId{7}, 0);
+    w.define_reorder_point(PartitionId{1}, SkuId{7}, 0);
+    w.release();
+    CHECK(days() == 40);
+    w.define_reorder_point(PartitionId{2}, SkuId{7}, 0);
+    w.release();
+    CHECK(days() == 0);
+    CHECK(ReorderRule{}.threshold(0).days == kReorderCoverDaysDefault);
+    CHECK(ReorderRule{}.threshold(21).source == ReorderSource::sku);
+    CHECK(ReorderRule{90}.threshold(21).days == 90);
+  }
+}
+
+}  // namespace qudao
