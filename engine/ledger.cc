@@ -116,21 +116,23 @@ void Shard::finish_restore() {
   window_.drop_older_than(restored_seen_oldest_seq_);
 }
 
-std::vector<Shard::DirtyBalance> Shard::take_dirty_balances() {
-  std::vector<DirtyBalance> out;
-  out.reserve(dirty_balances_.size());
+Shard::DirtyBalances Shard::take_dirty_balances() {
+  DirtyBalances out;
+  out.pairs.reserve(dirty_balances_.size());
   const std::size_t n = dirty_balances_.size();
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kPrefetchAheadKeys < n) prefetch_balance(dirty_balances_[i + kPrefetchAheadKeys]);
     const Account& a = dirty_balances_[i];
-    if (const int slot = stock_slot(a.bucket); slot >= 0) {
+    if (stock_slot(a.bucket) >= 0) {
       StockEntry& e = stock_.find(PairKey{a.sku, a.location})->second;
-      e.dirty &= static_cast<std::uint8_t>(~(1u << slot));
-      out.push_back(DirtyBalance{a, e.qty[slot], Day{e.changed_day}});
+      if (e.dirty == 0) continue;  // taken with another bucket of its pair
+      out.pairs.push_back(DirtyPair{a.sku, a.location, {e.qty[0], e.qty[1], e.qty[2]}, e.exists, e.legacy,
+                                    Day{e.changed_day}});
+      e.dirty = 0, e.legacy = 0;
     } else {
       BalanceEntry& e = virtual_.find(a)->second;
       e.dirty = false;
-      out.push_back(DirtyBalance{a, e.qty, Day{kNoDay}});
+      out.accounts.push_back(DirtyBalance{a, e.qty});
     }
   }
   dirty_balances_.clear();
@@ -452,13 +454,14 @@ void Shard::restore_header(Offset next_offset, const OutcomeCounts& counts, Time
   today_ = day_of(watermark);
 }
 
-void Shard::restore_balance(const Account& a, Quantity q, Day changed_day) {
+void Shard::restore_balance(const Account& a, Quantity q, Day changed_day, StoredBalanceLayout stored) {
   digest_ += balance_hash(a, q.value);
   if (const int slot = stock_slot(a.bucket); slot >= 0) {
     StockEntry& e = stock_[PairKey{a.sku, a.location}];
     assert(!(e.exists & (1u << slot)) && "a balance is restored once");
     e.qty[slot] = q.value;
     e.exists |= static_cast<std::uint8_t>(1u << slot);
+    if (stored == StoredBalanceLayout::per_bucket) e.legacy |= static_cast<std::uint8_t>(1u << slot);
     // The pair's last change is the newest of its buckets' (each written with the pair's day then).
     if (a.location != kVirtualLocation) e.changed_day = std::max(e.changed_day, changed_day.value);
     return;

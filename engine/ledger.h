@@ -101,6 +101,10 @@ struct OutcomeCounts {
 
 enum class Anomaly : std::uint8_t { none, flagged };
 
+// How a store holds a stock bucket's balance (engine/store.h): in its (sku, location)'s one key, or,
+// in stores written before that, as a key of its own.
+enum class StoredBalanceLayout : std::uint8_t { per_pair, per_bucket };
+
 // What the duplicate window says about an event id and the hash of its bytes.
 enum class Seen : std::uint8_t {
   new_event,  // not in the window
@@ -265,18 +269,34 @@ class Shard {
   // Commit support (engine/store.cc): what changed since the last commit.
   bool header_dirty() const { return header_dirty_; }
   const std::vector<Account>& dirty_balances() const { return dirty_balances_; }
-  // A dirty balance as the commit stores it: a stock bucket's carries the shard day of its
-  // (location, sku)'s last change, which a restart needs to close that day (kNoDay for the virtual
-  // accounts and location 0, which have no closings).
+  // The dirty balances as the commit stores them (engine/store.h): a (sku, location) with any dirty
+  // stock bucket once, with its three buckets (one key: a receipt's in_transit and on_hand, an
+  // order's on_hand and reserved were two), and the shard day of its last change, which a restart
+  // needs to close that day (kNoDay at location 0, which has no closings); each dirty virtual account
+  // on its own.
+  static constexpr int kStockBuckets = 3;
+  static constexpr Bucket kStockBucketOf[kStockBuckets] = {Bucket::on_hand, Bucket::reserved, Bucket::in_transit};
+  static constexpr std::int32_t kNoDay = std::numeric_limits<std::int32_t>::min();
+  struct DirtyPair {
+    SkuId sku;
+    LocationId location;
+    std::int64_t qty[kStockBuckets] = {0, 0, 0};  // by slot: on_hand, reserved, in_transit
+    std::uint8_t exists = 0;  // a bit per slot: the account exists (posted or restored; kept at zero)
+    std::uint8_t legacy = 0;  // a bit per slot stored as a key of its own (a store written before
+                              // pairs were one key): the commit deletes those keys
+    Day changed_day{kNoDay};
+  };
   struct DirtyBalance {
     Account account;
     std::int64_t qty = 0;
-    Day changed_day{kNoDay};
   };
-  static constexpr std::int32_t kNoDay = std::numeric_limits<std::int32_t>::min();
+  struct DirtyBalances {
+    std::vector<DirtyPair> pairs;
+    std::vector<DirtyBalance> accounts;  // the virtual accounts
+  };
   // The dirty balances with their quantities (in the order they were first changed), marked clean:
   // one lookup each, where reading them and then marking them clean took two.
-  std::vector<DirtyBalance> take_dirty_balances();
+  DirtyBalances take_dirty_balances();
   // The history rows since the last commit, handed over whole; the shard starts an empty one.
   StockHistory take_history() { return std::exchange(history_, StockHistory{}); }
   const std::vector<LocationId>& dirty_locations() const { return dirty_locations_; }
@@ -301,7 +321,10 @@ class Shard {
   void restore_shipment(ShipmentId id, Shipment s);
   // `changed_day`: for a stock bucket, the stored day of its pair's last change (kNoDay if unknown:
   // a store written before it was kept, whose commits wrote the current day's closings themselves).
-  void restore_balance(const Account& a, Quantity q, Day changed_day = Day{kNoDay});
+  // `stored`: a stock bucket stored as a key of its own (an older store) is marked so that the commit
+  // that next writes its pair deletes that key.
+  void restore_balance(const Account& a, Quantity q, Day changed_day = Day{kNoDay},
+                       StoredBalanceLayout stored = StoredBalanceLayout::per_pair);
   void restore_location(LocationId id, LocationInfo info);
   // One stored segment of the window, oldest segment first.
   void restore_seen_segment(std::uint64_t first_seq, std::span<const std::pair<EventId, std::uint64_t>> entries);
@@ -317,8 +340,6 @@ class Shard {
   // (sku, location): a scan-out's check and its posting cost one lookup (one cache miss) instead of
   // one per bucket, and a day's closing of the pair reads one entry. Every other bucket (the virtual accounts)
   // is a BalanceEntry of its own.
-  static constexpr int kStockBuckets = 3;
-  static constexpr Bucket kStockBucketOf[kStockBuckets] = {Bucket::on_hand, Bucket::reserved, Bucket::in_transit};
   static int stock_slot(Bucket b) {  // the slot of a stock bucket, -1 for a virtual one
     switch (b) {
       case Bucket::on_hand: return 0;
@@ -340,10 +361,11 @@ class Shard {
     std::int64_t qty[kStockBuckets] = {0, 0, 0};
     std::uint8_t exists = 0;  // a bit per slot: the account was posted or restored (kept at zero)
     std::uint8_t dirty = 0;   // a bit per slot: changed since the last commit
+    std::uint8_t legacy = 0;  // a bit per slot: stored as a key of its own (DirtyPair::legacy)
     // The shard day of the last posting (real locations only): equal to today_ means the pair is
     // closed when the day ends. A day, not a flag, so that no pass is needed to clear it after a
     // close, and so that the store can keep it with the balance for a restart. (Layout: 24 + 1 + 1
-    // + 2 padding + 4 = 32 bytes, 48 with the key in a slot.)
+    // + 1 + 1 padding + 4 = 32 bytes, 48 with the key in a slot.)
     std::int32_t changed_day = kNoDay;
   };
   static_assert(sizeof(StockEntry) == 32, "a stock slot is 48 bytes with its key: memory per key (README)");

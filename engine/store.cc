@@ -5,6 +5,8 @@
 #include <rocksdb/memtablerep.h>
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <chrono>
 #include <thread>
 #include <tuple>
@@ -89,23 +91,33 @@ Status io_error(const char* what, const rocksdb::Status& s) {
 
 bool is_stock_bucket(Bucket b) { return b == Bucket::on_hand || b == Bucket::reserved || b == Bucket::in_transit; }
 
+// The bucket byte of a (sku, location)'s one key, which holds its three stock buckets: below every
+// Bucket, so the key sorts before the per-bucket keys of older stores and the virtual accounts.
+constexpr std::uint8_t kPairBucketByte = 0;
+
 // Into a reused string: write() encodes tens of thousands per commit, and a new string each was an
 // allocation each (keys are longer than the small-string buffer).
-void assign_balance_key(std::string& key, PartitionId p, const Account& a) {
+void assign_balance_key(std::string& key, PartitionId p, SkuId sku, LocationId location, std::uint8_t bucket) {
   key.assign(1, kBalanceKey);
   codec::put_be<std::int32_t>(key, p.value);
-  codec::put_be<std::uint64_t>(key, a.sku.value);
-  codec::put_be<std::uint64_t>(key, a.location.value);
-  codec::put_be<std::uint8_t>(key, static_cast<std::uint8_t>(a.bucket));
+  codec::put_be<std::uint64_t>(key, sku.value);
+  codec::put_be<std::uint64_t>(key, location.value);
+  codec::put_be<std::uint8_t>(key, bucket);
 }
 
-// A stored balance: the key's account, the quantity and (stock buckets) the day of its pair's last
-// change, absent in stores written before it was kept.
+// A stored balance key: a pair's one key (its existing stock buckets), or one account's (a virtual
+// account, or a stock bucket in a store written before pairs were one key). `changed_day`: the day
+// of the pair's last change (stock buckets only; absent in stores written before it was kept).
 struct StoredBalance {
   PartitionId partition;
-  Account account;
-  std::int64_t qty = 0;
+  SkuId sku;
+  LocationId location;
+  StoredBalanceLayout layout = StoredBalanceLayout::per_pair;  // per_bucket: one account's key
+  std::array<std::pair<Bucket, std::int64_t>, Shard::kStockBuckets> accounts{};  // in bucket order
+  std::size_t account_count = 0;
   Day changed_day{Shard::kNoDay};
+  std::span<const std::pair<Bucket, std::int64_t>> listed() const { return {accounts.data(), account_count}; }
+  bool has_stock() const { return account_count > 0 && is_stock_bucket(accounts[0].first); }
 };
 
 std::optional<StoredBalance> parse_balance(std::string_view key, std::string_view value) {
@@ -113,11 +125,23 @@ std::optional<StoredBalance> parse_balance(std::string_view key, std::string_vie
   codec::Reader v(value);
   StoredBalance b;
   b.partition = PartitionId{k.be<std::int32_t>()};
-  b.account.sku = SkuId{k.be<std::uint64_t>()};
-  b.account.location = LocationId{k.be<std::uint64_t>()};
-  b.account.bucket = static_cast<Bucket>(k.be<std::uint8_t>());
-  b.qty = v.le<std::int64_t>();
-  if (v.ok() && !v.empty()) b.changed_day = Day{v.le<std::int32_t>()};
+  b.sku = SkuId{k.be<std::uint64_t>()};
+  b.location = LocationId{k.be<std::uint64_t>()};
+  const auto bucket = k.be<std::uint8_t>();
+  if (bucket == kPairBucketByte) {
+    std::int64_t qty[Shard::kStockBuckets];
+    for (std::int64_t& q : qty) q = v.le<std::int64_t>();
+    const auto exists = v.le<std::uint8_t>();
+    b.changed_day = Day{v.le<std::int32_t>()};
+    if (exists == 0 || exists >= (1u << Shard::kStockBuckets)) return std::nullopt;
+    for (int i = 0; i < Shard::kStockBuckets; ++i) {
+      if (exists & (1u << i)) b.accounts[b.account_count++] = {Shard::kStockBucketOf[i], qty[i]};
+    }
+  } else {
+    b.layout = StoredBalanceLayout::per_bucket;
+    b.accounts[b.account_count++] = {static_cast<Bucket>(bucket), v.le<std::int64_t>()};
+    if (v.ok() && !v.empty()) b.changed_day = Day{v.le<std::int32_t>()};
+  }
   if (!k.ok() || !v.ok() || !k.empty() || !v.empty()) return std::nullopt;
   return b;
 }
@@ -244,7 +268,10 @@ Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_event
       case kBalanceKey: {
         const std::optional<StoredBalance> b = parse_balance(key, it->value().ToStringView());
         if (!b) return Status::error(fmt::format("store {}: corrupt balance", options_.path));
-        shard(b->partition.value).restore_balance(b->account, Quantity{b->qty}, b->changed_day);
+        for (const auto& [bucket, qty] : b->listed()) {
+          shard(b->partition.value).restore_balance(Account{b->sku, b->location, bucket}, Quantity{qty}, b->changed_day,
+                                                    b->layout);
+        }
         continue;
       }
       case kLocationKey: {
@@ -378,10 +405,9 @@ PreparedCommit Store::prepare(std::span<Shard* const> shards) {
       // One range tombstone for every row the relay has delivered so far.
       batch.DeleteRange(outbox_key(s->partition(), 0), outbox_key(s->partition(), *s->relayed_through() + 1));
     }
-    // One lookup per dirty balance takes its quantity and clears its mark; write() encodes them.
-    PreparedCommit::Deferred& d = c.deferred.emplace_back(
-        PreparedCommit::Deferred{s->partition(), s->take_dirty_balances(), s->take_history()});
-    stats.balances += d.balances.size();
+    // One lookup per dirty balance takes its quantity and clears its mark; write() encodes them
+    // (and counts them: a pair's buckets share one key).
+    c.deferred.emplace_back(PreparedCommit::Deferred{s->partition(), s->take_dirty_balances(), s->take_history()});
     for (LocationId id : s->dirty_locations()) {
       const LocationInfo& info = *s->location(id);
       key = partition_key(kLocationKey, s->partition());
@@ -449,18 +475,48 @@ std::optional<Shipment> Store::read_shipment(PartitionId p, ShipmentId id) {
 Status Store::write(PreparedCommit& c) {
   std::string key, value;
   for (PreparedCommit::Deferred& d : c.deferred) {
-    // In key order (the memtable's flush sort is cheaper on sorted runs: engine/store.h).
-    std::sort(d.balances.begin(), d.balances.end(), [](const Shard::DirtyBalance& a, const Shard::DirtyBalance& b) {
-      return std::tie(a.account.sku, a.account.location, a.account.bucket) <
-             std::tie(b.account.sku, b.account.location, b.account.bucket);
+    // In key order (the memtable's flush sort is cheaper on sorted runs: engine/store.h): the pairs
+    // and the virtual accounts sorted apart, then merged (a pair's key has bucket byte 0).
+    std::vector<Shard::DirtyPair>& pairs = d.balances.pairs;
+    std::vector<Shard::DirtyBalance>& accounts = d.balances.accounts;
+    std::sort(pairs.begin(), pairs.end(), [](const Shard::DirtyPair& a, const Shard::DirtyPair& b) {
+      return std::tie(a.sku, a.location) < std::tie(b.sku, b.location);
     });
-    for (const Shard::DirtyBalance& b : d.balances) {
-      assign_balance_key(key, d.partition, b.account);
+    std::sort(accounts.begin(), accounts.end(), [](const Shard::DirtyBalance& a, const Shard::DirtyBalance& b) {
+      return a.account < b.account;
+    });
+    auto put_pair = [&](const Shard::DirtyPair& pair) {
+      assign_balance_key(key, d.partition, pair.sku, pair.location, kPairBucketByte);
+      value.clear();
+      for (std::int64_t q : pair.qty) codec::put_le<std::int64_t>(value, q);
+      codec::put_le<std::uint8_t>(value, pair.exists);
+      codec::put_le<std::int32_t>(value, pair.changed_day.value);
+      c.batch.Put(key, value);
+      ++c.stats.balances;
+      for (int i = 0; i < Shard::kStockBuckets; ++i) {  // an older store's keys of the same buckets
+        if (!(pair.legacy & (1u << i))) continue;
+        assign_balance_key(key, d.partition, pair.sku, pair.location, static_cast<std::uint8_t>(Shard::kStockBucketOf[i]));
+        c.batch.Delete(key);
+        ++c.stats.balances;
+      }
+    };
+    auto put_account = [&](const Shard::DirtyBalance& b) {
+      assign_balance_key(key, d.partition, b.account.sku, b.account.location, static_cast<std::uint8_t>(b.account.bucket));
       value.clear();
       codec::put_le<std::int64_t>(value, b.qty);
-      if (is_stock_bucket(b.account.bucket)) codec::put_le<std::int32_t>(value, b.changed_day.value);
       c.batch.Put(key, value);
+      ++c.stats.balances;
+    };
+    auto next_pair = pairs.begin();
+    for (const Shard::DirtyBalance& b : accounts) {
+      for (; next_pair != pairs.end() && std::tie(next_pair->sku, next_pair->location) <=
+                                             std::tie(b.account.sku, b.account.location);
+           ++next_pair) {
+        put_pair(*next_pair);
+      }
+      put_account(b);
     }
+    for (; next_pair != pairs.end(); ++next_pair) put_pair(*next_pair);
     c.stats.history += d.history.write_to(d.partition, c.batch);
   }
   c.deferred.clear();
@@ -543,7 +599,7 @@ Result<std::string> Store::state_sha256() {
     if (!pair) return;
     const auto t = today.find(pair->partition.value);
     if (t != today.end() && pair->changed_day == t->second) {
-      current.emplace(history_keys::closing(pair->partition, pair->account.location, pair->account.sku, t->second),
+      current.emplace(history_keys::closing(pair->partition, pair->location, pair->sku, t->second),
                       history_keys::closing_value(levels));
     }
     pair.reset();
@@ -586,16 +642,25 @@ Result<std::string> Store::state_sha256() {
         EVP_MD_CTX_free(ctx);
         return Status::error(fmt::format("store {}: corrupt balance", options_.path));
       }
-      value = value.substr(0, sizeof(std::int64_t));  // the day is in the closings' rows
-      if (is_stock_bucket(b->account.bucket) && b->account.location != kVirtualLocation) {
-        if (!pair || pair->partition != b->partition || pair->account.sku != b->account.sku ||
-            pair->account.location != b->account.location) {
+      if (b->has_stock() && b->location != kVirtualLocation) {
+        if (!pair || pair->partition != b->partition || pair->sku != b->sku || pair->location != b->location) {
           end_pair();
           pair = b, levels = {};
         }
         pair->changed_day = std::max(pair->changed_day, b->changed_day);
-        add_to_levels(levels, b->account.bucket, b->qty);
+        for (const auto& [bucket, qty] : b->listed()) add_to_levels(levels, bucket, qty);
       }
+      // One row per account, as when each had a key of its own, without the day (the closings' rows
+      // have it): a pair's key lists its buckets in key order, before any other key.
+      std::string row_key(key);
+      std::string row_value;
+      for (const auto& [bucket, qty] : b->listed()) {
+        row_key.back() = static_cast<char>(bucket);
+        row_value.clear();
+        codec::put_le<std::int64_t>(row_value, qty);
+        add(row_key, row_value);
+      }
+      continue;
     }
     // A stored closing of the current day (written by a version that wrote them at each commit) is
     // replaced by the one the balances give.
@@ -644,7 +709,7 @@ Result<std::optional<ClosingLevels>> HistoryReader::current_closing(PartitionId 
   for (it_->Seek(prefix); it_->Valid() && it_->key().starts_with(prefix); it_->Next()) {
     const std::optional<StoredBalance> b = parse_balance(it_->key().ToStringView(), it_->value().ToStringView());
     if (!b) return Status::error(fmt::format("store {}: corrupt balance", path_));
-    add_to_levels(levels, b->account.bucket, b->qty);
+    for (const auto& [bucket, qty] : b->listed()) add_to_levels(levels, bucket, qty);
     changed = std::max(changed, b->changed_day);
   }
   if (!it_->status().ok()) return io_error("balances", it_->status());

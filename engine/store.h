@@ -16,9 +16,19 @@
 //                                                                   rejected:u64 anomalies:u64 digest:u64
 //                                                                   watermark_ms:i64 outbox_next_seq:u64
 //                                                                   seen_oldest_seq:u64
-//   balance      := 'B' partition:i32 sku:u64 location:u64 bucket:u8   -> qty:i64 [changed_day:i32]
-//                   (changed_day, for on_hand, reserved and in_transit: the shard day of the pair's last
-//                   change, as a plain Day; absent in stores written before it was kept)
+//   balance      := stock | account
+//   stock        := 'B' partition:i32 sku:u64 location:u64 0x00  -> on_hand:i64 reserved:i64 in_transit:i64
+//                                                                   buckets:u8 changed_day:i32
+//                   (the three stock buckets of a (sku, location) in one key: a receipt's in_transit and
+//                   on_hand, an order's on_hand and reserved cost one key, not two. buckets: a bit per
+//                   bucket (1 on_hand, 2 reserved, 4 in_transit) that exists: posted or restored, kept at
+//                   zero. changed_day: the shard day of the pair's last change, as a plain Day, kNoDay
+//                   at location 0)
+//   account      := 'B' partition:i32 sku:u64 location:u64 bucket:u8  -> qty:i64 [changed_day:i32]
+//                   (a virtual account: production, consumers, adjustments, losses at location 0. Stores
+//                   written before 2026-11-28 hold each stock bucket so, with the pair's changed_day
+//                   then, or without it before it was kept; load() and the readers take both, and the
+//                   commit that next writes such a pair deletes its bucket keys in the same batch)
 //   location     := 'L' partition:i32 location:u64               -> kind:u8 text(name) text(city) text(region)
 //   dead_letter  := 'D' partition:i32 offset:i64                 -> reason:u16 text(field) text(message)
 //                                                                   bytes (the record value, to the end)
@@ -64,8 +74,9 @@
 //
 // The history rows (closing, sold, anomaly: engine/history.h) are written in the same batch as the
 // state that caused them, are part of state_sha256, and are not read by load(). state_sha256 exports
-// a balance without its changed_day and the current day's closings as rows, so the export is what it
-// was when every commit wrote the current day's closings.
+// a balance as one row per account ('B' partition sku location bucket -> qty:i64, a stock key listed
+// as its existing buckets' rows) and the current day's closings as rows, so the export is what it
+// was when each account had a key and every commit wrote the current day's closings.
 //
 // A balance that returns to zero is kept (as 0): deleting it would change nothing in the digest and
 // cost a tombstone. Not thread-safe, except that one write() may run on another thread (the
@@ -124,7 +135,7 @@ struct CommitStats {
 struct PreparedCommit {
   struct Deferred {
     PartitionId partition;
-    std::vector<Shard::DirtyBalance> balances;  // dirty balances, their quantities and days
+    Shard::DirtyBalances balances;  // dirty pairs and virtual accounts, their quantities and days
     StockHistory history;                                     // the shard's history rows since the last commit
   };
   rocksdb::WriteBatch batch;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engine/apply.h"
+#include "engine/codec.h"
 #include "engine/store.h"
 #include "tests/projections/history_story.h"
 
@@ -54,6 +55,72 @@ std::string run(const std::string& dir, const std::vector<Bytes>& log, const std
   auto sha = store->state_sha256();
   REQUIRE(sha.is_ok());
   return sha.value();
+}
+
+// The store's RocksDB itself, to rewrite it behind the engine's back.
+std::unique_ptr<rocksdb::DB> open_raw(const std::string& dir) {
+  rocksdb::Options options;
+  options.merge_operator = sold_merge_operator();
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(options, dir, &raw).ok());
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+// Rewrites every (sku, location)'s one balance key as the keys of its buckets, as stores written
+// before pairs were one key held them: `day` keeps the pair's day with each, as those stores did.
+enum class BucketDay : std::uint8_t { kept, absent };
+void rewrite_as_bucket_keys(rocksdb::DB& db, BucketDay day) {
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("B"); it->Valid() && it->key()[0] == 'B'; it->Next()) {
+    if (it->key()[it->key().size() - 1] != 0) continue;  // a virtual account's: as it was
+    codec::Reader v(it->value().ToStringView());
+    std::int64_t qty[Shard::kStockBuckets];
+    for (std::int64_t& q : qty) q = v.le<std::int64_t>();
+    const auto exists = v.le<std::uint8_t>();
+    const auto changed_day = v.le<std::int32_t>();
+    REQUIRE(v.ok());
+    batch.Delete(it->key());
+    for (int i = 0; i < Shard::kStockBuckets; ++i) {
+      if (!(exists & (1u << i))) continue;
+      std::string key = it->key().ToString();
+      key.back() = static_cast<char>(Shard::kStockBucketOf[i]);
+      std::string value;
+      codec::put_le<std::int64_t>(value, qty[i]);
+      if (day == BucketDay::kept) codec::put_le<std::int32_t>(value, changed_day);
+      batch.Put(key, value);
+    }
+  }
+  REQUIRE(db.Write(rocksdb::WriteOptions(), &batch).ok());
+}
+
+// The stock balance keys of a store, virtual accounts left out.
+struct StockKeys {
+  std::size_t pair_keys = 0;
+  std::size_t bucket_keys = 0;
+  std::size_t bucket_keys_beside_a_pair_key = 0;  // a pair stored both ways: must never happen
+};
+StockKeys stock_keys(const std::string& dir) {
+  rocksdb::Options options;
+  options.merge_operator = sold_merge_operator();
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::OpenForReadOnly(options, dir, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  StockKeys n;
+  std::string last_pair;  // the last pair key's prefix (it sorts just before its pair's bucket keys)
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("B"); it->Valid() && it->key()[0] == 'B'; it->Next()) {
+    const std::string_view key = it->key().ToStringView();
+    const auto bucket = static_cast<std::uint8_t>(key.back());
+    if (bucket == 0) {
+      ++n.pair_keys;
+      last_pair = key.substr(0, key.size() - 1);
+    } else if (bucket <= static_cast<std::uint8_t>(Bucket::in_transit)) {
+      ++n.bucket_keys;
+      if (key.substr(0, key.size() - 1) == last_pair) ++n.bucket_keys_beside_a_pair_key;
+    }
+  }
+  return n;
 }
 
 ClosingLevels closing_at(Store& store, std::uint64_t location, std::uint64_t sku, Day day) {
@@ -231,18 +298,9 @@ TEST_CASE("stock history: a store from when commits wrote the current day's clos
   const std::string want = run(fresh.path(), part, every);
   run(old.path(), part, every);
   {  // Rewritten as that version stored it: balances without their day, day 2's closings so far as rows.
-    rocksdb::Options options;
-    options.merge_operator = sold_merge_operator();
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(options, old.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    std::unique_ptr<rocksdb::DB> db = open_raw(old.path());
+    rewrite_as_bucket_keys(*db, BucketDay::absent);
     rocksdb::WriteBatch batch;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek("B"); it->Valid() && it->key()[0] == 'B'; it->Next()) {
-      if (it->value().size() > sizeof(std::int64_t)) {
-        batch.Put(it->key(), rocksdb::Slice(it->value().data(), sizeof(std::int64_t)));
-      }
-    }
     batch.Put(history_keys::closing(kP, LocationId{kStoryStore}, SkuId{1}, story_day(2)),
               history_keys::closing_value(ClosingLevels{32, 0, 0}));
     batch.Put(history_keys::closing(kP, LocationId{kStoryNingboStore}, SkuId{1}, story_day(2)),
@@ -258,6 +316,38 @@ TEST_CASE("stock history: a store from when commits wrote the current day's clos
     CHECK(closing_at(*store, kStoryStore, 1, story_day(2)).on_hand == 32);
   }
   CHECK(run(old.path(), log, every) == run(fresh.path(), log, every));
+}
+
+TEST_CASE("stock history: a store with a key per stock bucket loads, answers and exports the same, and a pair's "
+          "next commit replaces its bucket keys with the pair's one key") {
+  const std::vector<Bytes> log = history_story();
+  const auto every = [](std::size_t) { return true; };
+  TempDir fresh, old;
+  // Up to record 13 (day 2), then rewritten; both stores then go on to the end.
+  const std::string want = run(fresh.path(), {log.begin(), log.begin() + 13}, every);
+  run(old.path(), {log.begin(), log.begin() + 13}, every);
+  const std::size_t pairs = stock_keys(old.path()).pair_keys;
+  REQUIRE(pairs > 0);
+  rewrite_as_bucket_keys(*open_raw(old.path()), BucketDay::kept);
+  CHECK(stock_keys(old.path()).pair_keys == 0);
+  CHECK(stock_keys(old.path()).bucket_keys > pairs);  // some pair has two buckets
+  {
+    auto store = open_store(old.path());
+    auto loaded = store->load();
+    REQUIRE_MESSAGE(loaded.is_ok(), loaded.status().message());
+    auto sha = store->state_sha256();
+    REQUIRE(sha.is_ok());
+    CHECK(sha.value() == want);
+    CHECK(closing_at(*store, kStoryStore, 1, story_day(2)).on_hand == 32);  // the current day, from the balances
+    CHECK(closing_at(*store, kStoryStore, 1, story_day(1)).on_hand == 35);
+  }
+  CHECK(run(old.path(), log, every) == run(fresh.path(), log, every));
+  // The pairs the rest of the log changed are one key again, their bucket keys deleted.
+  const StockKeys after = stock_keys(old.path());
+  CHECK(after.pair_keys > 0);
+  CHECK(after.bucket_keys_beside_a_pair_key == 0);
+  auto store = open_store(old.path());
+  REQUIRE(store->load().is_ok());
 }
 
 }  // namespace qudao
