@@ -41,9 +41,20 @@ void BatchIngester::prefetch(const BatchRecord& r, const Decoded& decoded, Prefe
   const Event* event = std::get_if<Event>(&decoded);
   if (event == nullptr) return;  // rejected by decode: reads nothing
   r.shard->prefetch(*event, stage);
-  if (stage == PrefetchStage::keys && event->type() == fb::Payload::ScanOut) {
-    projection.prefetch(LocationId{event->envelope->payload_as_ScanOut()->store()});
+  if (event->type() != fb::Payload::ScanOut) return;
+  const fb::ScanOut& s = *event->envelope->payload_as_ScanOut();
+  if (stage == PrefetchStage::keys) {
+    projection.prefetch(LocationId{s.store()});
+  } else {
+    projection.prefetch_slot(LocationId{s.store()}, SkuId{s.sku()});
   }
+}
+
+void BatchIngester::prefetch_item(const Decoded& decoded, StockProjection::Writer& projection) {
+  const Event* event = std::get_if<Event>(&decoded);
+  if (event == nullptr || event->type() != fb::Payload::ScanOut) return;
+  const fb::ScanOut& s = *event->envelope->payload_as_ScanOut();
+  projection.prefetch_item(LocationId{s.store()}, SkuId{s.sku()});
 }
 
 void BatchIngester::ingest_and_project(Applier& applier, std::span<const BatchRecord> records,
@@ -63,6 +74,7 @@ void BatchIngester::ingest_and_project(Applier& applier, std::span<const BatchRe
     if (const std::size_t j = i + kLinksAheadRecords; j < n) {
       prefetch(records[j], decoded_[j % kDecodeAheadRecords], PrefetchStage::links, projection);
     }
+    if (const std::size_t j = i + kItemsAheadRecords; j < n) prefetch_item(decoded_[j % kDecodeAheadRecords], projection);
     const BatchRecord& r = records[i];
     if (r.offset < r.shard->next_offset()) continue;  // already applied: never apply twice
     const Ingested ingested = applier.ingest(*r.shard, r.offset, r.bytes, std::move(decoded), r.key);

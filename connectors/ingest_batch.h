@@ -4,10 +4,11 @@
 //
 // Why it is faster: applying a scan-out waits on a chain of cache misses in large tables (the
 // duplicate window's index, the (sku, store) stock entry, the store's location and distributor, the
-// distributor's period stats, the projection's location). The batch decodes kDecodeAheadRecords
-// records ahead of the one it applies and prefetches what each will read (engine/prefetch.h): the
-// entries its own fields name as it is decoded, and the entries found through those
-// kLinksAheadRecords records before it is applied. So a record's misses are in flight while the
+// distributor's period stats, the projection's location and its levels of the sku). The batch
+// decodes kDecodeAheadRecords records ahead of the one it applies and prefetches what each will read
+// (engine/prefetch.h): the entries its own fields name as it is decoded, the entries found through
+// those kLinksAheadRecords records before it is applied, and the projection's item of a scan-out's
+// (store, sku), found through its index slot, kItemsAheadRecords before (projections/sku_levels.h). So a record's misses are in flight while the
 // records before it are applied, and applying it finds its entries in the cache.
 //
 // Decoding is pure (bytes in, event out), prefetching only reads, and the applying itself is the
@@ -54,8 +55,13 @@ class BatchIngester {
   // first stage's lines have arrived, so finding the links does not itself wait).
   static constexpr std::size_t kLinksAheadRecords = 8;
   static_assert(kLinksAheadRecords < kDecodeAheadRecords);
+  // How far ahead a scan-out's item in the stock projection is prefetched: its index slot was
+  // prefetched with the links, so by now it has arrived and names the item (projections/sku_levels.h).
+  static constexpr std::size_t kItemsAheadRecords = 4;
+  static_assert(kItemsAheadRecords < kLinksAheadRecords);
 
   void prefetch(const BatchRecord& r, const Decoded& decoded, PrefetchStage stage, StockProjection::Writer& projection);
+  void prefetch_item(const Decoded& decoded, StockProjection::Writer& projection);
 
   std::array<Decoded, kDecodeAheadRecords> decoded_;  // record i is at i % kDecodeAheadRecords
 };

@@ -38,7 +38,7 @@ void StockProjection::define_location(LocationId id, const LocationInfo& info, P
   if (!inserted && e.city != nullptr && e.info.city != info.city) {
     // A location may move to another city of its region: its stock moves with it.
     Totals& old = *e.city;
-    for (const auto& [sku, levels] : e.skus) {
+    for (const auto& [sku, levels] : e.skus.items()) {
       old.levels.on_hand.value -= levels.on_hand.value;
       old.levels.reserved.value -= levels.reserved.value;
       old.levels.in_transit.value -= levels.in_transit.value;
@@ -60,7 +60,7 @@ void StockProjection::define_location(LocationId id, const LocationInfo& info, P
     c.region = info.region;
     c.city = info.city;
     c.locations.insert(std::lower_bound(c.locations.begin(), c.locations.end(), id), id);
-    for (const auto& [sku, levels] : e.skus) c.levels += levels;
+    for (const auto& [sku, levels] : e.skus.items()) c.levels += levels;
     e.city = &c;
   }
 }
@@ -83,7 +83,7 @@ void StockProjection::project(std::span<const Posting> postings) {
     } else {
       delta.in_transit = p.delta;
     }
-    it->second.skus[p.account.sku] += delta;
+    it->second.skus.add(p.account.sku) += delta;
     it->second.region->levels += delta;
     it->second.city->levels += delta;
   }
@@ -169,14 +169,15 @@ LocationStock StockProjection::make_location_stock(LocationId id, const Entry& e
                         reorder_point(s, e.partition)});
   };
   if (sku) {
-    auto s = e.skus.find(*sku);
-    if (s != e.skus.end() && limit > 0 && (!from_sku || *from_sku <= *sku)) row(*sku, s->second);
+    const StockLevels* levels = e.skus.find(*sku);
+    if (levels != nullptr && limit > 0 && (!from_sku || *from_sku <= *sku)) row(*sku, *levels);
     return out;
   }
   out.rows.reserve(std::min(e.skus.size(), limit));
-  for (auto it = from_sku ? e.skus.lower_bound(*from_sku) : e.skus.begin(); it != e.skus.end() && out.rows.size() < limit;
-       ++it) {
-    row(it->first, it->second);
+  for (std::size_t k = from_sku ? e.skus.rank_of_first_at_or_after(*from_sku) : 0;
+       k < e.skus.size() && out.rows.size() < limit; ++k) {
+    const SkuLevels::Item& item = e.skus.by_rank(k);
+    row(item.sku, item.levels);
   }
   return out;
 }
@@ -300,7 +301,7 @@ std::optional<std::vector<GroupStock>> StockProjection::rollup(RollupLevel level
     for (LocationId id : t.locations) {
       const Entry& e = locations_.at(id);
       sold_window(e, sold);
-      for (const auto& [sku, levels] : e.skus) {
+      for (const auto& [sku, levels] : e.skus.items()) {  // sums: any order
         auto s = sold.find(sku);
         const Quantity window{s == sold.end() ? 0 : s->second};
         g.sold_window.value += window.value;
@@ -341,7 +342,8 @@ std::optional<std::vector<GroupRefs>> StockProjection::rollup_refs(RollupLevel l
       LocationRef& ref = g.locations.emplace_back(LocationRef{id, e.partition, today(e), {}});
       ref.skus.reserve(e.skus.size());
       ref.sku_reorder_cover_days.reserve(e.skus.size());
-      for (const auto& [sku, levels] : e.skus) {
+      for (std::size_t k = 0; k < e.skus.size(); ++k) {
+        const SkuId sku = e.skus.by_rank(k).sku;
         ref.skus.push_back(sku);
         ref.sku_reorder_cover_days.push_back(reorder_point(sku, e.partition));
       }

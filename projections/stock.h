@@ -31,7 +31,6 @@
 // priority to the writer it waits for.
 #pragma once
 
-#include <absl/container/btree_map.h>
 #include <absl/container/btree_set.h>
 #include <absl/container/flat_hash_map.h>
 
@@ -49,26 +48,13 @@
 #include "engine/ledger.h"
 #include "engine/pi_mutex.h"
 #include "projections/scope.h"
+#include "projections/sku_levels.h"
 
 namespace qudao {
 
 inline constexpr std::int32_t kCoverWindowDays = 28;
 inline constexpr std::int64_t kReorderCoverDaysDefault = 14;
 inline constexpr PartitionId kNoPartition{-1};  // a location whose shard is not known (no history)
-
-// on_hand is physical stock at the location; reserved is the part of it held for proxy orders;
-// available = on_hand - reserved.
-struct StockLevels {
-  Quantity on_hand;
-  Quantity reserved;
-  Quantity in_transit;
-
-  Quantity available() const { return Quantity{on_hand.value - reserved.value}; }
-  StockLevels& operator+=(const StockLevels& o) {
-    on_hand.value += o.on_hand.value, reserved.value += o.reserved.value, in_transit.value += o.in_transit.value;
-    return *this;
-  }
-};
 
 // Days of cover (nothing without sales in the window) and the below-reorder flag of a stock level.
 struct Cover {
@@ -214,6 +200,15 @@ class StockProjection {
     // location's entry that project() and record_sale() will look up. Takes no lock: the writer's
     // thread is the only one that changes the projection, so its own reads need none.
     void prefetch(LocationId location) const { p_.locations_.prefetch(location); }
+    // The same for the (location, sku) levels project() will update, in two more steps, each some
+    // records after the one before (the location's entry, then the sku's index slot, must have
+    // arrived): the sku's index slot, then its item.
+    void prefetch_slot(LocationId location, SkuId sku) const {
+      if (auto it = p_.locations_.find(location); it != p_.locations_.end()) it->second.skus.prefetch_slot(sku);
+    }
+    void prefetch_item(LocationId location, SkuId sku) const {
+      if (auto it = p_.locations_.find(location); it != p_.locations_.end()) it->second.skus.prefetch_item(sku);
+    }
     // Lets readers in until the next change.
     void release() {
       if (lock_.owns_lock()) lock_.unlock();
@@ -269,12 +264,13 @@ class StockProjection {
     StockLevels levels;
     std::vector<LocationId> locations;  // ascending
   };
+  // `skus` first: it then shares the cache line that prefetching the location's slot brings in.
   struct Entry {
+    SkuLevels skus;  // by sku in one probe, listed in sku order (projections/sku_levels.h)
     LocationInfo info;
     PartitionId partition = kNoPartition;
     Totals* region = nullptr;  // in regions_, whose nodes never move
     Totals* city = nullptr;    // in cities_, likewise
-    absl::btree_map<SkuId, StockLevels> skus;
     std::vector<DaySales> sales;  // the days of the cover window (and older ones not yet dropped), by day
   };
 
