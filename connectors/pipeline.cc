@@ -56,7 +56,11 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
   lower_this_thread_priority();  // if the operator asked for it: engine/thread_priority.h
   auto last_commit = Clock::now();
   while (!stop.load(std::memory_order_relaxed) && !reached_end()) {
-    auto polled = source_.poll(options_.poll_batch_events_max, options_.poll_timeout);
+    // Without a limit: the poll batch. With one: what it allows by now, or (none yet) an empty
+    // turn, so that a due commit is still made.
+    const std::size_t records_max = consume_limit_.wait_for_allowance(options_.poll_batch_events_max, options_.poll_timeout);
+    auto polled = records_max > 0 ? source_.poll(records_max, options_.poll_timeout)
+                                  : Result<std::span<const Record>>(std::span<const Record>());
     if (!polled.is_ok()) {
       // Keep what was applied; the source's error is what the operator must see first.
       Status s = commit();
@@ -75,6 +79,7 @@ Status Pipeline::loop(const std::atomic<bool>& stop) {
     for (Shard* shard : shard_list_) performance_.publish(*shard);
     for (Shard* shard : shard_list_) orders_.publish(*shard);
     since_commit_ += records.size();
+    consume_limit_.took(records.size());
     // A commit whose write is still in flight is waited for only once commit_events_max records
     // have piled up behind it: a slow fsync must not stop applying (and so the queries' view).
     const bool due = Clock::now() - last_commit >= options_.commit_interval || since_commit_ >= options_.commit_events_max;
@@ -173,7 +178,7 @@ Status Pipeline::wait_and_assign(const std::atomic<bool>& stop) {
 Pipeline::Pipeline(Store& store, KafkaSource& source, StockProjection& stock, PipelineOptions options,
                    std::map<std::int32_t, Shard> shards, Relay* relay)
     : store_(store), source_(source), stock_(stock), options_(options), shards_(std::move(shards)), committer_(store),
-      relay_(relay) {
+      relay_(relay), consume_limit_(options.consume_events_per_s_max) {
   stats_.topic = source_.topic();
   for (auto& [p, s] : shards_) {
     shard_list_.push_back(&s);

@@ -17,7 +17,8 @@
 // applying goes on (queries keep seeing new events) and the commit is made once the write is done,
 // or waits for it once commit_events_max records have arrived since the last one. With
 // QUDAO_BULK_THREAD_NICE set, the applying thread and the committer run at a lower CPU priority
-// than the HTTP thread (engine/thread_priority.h; off by default).
+// than the HTTP thread (engine/thread_priority.h; off by default). With consume_events_per_s_max
+// set, each poll takes only what a token bucket allows (connectors/consume_rate.h).
 #pragma once
 
 #include <prometheus/client_metric.h>
@@ -33,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "connectors/consume_rate.h"
 #include "connectors/ingest_batch.h"
 #include "connectors/kafka.h"
 #include "connectors/relay.h"
@@ -53,6 +55,7 @@ struct PipelineOptions {
   std::chrono::milliseconds topic_wait_backoff_max{5'000};
   std::size_t dedup_window_events = kDedupWindowEventsDefault;  // per shard
   EvictionPolicy eviction;  // of ended orders and shipments, per shard (engine/eviction.h)
+  double consume_events_per_s_max = 0;  // records taken from the source per second, at most; 0: no limit
 };
 
 struct PartitionStats {
@@ -142,6 +145,7 @@ class Pipeline {
   Committer committer_;
   Relay* relay_;
   std::size_t since_commit_ = 0;
+  ConsumeRateLimit consume_limit_;
   std::map<std::int32_t, Offset> end_;  // run_until's bound per partition; empty: unbounded
 
   std::vector<PartitionStats> in_flight_stats_;  // what the commit in flight makes durable

@@ -63,6 +63,7 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
   o.dead_letter_topic = args.dead_letter_topic;
   o.ingest_delivery_timeout = std::chrono::milliseconds(args.ingest_delivery_timeout_ms);
   o.forecast_refresh_interval = std::chrono::seconds(args.forecast_refresh_s);
+  o.pipeline.consume_events_per_s_max = args.max_events_per_s;
   auto service = Service::open(o);
   if (!service.is_ok()) {
     spdlog::error("{}", service.status().message());

@@ -40,6 +40,7 @@ struct ServeArgs {
   std::int64_t ingest_delivery_timeout_ms = ServiceOptions{}.ingest_delivery_timeout.count();
   std::int64_t forecast_refresh_s =
       std::chrono::duration_cast<std::chrono::seconds>(kForecastRefreshIntervalDefault).count();
+  double max_events_per_s = 0;  // consumption limit (connectors/consume_rate.h); 0: none
 };
 
 struct SimulateArgs {

@@ -147,6 +147,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--forecast-refresh-s", serve.forecast_refresh_s,
                         "the served forecast is recomputed from the committed state at most this often while events arrive")
       ->capture_default_str()->check(CLI::Range(std::int64_t{1}, std::int64_t{86'400}));
+  serve_cmd->add_option("--max-events-per-s", serve.max_events_per_s,
+                        "consume at most this many events per second (a token bucket holding 1 s of them; records "
+                        "wait on the broker, nothing is skipped); 0 = no limit")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e9));
   serve_cmd->add_option("--sync", serve.sync, "fsync each commit (survives power loss) or not (survives kill -9)")
       ->capture_default_str()->check(CLI::IsMember({"fsync", "none"}));
 
