@@ -561,16 +561,23 @@ Result<std::vector<Row>> queries_under_ingest(const BenchArgs& args, const std::
 }
 
 // The query70 rows (tools/bench_query.h): the three queries' latencies, and serve's ingest against
-// the paced producer's rate; then the baseline of that ingest: serve at the same rate over the same
-// window of the workload without the query client, run once before and once after the run with it
-// (each a fresh serve on a fresh topic), so that a drift of the machine's load over the three runs
+// the rate (serve's consumption limit on `topic`, which holds the workload already, or the paced
+// producer's with --query70-producer live); then the baseline of that ingest: serve at the same
+// rate over the same window of the workload without the query client, run once before and once
+// after the run with it (each a fresh serve on an empty data directory, from the topic's first
+// event; live, each on a fresh topic), so that a drift of the machine's load over the three runs
 // weighs on the baseline's mean as it does on the run between them.
 Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Workload& w, double ingest_rate,
-                                                 const std::atomic<bool>& stop) {
+                                                 const std::string& topic, const std::atomic<bool>& stop) {
   QueryUnderIngestOptions o;
   o.ingest_rate_events_per_s = args.query_ingest_rate_events_per_s > 0 ? args.query_ingest_rate_events_per_s
                                                                         : ingest_rate * kQueryIngestShare;
   o.duration_max = std::chrono::seconds(args.query_seconds);
+  const bool live = args.query70_producer == "live";
+  if (!live) o.pre_produced_topic = topic;
+  // What the rate is in the notes: the limit serve reads the pre-produced topic at, or what the
+  // bench's producer writes live.
+  const char* const rate_is = live ? "produced" : "the limit";
   const std::string share = args.query_ingest_rate_events_per_s > 0
                                 ? std::string()
                                 : fmt::format(" ({:.0f} % of the ingest row)", kQueryIngestShare * 100);
@@ -583,8 +590,9 @@ Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Wo
   // start of the window in the other two, which also wait until their serve has caught up.
   QueryUnderIngestOptions baseline_options = o;
   baseline_options.client = QueryClient::off;
-  spdlog::info("bench: query70 baseline 1 of 2: serve ingests {:.0f} events/s{} without queries, up to {} s",
-               o.ingest_rate_events_per_s, share, o.duration_max.count());
+  spdlog::info("bench: query70 baseline 1 of 2: serve ingests {:.0f} events/s{} ({}) without queries, up to {} s",
+               o.ingest_rate_events_per_s, share, live ? "produced live" : "read from the pre-produced topic",
+               o.duration_max.count());
   auto before = bench_query_under_ingest(args.qudao_binary, args.kafka, records, baseline_options, stop);
   if (!before.is_ok()) return before.status();
   o.window_at = baseline_options.window_at = std::chrono::milliseconds(
@@ -610,11 +618,12 @@ Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Wo
                        {"max_ms", e.latency.max_ms}};
     rows.push_back(std::move(row));
   }
-  auto ingest_json = [](const QueryUnderIngestResult& x) {
+  auto ingest_json = [live](const QueryUnderIngestResult& x) {
     return json{{"produced", x.produced},
                 {"produced_events_per_s", x.produced_rate()},
                 {"consumed_events_per_s", x.consumed_rate()},
                 {"consumed_share_of_produced", x.produced_rate() > 0 ? x.consumed_rate() / x.produced_rate() : 0},
+                {"producer", live ? "live" : "pre-produced"},
                 {"cpu_s_per_m_events", x.consumed_in_window > 0 ? x.serve_cpu_seconds * 1e6 / static_cast<double>(x.consumed_in_window) : 0},
                 {"window_s", x.window_seconds},
                 {"lag_end_events", x.lag_end_events},
@@ -629,25 +638,27 @@ Result<std::vector<Row>> queries_at_paced_ingest(const BenchArgs& args, const Wo
   const double slowdown = alone_rate > 0 ? 1 - r.consumed_rate() / alone_rate : 0;
   Row ingest{"q70 ingest", r.consumed_in_window, r.window_seconds, r.serve_cpu_seconds, "", {}, {}};
   const double kept = r.produced_rate() > 0 ? r.consumed_rate() / r.produced_rate() : 0;
-  ingest.note = fmt::format("serve consumed {:.3f} x the {:.0f} events/s produced{} in the {:.1f} s window (after "
-                            "{:.1f} s of warm-up, lag {} at its start); lag at its end {} events, at most {}; all "
-                            "consumed {:.0f} ms after the window; slowed by {:.1f} % against the same serve without "
-                            "queries (q70 baseline)",
-                            kept, r.produced_rate(), share, r.window_seconds, r.warmup_seconds, r.lag_start_events,
-                            r.lag_end_events, r.lag_max_events, r.catch_up_ms, slowdown * 100);
+  ingest.note = fmt::format("serve consumed {:.3f} x the {:.0f} events/s {}{} in the {:.1f} s window (after "
+                            "{:.1f} s of warm-up, lag {} at its start); lag at its end {} events, at most {}{}; slowed "
+                            "by {:.1f} % against the same serve without queries (q70 baseline)",
+                            kept, r.produced_rate(), live ? "produced" : "limit on the pre-produced topic", share,
+                            r.window_seconds, r.warmup_seconds, r.lag_start_events, r.lag_end_events, r.lag_max_events,
+                            live ? fmt::format("; all consumed {:.0f} ms after the window", r.catch_up_ms) : "",
+                            slowdown * 100);
   ingest.details = ingest_json(r);
   ingest.details["slowdown_vs_baseline"] = slowdown;
   rows.push_back(std::move(ingest));
   Row alone{"q70 baseline", before.value().consumed_in_window + after.value().consumed_in_window,
             before.value().window_seconds + after.value().window_seconds,
             before.value().serve_cpu_seconds + after.value().serve_cpu_seconds, "", {}, {}};
-  auto describe = [](const QueryUnderIngestResult& x) {
-    return fmt::format("{:.0f}/s ({:.3f} x produced), lag {} at the start, {} at the end, at most {}, all consumed {:.0f} ms after",
-                       x.consumed_rate(), x.produced_rate() > 0 ? x.consumed_rate() / x.produced_rate() : 0,
-                       x.lag_start_events, x.lag_end_events, x.lag_max_events, x.catch_up_ms);
+  auto describe = [&](const QueryUnderIngestResult& x) {
+    return fmt::format("{:.0f}/s ({:.3f} x {}), lag {} at the start, {} at the end, at most {}{}", x.consumed_rate(),
+                       x.produced_rate() > 0 ? x.consumed_rate() / x.produced_rate() : 0, rate_is, x.lag_start_events,
+                       x.lag_end_events, x.lag_max_events,
+                       live ? fmt::format(", all consumed {:.0f} ms after", x.catch_up_ms) : "");
   };
-  alone.note = fmt::format("the same serve at the same produced rate over the same window, no query client: before "
-                           "the q70 run {}; after it {}",
+  alone.note = fmt::format("the same serve at the same rate over the same window, no query client: before the q70 run "
+                           "{}; after it {}",
                            describe(before.value()), describe(after.value()));
   alone.details = json{{"before", ingest_json(before.value())}, {"after", ingest_json(after.value())}};
   rows.push_back(std::move(alone));
@@ -840,7 +851,7 @@ int run_bench(const BenchArgs& args, const std::atomic<bool>& stop) {
     if (wanted("query70") && !stop.load()) {
       double alone = 0;
       for (const Row& r : rows) if (r.name == "ingest") alone = r.rate();
-      auto r = queries_at_paced_ingest(args, workload, alone, stop);
+      auto r = queries_at_paced_ingest(args, workload, alone, topic, stop);
       if (r.is_ok()) {
         for (Row& row : r.value()) rows.push_back(std::move(row));
       } else {  // one live row that could not be measured is reported, not the end of the suite

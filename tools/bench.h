@@ -13,8 +13,9 @@
 //   restart kill -9  the same after kill -9
 //   query            point and one-location stock queries at a fixed rate while serve ingests the
 //                    topic from zero: latency percentiles, and the ingest rate under that load
-//   query70          the same three queries while serve ingests live what a paced producer writes
-//                    at 70 % of the ingest row's rate (tools/bench_query.h): the measurement;
+//   query70          the same three queries while serve reads the topic the ingest row read at
+//                    70 % of that row's rate (serve --max-events-per-s; --query70-producer live: what
+//                    a paced producer writes meanwhile) (tools/bench_query.h): the measurement;
 //                    with the same serve, rate and window without the queries run before and after
 //                    it, so that the ingest's slowdown under the queries is measured, not assumed
 //   memory           resident memory and disk per million (sku, location) stock keys
@@ -43,6 +44,7 @@ struct BenchArgs {
   int visible_seconds = 10;              // how long the visible and post rows produce
   double query_ingest_rate_events_per_s = 0;  // the query70 row; 0: 70 % of this run's ingest row
   int query_seconds = 20;                     // the query70 row's window (after its warm-up), at most
+  std::string query70_producer = "pre-produced";  // or "live" (tools/bench_query.h)
   int days = 0;  // days of the simulated channel; 0: the preset's (more days: more events, same channel)
 };
 

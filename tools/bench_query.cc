@@ -65,19 +65,27 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
                                                         const std::atomic<bool>& stop) {
   auto kafka = kafka_args.to_settings();
   if (!kafka.is_ok()) return kafka.status();
+  const bool live = options.pre_produced_topic.empty();
+  const double rate = options.ingest_rate_events_per_s;
   const std::string topic =
-      fmt::format("qudao-bench-query70-{}-{}", getpid(), Clock::now().time_since_epoch().count() % 1'000'000);
-  if (Status s = ensure_topic(kafka.value(), topic, kPartitions, std::chrono::seconds(30)); !s.is_ok()) return s;
+      live ? fmt::format("qudao-bench-query70-{}-{}", getpid(), Clock::now().time_since_epoch().count() % 1'000'000)
+           : options.pre_produced_topic;
+  if (live) {
+    if (Status s = ensure_topic(kafka.value(), topic, kPartitions, std::chrono::seconds(30)); !s.is_ok()) return s;
+  }
   TempDir dir;
   dir.path = (fs::temp_directory_path() / "qudao-bench-query70-XXXXXX").string();
   if (mkdtemp(dir.path.data()) == nullptr) return Status::error("cannot create a temporary directory");
   auto tokens = write_tokens_file(dir.path);
   if (!tokens.is_ok()) return tokens.status();
   const std::uint16_t port = free_port();
-  auto serve = ServeProcess::start(qudao_binary, kafka_args, topic, dir.path + "/data", port, tokens.value());
+  std::vector<std::string> limit;
+  if (!live) limit = {"--max-events-per-s", fmt::format("{:.0f}", rate)};
+  auto serve = ServeProcess::start(qudao_binary, kafka_args, topic, dir.path + "/data", port, tokens.value(), limit);
   if (!serve.is_ok()) return serve.status();
-  spdlog::info("bench: query70{}: serve is pid {}, topic {}",
-               options.client == QueryClient::on ? "" : " baseline (no queries)", serve.value().pid(), topic);
+  spdlog::info("bench: query70{}: serve is pid {}, topic {}{}",
+               options.client == QueryClient::on ? "" : " baseline (no queries)", serve.value().pid(), topic,
+               live ? " (produced live)" : fmt::format(" (pre-produced, read at most {:.0f} events/s)", rate));
 
   QueryUnderIngestResult r;
   try {
@@ -90,11 +98,16 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       if (Clock::now() > deadline) return Status::error("bench: serve was not assigned its partitions within 30 s");
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    auto producer = KafkaProducer::open(kafka.value());
-    if (!producer.is_ok()) return producer.status();
+    std::unique_ptr<KafkaProducer> producer;
+    if (live) {
+      auto opened = KafkaProducer::open(kafka.value());
+      if (!opened.is_ok()) return opened.status();
+      producer = opened.take();
+    }
 
-    const double rate = options.ingest_rate_events_per_s;
-    const PacedSchedule schedule{Clock::now() + std::chrono::milliseconds(200), rate};
+    // Pre-produced: serve's limit starts at its first poll, right after the assignment just seen.
+    const PacedSchedule schedule{Clock::now() + (live ? std::chrono::milliseconds(200) : std::chrono::milliseconds(0)),
+                                 rate};
     auto due_by = [&](Clock::time_point t) {
       const double s = std::chrono::duration<double>(t - schedule.start).count();
       return s < 0 ? 0 : static_cast<std::uint64_t>(std::floor(s * rate)) + 1;
@@ -103,20 +116,26 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     // until it starts) and its end, which also stops the producer.
     std::atomic<std::int64_t> window_start_ns{0};
     std::atomic<bool> window_over{false};
-    std::atomic<std::uint64_t> queued{0};
+    std::atomic<std::uint64_t> queued{live ? 0 : records.size()};
     std::atomic<bool> produced_all{false};
 
     Status produce_status = Status::ok();
     std::thread produce([&] {
+      if (!live) return;
       produce_status = produce_paced(schedule, records.size(), window_over, [&](std::uint64_t i) {
         queued.store(i + 1, std::memory_order_relaxed);
-        return producer.value()->produce(topic, records[i].key, records[i].value);
+        return producer->produce(topic, records[i].key, records[i].value);
       });
       const std::int64_t started = window_start_ns.load();
       if (started != 0) r.producer_done_seconds = static_cast<double>(Clock::now().time_since_epoch().count() - started) / 1e9;
-      if (produce_status.is_ok()) produce_status = producer.value()->flush(std::chrono::seconds(60));
+      if (produce_status.is_ok()) produce_status = producer->flush(std::chrono::seconds(60));
       produced_all.store(true);
     });
+    // The workload runs out: live, the producer has written it all; pre-produced, the schedule
+    // reaches the topic's end within two polls (serve may not run dry inside a window).
+    auto running_out = [&](Clock::time_point t) {
+      return live ? produced_all.load() : due_by(t + 2 * kStatusPollPeriod) >= records.size();
+    };
 
     constexpr std::size_t kTargets = std::size(kQueryTargets);
     std::vector<double> samples_ms[kTargets];
@@ -190,11 +209,13 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
       next = std::max(next, asked - kStatusPollPeriod);  // a slow answer delays the next poll, never bunches them
       const std::uint64_t consumed = p.value().consumed;
       const bool over = window_over.load();
-      const std::uint64_t due_so_far = over || produced_all.load() ? queued.load() : std::min<std::uint64_t>(due_by(asked), records.size());
+      const std::uint64_t due_so_far = live && (over || produced_all.load())
+                                           ? queued.load()
+                                           : std::min<std::uint64_t>(due_by(asked), records.size());
       const std::uint64_t lag = due_so_far > consumed ? due_so_far - consumed : 0;
       if (window_start_ns.load() == 0) {
         const auto warm = asked - schedule.start;
-        if (produced_all.load()) {
+        if (running_out(asked)) {
           poll_status = Status::error("bench: the workload ran out during the warm-up");
           break;
         }
@@ -220,10 +241,10 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
         const auto second = static_cast<std::size_t>(std::chrono::duration<double>(asked - window_start).count());
         if (second >= lag_per_second.size()) lag_per_second.resize(second + 1);
         lag_per_second[second] = std::max(lag_per_second[second], lag);
-        const std::uint64_t acked = producer.value()->delivered();
+        const std::uint64_t acked = live ? producer->delivered() : due_so_far;
         if (second >= unacked_per_second.size()) unacked_per_second.resize(second + 1);
         unacked_per_second[second] = std::max(unacked_per_second[second], due_so_far > acked ? due_so_far - acked : 0);
-        if (asked - window_start >= options.duration_max || produced_all.load()) {
+        if (asked - window_start >= options.duration_max || running_out(asked)) {
           window_end = asked;
           window_over.store(true);
           r.window_seconds = std::chrono::duration<double>(asked - window_start).count();
@@ -234,6 +255,7 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
         }
         continue;
       }
+      if (!live) break;  // nothing more to wait for: the topic holds more than the window
       if (produced_all.load() && consumed >= queued.load()) {
         r.catch_up_ms = std::chrono::duration<double, std::milli>(asked - window_end).count();
         break;
@@ -251,7 +273,7 @@ Result<QueryUnderIngestResult> bench_query_under_ingest(const std::string& qudao
     for (double ms : worst_per_second_ms) worst += fmt::format(" {:.0f}", ms);
     for (std::size_t i = 0; i < lag_per_second.size(); ++i) {
       lags += fmt::format(" {}", lag_per_second[i]);
-      if (i < unacked_per_second.size()) lags += fmt::format(" ({} unacked)", unacked_per_second[i]);
+      if (live && i < unacked_per_second.size()) lags += fmt::format(" ({} unacked)", unacked_per_second[i]);
     }
     if (options.client == QueryClient::on) {
       spdlog::info("bench: query70: worst latency of the requests due in each second, ms:{}", worst);

@@ -49,11 +49,13 @@ std::uint16_t free_port() {
 }
 
 Result<ServeProcess> ServeProcess::start(const std::string& binary, const KafkaArgs& kafka, const std::string& topic,
-                                         const std::string& dir, std::uint16_t port, const std::string& tokens) {
+                                         const std::string& dir, std::uint16_t port, const std::string& tokens,
+                                         const std::vector<std::string>& extra) {
   std::vector<std::string> args = {binary, "serve", "-b", kafka.brokers, "-t", topic, "-d", dir,
                                    "--http-port", std::to_string(port), "--tokens", tokens};
   for (const auto& x : kafka.settings) args.insert(args.end(), {"-X", x});
   if (!kafka.properties_file.empty()) args.insert(args.end(), {"-F", kafka.properties_file});
+  args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

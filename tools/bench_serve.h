@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tools/commands.h"
 
@@ -35,8 +36,10 @@ std::uint16_t free_port();
 // `qudao serve` as a child process, its stderr to /dev/null; killed (SIGKILL) when destroyed.
 class ServeProcess {
  public:
+  // `extra`: more of serve's options, after the others.
   static Result<ServeProcess> start(const std::string& binary, const KafkaArgs& kafka, const std::string& topic,
-                                    const std::string& dir, std::uint16_t port, const std::string& tokens);
+                                    const std::string& dir, std::uint16_t port, const std::string& tokens,
+                                    const std::vector<std::string>& extra = {});
 
   // Waits until /v1/status reports `total` records consumed; the seconds it took.
   Result<double> wait_ready(std::uint64_t total, std::chrono::seconds timeout) const;

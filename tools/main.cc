@@ -270,8 +270,13 @@ int main(int argc, char** argv) {
                         "events/s for the visible row (default: half of the ingest row's rate, or 250000 without it)")
       ->check(CLI::Range(1.0, 10'000'000.0));
   bench_cmd->add_option("--query-ingest-rate", bench.query_ingest_rate_events_per_s,
-                        "events/s the query70 row produces while it queries (default: 70 % of the ingest row's rate)")
+                        "events/s the query70 row's serve ingests while it is queried (default: 70 % of the ingest row's rate)")
       ->check(CLI::Range(1.0, 10'000'000.0));
+  bench_cmd->add_option("--query70-producer", bench.query70_producer,
+                        "where the query70 row's serve reads its events: pre-produced (the topic the ingest row read, "
+                        "at serve's --max-events-per-s) or live (the bench produces them at the rate meanwhile, "
+                        "on the same cores)")
+      ->capture_default_str()->check(CLI::IsMember({"pre-produced", "live"}));
   bench_cmd->add_option("--query-seconds", bench.query_seconds, "the query70 row's window, after 3 s of warm-up (shorter if the workload runs out)")
       ->capture_default_str()->check(CLI::Range(1, 3600));
   bench_cmd->add_option("--days", bench.days,
