@@ -31,8 +31,9 @@ inline constexpr std::size_t kMergedRunKeysMin = 32;
 // Sorts `items`, made of ascending runs starting at `run_starts` (ascending, the first 0; an empty
 // span for no items), by `less`: short runs are sorted together, then adjacent runs merged
 // pairwise until one is left. The result is what std::sort would give for a strict total order.
-template <typename T, typename Less>
-void merge_sorted_runs(std::vector<T>& items, std::span<const std::size_t> run_starts, Less less) {
+// `Items`: a std::vector (of any allocator: the merge buffer takes the same).
+template <typename Items, typename Less>
+void merge_sorted_runs(Items& items, std::span<const std::size_t> run_starts, Less less) {
   const std::size_t n = items.size();
   std::vector<std::size_t> bounds;  // the sorted chunks: [bounds[i], bounds[i + 1]), then n
   std::size_t short_from = n;       // start of the current stretch of short runs, n if none
@@ -54,7 +55,8 @@ void merge_sorted_runs(std::vector<T>& items, std::span<const std::size_t> run_s
   }
   close_short(n);
   bounds.push_back(n);
-  std::vector<T> merged(n);
+  if (bounds.size() <= 2) return;  // one chunk: sorted already
+  Items merged(n, items.get_allocator());
   while (bounds.size() > 2) {
     std::vector<std::size_t> next;
     std::size_t i = 0;
