@@ -27,7 +27,6 @@ namespace {
 
 const char* memtable_key_of(const rocksdb::LookupKey& k) {
   const char* start = nullptr;
-  static_assert(sizeof(start) == sizeof(const char*));
   std::memcpy(&start, reinterpret_cast<const char*>(&k), sizeof(start));
   return start;
 }

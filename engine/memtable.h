@@ -13,6 +13,9 @@
 // merges a copy (as RocksDB's vector memtable sorts one); the first over a read-only memtable (the
 // flush's) sorts it in place for every later one. One writer at a time inserts
 // (allow_concurrent_memtable_write = false); iterators and Get may run on any thread meanwhile.
+// It leans on two RocksDB internals its installed headers only declare (the Arena an iterator is
+// placed in, the LookupKey a Get is given: memtable.cc), as of RocksDB 7.8; the unit test reads
+// through every path that uses them.
 #pragma once
 
 #include <rocksdb/memtablerep.h>
