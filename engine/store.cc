@@ -17,6 +17,7 @@
 #include <cstdlib>
 
 #include "engine/codec.h"
+#include "engine/memtable.h"
 #include "engine/thread_priority.h"
 
 namespace qudao {
@@ -183,7 +184,8 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   // on --preset medium (2026-11-28, README "Commit cost"). A skiplist, even with those sorted runs
   // inserted through a per-prefix hint (memtable_insert_with_hint_prefix_extractor), made the
   // commit's share ~40 % larger than this (4.8 against 3.3-3.4 CPU s per M events, small preset).
-  db_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  // The vector is RocksDB's, but for the sort: ours merges those runs instead (engine/memtable.h).
+  db_options.memtable_factory = std::make_shared<SortedRunsRepFactory>();
   // LZ4 on every level, L0 included: leaving L0 uncompressed saved the flush's LZ4 (~3 % of the
   // apply+commit row's CPU) but a store that stops short of 4 L0 files (every small one) then stays
   // uncompressed: a replay of the small preset took 102 MB instead of 43 MB.

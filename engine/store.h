@@ -146,8 +146,9 @@ struct PreparedCommit {
 };
 
 // One consistent view of the stock history (engine/history.h), read through one RocksDB iterator:
-// a new iterator over the engine's vector memtable sorts a copy of it first, so a query or a
-// rebuild makes one reader, not one per location. Made by Store::history_reader(); not thread-safe.
+// a new iterator over the engine's vector memtable sorts a copy of it first (by merging its runs:
+// engine/memtable.h), so a query or a rebuild makes one reader, not one per location. Made by
+// Store::history_reader(); not thread-safe.
 class HistoryReader {
  public:
   // For each sku of `skus`, in that order, the newest closing on or before `as_of` (a sku without
