@@ -36,25 +36,12 @@ RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, 
   return ingested.outcome;
 }
 
-void BatchIngester::prefetch(const BatchRecord& r, const Decoded& decoded, PrefetchStage stage,
-                             StockProjection::Writer& projection) {
+void BatchIngester::prefetch(const BatchRecord& r, const Decoded& decoded, StockProjection::Writer& projection) {
   const Event* event = std::get_if<Event>(&decoded);
   if (event == nullptr) return;  // rejected by decode: reads nothing
-  r.shard->prefetch(*event, stage);
+  r.shard->prefetch(*event, PrefetchStage::keys);
   if (event->type() != fb::Payload::ScanOut) return;
-  const fb::ScanOut& s = *event->envelope->payload_as_ScanOut();
-  if (stage == PrefetchStage::keys) {
-    projection.prefetch(LocationId{s.store()});
-  } else {
-    projection.prefetch_slot(LocationId{s.store()}, SkuId{s.sku()});
-  }
-}
-
-void BatchIngester::prefetch_item(const Decoded& decoded, StockProjection::Writer& projection) {
-  const Event* event = std::get_if<Event>(&decoded);
-  if (event == nullptr || event->type() != fb::Payload::ScanOut) return;
-  const fb::ScanOut& s = *event->envelope->payload_as_ScanOut();
-  projection.prefetch_item(LocationId{s.store()}, SkuId{s.sku()});
+  projection.prefetch(LocationId{event->envelope->payload_as_ScanOut()->store()});
 }
 
 void BatchIngester::ingest_and_project(Applier& applier, std::span<const BatchRecord> records,
@@ -65,16 +52,12 @@ void BatchIngester::ingest_and_project(Applier& applier, std::span<const BatchRe
   auto decode_ahead = [&](std::size_t j) {
     Decoded& d = decoded_[j % kDecodeAheadRecords];
     d = decode(records[j].bytes);
-    prefetch(records[j], d, PrefetchStage::keys, projection);
+    prefetch(records[j], d, projection);
   };
   for (std::size_t j = 0; j < std::min(n, kDecodeAheadRecords); ++j) decode_ahead(j);
   for (std::size_t i = 0; i < n; ++i) {
     Decoded decoded = std::move(decoded_[i % kDecodeAheadRecords]);  // frees the slot for record i + ahead
     if (i + kDecodeAheadRecords < n) decode_ahead(i + kDecodeAheadRecords);
-    if (const std::size_t j = i + kLinksAheadRecords; j < n) {
-      prefetch(records[j], decoded_[j % kDecodeAheadRecords], PrefetchStage::links, projection);
-    }
-    if (const std::size_t j = i + kItemsAheadRecords; j < n) prefetch_item(decoded_[j % kDecodeAheadRecords], projection);
     const BatchRecord& r = records[i];
     if (r.offset < r.shard->next_offset()) continue;  // already applied: never apply twice
     const Ingested ingested = applier.ingest(*r.shard, r.offset, r.bytes, std::move(decoded), r.key);

@@ -5,11 +5,17 @@
 // Why it is faster: applying a scan-out waits on a chain of cache misses in large tables (the
 // duplicate window's index, the (sku, store) stock entry, the store's location and distributor, the
 // distributor's period stats, the projection's location and its levels of the sku). The batch
-// decodes kDecodeAheadRecords records ahead of the one it applies and prefetches what each will read
-// (engine/prefetch.h): the entries its own fields name as it is decoded, the entries found through
-// those kLinksAheadRecords records before it is applied, and the projection's item of a scan-out's
-// (store, sku), found through its index slot, kItemsAheadRecords before (projections/sku_levels.h). So a record's misses are in flight while the
-// records before it are applied, and applying it finds its entries in the cache.
+// decodes kDecodeAheadRecords records ahead of the one it applies and, as it decodes each, prefetches
+// the entries its own fields name (engine/prefetch.h, PrefetchStage::keys). So a record's misses are
+// in flight while the records before it are applied, and applying it finds most of its entries in the
+// cache.
+//
+// Only that one stage: a second one (the entries found through the first ones, 8 records ahead: the
+// distributor's period stats and active-store entries, the projection's index slot; then the
+// projection's item, 4 ahead) cost more CPU than it saved here: without it the apply row took 1.655
+// CPU s per M events against 1.737, six alternated pairs, each pair lower (README, Performance). Those
+// entries are few and mostly cached (stats), or their lookups (two more finds of the projection's
+// location entry per scan-out) cost what the prefetch saved.
 //
 // Decoding is pure (bytes in, event out), prefetching only reads, and the applying itself is the
 // single-record path: nothing the look-ahead does can change an outcome. The projection writer's
@@ -51,17 +57,7 @@ class BatchIngester {
   // How far ahead a record is decoded and its own entries prefetched: enough records' worth of apply
   // time to cover a memory access, few enough that the lines are still cached when used.
   static constexpr std::size_t kDecodeAheadRecords = 16;
-  // How far ahead the entries found through them are prefetched (less than the above: by then the
-  // first stage's lines have arrived, so finding the links does not itself wait).
-  static constexpr std::size_t kLinksAheadRecords = 8;
-  static_assert(kLinksAheadRecords < kDecodeAheadRecords);
-  // How far ahead a scan-out's item in the stock projection is prefetched: its index slot was
-  // prefetched with the links, so by now it has arrived and names the item (projections/sku_levels.h).
-  static constexpr std::size_t kItemsAheadRecords = 4;
-  static_assert(kItemsAheadRecords < kLinksAheadRecords);
-
-  void prefetch(const BatchRecord& r, const Decoded& decoded, PrefetchStage stage, StockProjection::Writer& projection);
-  void prefetch_item(const Decoded& decoded, StockProjection::Writer& projection);
+  void prefetch(const BatchRecord& r, const Decoded& decoded, StockProjection::Writer& projection);
 
   std::array<Decoded, kDecodeAheadRecords> decoded_;  // record i is at i % kDecodeAheadRecords
 };

@@ -287,11 +287,42 @@ void ChannelLedger::changed(PartyPeriod k, Entry<PeriodStats>& e) {
 ChannelLedger::Entry<PeriodStats>& ChannelLedger::stats_entry(PartyPeriod k) { return stats_[k]; }
 
 void ChannelLedger::touch_stats(PartyPeriod k, Entry<PeriodStats>& e) {
-  touch(e, DirtyRef{Kind::stats, k.party.value, 0, k.period.code, 0});
+  if (!e.dirty) {
+    e.dirty = true;
+    dirty_.push_back(DirtyRef{Kind::stats, k.party.value, 0, k.period.code, 0});
+  }
+  if (!e.unhashed) {
+    e.unhashed = true;
+    unhashed_stats_.push_back(k);
+  }
   changed(k, e);
 }
 
+std::uint64_t ChannelLedger::stats_hash(PartyPeriod k) const {
+  std::string key, value;
+  encode(DirtyRef{Kind::stats, k.party.value, 0, k.period.code, 0}, key, value);
+  return entry_hash(key, value);
+}
+
+std::uint64_t ChannelLedger::digest() const {
+  std::uint64_t d = digest_;
+  for (PartyPeriod k : unhashed_stats_) d += stats_hash(k) - stats_.at(k).hash;
+  return d;
+}
+
+void ChannelLedger::rehash_stats() {
+  for (PartyPeriod k : unhashed_stats_) {
+    Entry<PeriodStats>& e = stats_.at(k);
+    const std::uint64_t h = stats_hash(k);
+    digest_ += h - e.hash;
+    e.hash = h;
+    e.unhashed = false;
+  }
+  unhashed_stats_.clear();
+}
+
 void ChannelLedger::mark_clean() {
+  rehash_stats();
   for (const DirtyRef& d : dirty_) {
     const PartyPeriod pp{PartyId{d.a}, Period{d.period}};
     switch (d.kind) {
