@@ -39,7 +39,7 @@ RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, 
 void BatchIngester::prefetch(const BatchRecord& r, const Decoded& decoded, StockProjection::Writer& projection) {
   const Event* event = std::get_if<Event>(&decoded);
   if (event == nullptr) return;  // rejected by decode: reads nothing
-  r.shard->prefetch(*event, PrefetchStage::keys);
+  r.shard->prefetch(*event);
   if (event->type() != fb::Payload::ScanOut) return;
   projection.prefetch(LocationId{event->envelope->payload_as_ScanOut()->store()});
 }

@@ -6,7 +6,7 @@
 // duplicate window's index, the (sku, store) stock entry, the store's location and distributor, the
 // distributor's period stats, the projection's location and its levels of the sku). The batch
 // decodes kDecodeAheadRecords records ahead of the one it applies and, as it decodes each, prefetches
-// the entries its own fields name (engine/prefetch.h, PrefetchStage::keys). So a record's misses are
+// the entries its own fields name (engine/prefetch.h). So a record's misses are
 // in flight while the records before it are applied, and applying it finds most of its entries in the
 // cache.
 //

@@ -186,8 +186,9 @@ class ChannelLedger {
   void order_placed(const Context& c, LocationId store, PartyId placed_by, const fb::OrderPlaced& e);
   void paid(const Context& c, LocationId store, Fen amount);  // a cancellation's refund: a negative amount
   void scanned_out(const Context& c, LocationId store, SkuId sku, Quantity qty);
-  // A hint, no change: prefetches what scanned_out will read (engine/prefetch.h, engine/prefetch.cc).
-  void prefetch_scan_out(TimeMs occurred_at, LocationId store, SkuId sku, PrefetchStage stage) const;
+  // A hint, no change: prefetches the store's assignment and the sku's price, which scanned_out reads
+  // first (engine/prefetch.h, engine/prefetch.cc).
+  void prefetch_scan_out(LocationId store, SkuId sku) const;
 
   // Reads.
   const PartyInfo* party(PartyId id) const;

@@ -169,7 +169,7 @@ class Shard {
 
   // A hint for a batch that applies `event` a few records from now: prefetches what applying it
   // will read (engine/prefetch.h); changes nothing. Defined in engine/prefetch.cc.
-  void prefetch(const Event& event, PrefetchStage stage) const;
+  void prefetch(const Event& event) const;
 
   // Returns the account's balance before the posting (a check and its posting: one lookup).
   Quantity post(const Posting& p);

@@ -1,5 +1,5 @@
 // What applying an event reads, for the batch to prefetch (engine/prefetch.h). Kept next to
-// nothing it could change: every function here is const, and a missing entry just ends the chain.
+// nothing it could change: every function here is const.
 #include "engine/prefetch.h"
 
 #include "engine/channel.h"
@@ -7,14 +7,14 @@
 
 namespace qudao {
 
-void Shard::prefetch(const Event& event, PrefetchStage stage) const {
+void Shard::prefetch(const Event& event) const {
   const fb::Envelope& env = *event.envelope;
-  if (stage == PrefetchStage::keys) window_.prefetch(event.id);
+  window_.prefetch(event.id);
   // Goods moving in lines (production, shipments, receipts, counts) post to the (sku, location) entry
   // of every line: as many misses as lines, all named by the event. The orders' own entries are
   // read in an order that depends on the order's state, and are few: left to the apply.
   auto lines = [&](const flatbuffers::Vector<const fb::StockLine*>* ls, LocationId at, LocationId also) {
-    if (stage != PrefetchStage::keys || ls == nullptr) return;
+    if (ls == nullptr) return;
     for (const fb::StockLine* l : *ls) {
       stock_.prefetch(PairKey{SkuId{l->sku()}, at});
       if (also.value != 0) stock_.prefetch(PairKey{SkuId{l->sku()}, also});
@@ -43,33 +43,15 @@ void Shard::prefetch(const Event& event, PrefetchStage stage) const {
   const fb::ScanOut& s = *env.payload_as_ScanOut();
   const LocationId store{s.store()};
   const SkuId sku{s.sku()};
-  if (stage == PrefetchStage::keys) {
-    locations_.prefetch(store);
-    stock_.prefetch(PairKey{sku, store});
-    virtual_.prefetch(Account{sku, kVirtualLocation, Bucket::consumers});
-  }
-  channel_.prefetch_scan_out(event.occurred_at, store, sku, stage);
+  locations_.prefetch(store);
+  stock_.prefetch(PairKey{sku, store});
+  virtual_.prefetch(Account{sku, kVirtualLocation, Bucket::consumers});
+  channel_.prefetch_scan_out(store, sku);
 }
 
-void ChannelLedger::prefetch_scan_out(TimeMs occurred_at, LocationId store, SkuId sku, PrefetchStage stage) const {
-  if (stage == PrefetchStage::keys) {
-    assignments_.prefetch(store);
-    prices_.prefetch(sku);
-    return;
-  }
-  // The entries scanned_out counts in: the distributor's and its agent's, month and quarter.
-  const std::optional<PartyId> owner = distributor_of(store);
-  if (!owner) return;
-  PartyId parties[2];
-  const int n = chain(*owner, parties);
-  const Period month = month_of(occurred_at);
-  for (int i = 0; i < n; ++i) {
-    for (Period p : {month, month.quarter()}) {
-      const PartyPeriod k{parties[i], p};
-      stats_.prefetch(k);
-      active_.prefetch(ActiveKey{k, store});
-    }
-  }
+void ChannelLedger::prefetch_scan_out(LocationId store, SkuId sku) const {
+  assignments_.prefetch(store);
+  prices_.prefetch(sku);
 }
 
 }  // namespace qudao

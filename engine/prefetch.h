@@ -5,21 +5,12 @@
 // them (connectors/ingest_batch.h) and asks the shard to prefetch what each will read, so those
 // waits overlap instead of queueing behind one another.
 //
-// Some entries are found only through others (a store's distributor's period stats, through the
-// store's assignment), so a record is prefetched in two stages: first the entries its own fields
-// name, then, some records later, when those have arrived, the entries they point to.
+// Only the entries a record's own fields name are prefetched. Those found through them (a store's
+// distributor's period stats and active-store entries, through the store's assignment; the stock
+// projection's sku slot and item, through the location's entry) were a second stage, some records
+// later, until 2026-11-28: it cost more than it saved (README "Apply CPU").
 //
-// Prefetching is a hint: it reads state (never writes it) and changes no outcome; a stage that finds
-// nothing (an unknown store) prefetches nothing. Same thread as the apply, like the shard itself.
+// Prefetching is a hint: it reads state (never writes it) and changes no outcome. Same thread as the
+// apply, like the shard itself. The functions are Shard::prefetch and ChannelLedger::prefetch_scan_out
+// (engine/prefetch.cc).
 #pragma once
-
-#include <cstdint>
-
-namespace qudao {
-
-enum class PrefetchStage : std::uint8_t {
-  keys,   // the entries named by the event's own fields
-  links,  // the entries found through those (read now, so they should be in the cache)
-};
-
-}  // namespace qudao

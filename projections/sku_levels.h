@@ -74,16 +74,6 @@ class SkuLevels {
   const Item& by_rank(std::size_t k) const { return items_[order_.get(k) - 1]; }
   std::size_t rank_of_first_at_or_after(SkuId sku) const;
 
-  // Prefetching hints for a batch (connectors/ingest_batch.h), each meant to be given a few records
-  // after the one before it: the sku's index slot, then (once that has arrived) its item.
-  void prefetch_slot(SkuId sku) const {
-    if (!index_.empty()) __builtin_prefetch(index_.address(slot_of(sku)));
-  }
-  void prefetch_item(SkuId sku) const {
-    if (index_.empty()) return;
-    if (const std::uint32_t p = index_.get(slot_of(sku)); p != 0) __builtin_prefetch(&items_[p - 1]);
-  }
-
  private:
   // An array of item positions (1 + position; 0 = none), 2 or 4 bytes each.
   class Positions {
@@ -101,7 +91,6 @@ class SkuLevels {
       return v;
     }
     void set(std::size_t i, std::uint32_t v);
-    const void* address(std::size_t i) const { return bytes_.data() + i * width(); }
     void assign(std::size_t n) { bytes_.assign(n * width(), 0); }
     void insert(std::size_t i, std::uint32_t v);
     void widen();  // 2 → 4 bytes, keeping the values

@@ -200,15 +200,6 @@ class StockProjection {
     // location's entry that project() and record_sale() will look up. Takes no lock: the writer's
     // thread is the only one that changes the projection, so its own reads need none.
     void prefetch(LocationId location) const { p_.locations_.prefetch(location); }
-    // The same for the (location, sku) levels project() will update, in two more steps, each some
-    // records after the one before (the location's entry, then the sku's index slot, must have
-    // arrived): the sku's index slot, then its item.
-    void prefetch_slot(LocationId location, SkuId sku) const {
-      if (auto it = p_.locations_.find(location); it != p_.locations_.end()) it->second.skus.prefetch_slot(sku);
-    }
-    void prefetch_item(LocationId location, SkuId sku) const {
-      if (auto it = p_.locations_.find(location); it != p_.locations_.end()) it->second.skus.prefetch_item(sku);
-    }
     // Lets readers in until the next change.
     void release() {
       if (lock_.owns_lock()) lock_.unlock();
