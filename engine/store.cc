@@ -192,6 +192,8 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   db_options.compression = rocksdb::kLZ4Compression;
   db_options.allow_concurrent_memtable_write = false;
   db_options.merge_operator = sold_merge_operator();  // the 'Q' rows add (engine/history.h)
+  // Until the first write (start_compactions, engine/store.h): not while a start loads.
+  db_options.disable_auto_compactions = true;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = options.mode == OpenMode::read_only
                           ? rocksdb::DB::OpenForReadOnly(db_options, options.path, &raw)
@@ -474,7 +476,16 @@ std::optional<Shipment> Store::read_shipment(PartitionId p, ShipmentId id) {
   return read_entry_or_die<Shipment>(*db_, kShipmentKey, p, id, decode_shipment, "shipment", options_.path);
 }
 
+void Store::start_compactions() {
+  if (options_.mode != OpenMode::read_write || compactions_started_.exchange(true)) return;
+  if (rocksdb::Status s = db_->SetOptions({{"disable_auto_compactions", "false"}}); !s.ok()) {
+    spdlog::critical("store {}: cannot turn compactions on: {}", options_.path, s.ToString());
+    std::abort();  // a store that never compacts stalls its writes once L0 fills up: better stop now
+  }
+}
+
 Status Store::write(PreparedCommit& c) {
+  start_compactions();
   std::string key, value;
   for (PreparedCommit::Deferred& d : c.deferred) {
     // In key order (the memtable's flush sort is cheaper on sorted runs: engine/store.h): the pairs
