@@ -544,6 +544,7 @@ Status Store::write(PreparedCommit& c) {
 }
 
 Status Store::settle() {
+  start_compactions();  // else a store not yet written would wait for compactions that never run
   rocksdb::FlushOptions flush;
   flush.wait = true;
   if (rocksdb::Status s = db_->Flush(flush); !s.ok()) return io_error("flush", s);
