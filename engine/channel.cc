@@ -291,34 +291,32 @@ void ChannelLedger::touch_stats(PartyPeriod k, Entry<PeriodStats>& e) {
     e.dirty = true;
     dirty_.push_back(DirtyRef{Kind::stats, k.party.value, 0, k.period.code, 0});
   }
-  if (!e.unhashed) {
-    e.unhashed = true;
-    unhashed_stats_.push_back(k);
-  }
   changed(k, e);
 }
 
-std::uint64_t ChannelLedger::stats_hash(PartyPeriod k) const {
-  std::string key, value;
-  encode(DirtyRef{Kind::stats, k.party.value, 0, k.period.code, 0}, key, value);
+std::uint64_t ChannelLedger::stats_hash(const DirtyRef& ref, std::string& key, std::string& value) const {
+  encode(ref, key, value);
   return entry_hash(key, value);
 }
 
 std::uint64_t ChannelLedger::digest() const {
   std::uint64_t d = digest_;
-  for (PartyPeriod k : unhashed_stats_) d += stats_hash(k) - stats_.at(k).hash;
+  std::string key, value;  // const, so not the scratch buffers: once per commit
+  for (const DirtyRef& ref : dirty_) {
+    if (ref.kind != Kind::stats) continue;
+    d += stats_hash(ref, key, value) - stats_.at(PartyPeriod{PartyId{ref.a}, Period{ref.period}}).hash;
+  }
   return d;
 }
 
 void ChannelLedger::rehash_stats() {
-  for (PartyPeriod k : unhashed_stats_) {
-    Entry<PeriodStats>& e = stats_.at(k);
-    const std::uint64_t h = stats_hash(k);
+  for (const DirtyRef& ref : dirty_) {
+    if (ref.kind != Kind::stats) continue;
+    Entry<PeriodStats>& e = stats_.at(PartyPeriod{PartyId{ref.a}, Period{ref.period}});
+    const std::uint64_t h = stats_hash(ref, key_scratch_, value_scratch_);
     digest_ += h - e.hash;
     e.hash = h;
-    e.unhashed = false;
   }
-  unhashed_stats_.clear();
 }
 
 void ChannelLedger::mark_clean() {

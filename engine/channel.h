@@ -44,9 +44,11 @@
 // changes after each poll batch. The digest is a sum of XXH3 hashes of each entry's stored key and
 // value, so it is order-independent and a restart recomputes it from what was stored. A period stats
 // entry is re-hashed lazily: a scan-out changes up to four of them, and encoding and hashing each
-// (~120 bytes) at every change was ~5 % of the apply row's CPU. Changed stats entries are listed
-// once; digest() adds their pending difference and mark_clean() (every commit) folds it in, so the
-// digest is the same value, computed once per entry per commit instead of once per change.
+// (~120 bytes) at every change was ~5 % of the apply row's CPU. A stats entry is hashed when it
+// becomes clean instead: while it is dirty its `hash` is the one it had when it was last clean, and
+// only touch_stats marks a stats entry dirty, so the stats refs in the dirty list are exactly the
+// entries whose hash is stale. digest() adds their pending difference and mark_clean() (every
+// commit) folds it in: the same value, computed once per entry per commit instead of once per change.
 #pragma once
 
 #include <absl/container/btree_map.h>
@@ -255,7 +257,6 @@ class ChannelLedger {
     std::uint64_t hash = 0;  // of its stored key and value, in digest_
     bool dirty = false;      // for the next commit
     bool changed = false;    // for the projection's next drain (stats entries only)
-    bool unhashed = false;   // `hash` is older than `value`: in unhashed_stats_ (stats entries only)
   };
   struct ConflictState {
     PartyId assigned;
@@ -276,11 +277,12 @@ class ChannelLedger {
   static StoreConflict conflict(const std::pair<LocationId, PartyId>& k, const Entry<ConflictState>& e);
 
   Entry<PeriodStats>& stats_entry(PartyPeriod k);
-  // Marks a stats entry dirty and changed, and lists it for re-hashing (see the header comment).
+  // Marks a stats entry dirty and changed without re-hashing it (see the header comment): the only
+  // way a stats entry becomes dirty.
   void touch_stats(PartyPeriod k, Entry<PeriodStats>& e);
-  // The hash of a stats entry's current stored key and value.
-  std::uint64_t stats_hash(PartyPeriod k) const;
-  // Brings every listed stats entry's hash (and digest_) up to date.
+  // The hash of a stats entry's current stored key and value, encoded into the given buffers.
+  std::uint64_t stats_hash(const DirtyRef& ref, std::string& key, std::string& value) const;
+  // Brings every dirty stats entry's hash (and digest_) up to date.
   void rehash_stats();
   // The party and its registered Agent parent: who a distributor's activity counts for.
   int chain(PartyId party, PartyId out[2]) const;
@@ -312,8 +314,7 @@ class ChannelLedger {
   absl::flat_hash_map<ActiveKey, Entry<char>> active_;
   absl::flat_hash_map<PartyPeriod, std::vector<RebateHistoryRow>> history_;  // rows never change
 
-  std::uint64_t digest_ = 0;  // less the pending differences of unhashed_stats_
-  std::vector<PartyPeriod> unhashed_stats_;  // stats entries changed since their hash (each once)
+  std::uint64_t digest_ = 0;  // less the pending differences of the dirty stats entries
   std::string key_scratch_, value_scratch_;
   Fen money_sum_;
   std::vector<DirtyRef> dirty_;
