@@ -90,7 +90,8 @@ RecordOutcome ingest_and_project(Applier& applier, Shard& shard, Offset offset, 
 
 class Pipeline {
  public:
-  // Loads every shard from the store and rebuilds the projections from them.
+  // Loads every shard from the store (on 2 threads: Store::load) and rebuilds the projections from
+  // them (the stock projection on a second thread beside the performance and order projections).
   // `relay`: where committed outbox rows go (dispatch requests, dead letters); none for replays,
   // which must not send anything.
   static Result<std::unique_ptr<Pipeline>> open(Store& store, KafkaSource& source, StockProjection& stock,

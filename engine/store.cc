@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <optional>
 #include <span>
 #include <chrono>
 #include <thread>
@@ -44,6 +46,20 @@ std::string partition_key(char tag, PartitionId p) {
   std::string k(1, tag);
   codec::put_be<std::int32_t>(k, p.value);
   return k;
+}
+
+// The tags load() restores: per-partition key ranges ('tag' partition:i32 ...), in key order, so
+// that one shard is restored in the same order as by one iterator over the whole store.
+constexpr std::array<char, 11> kLoadedTags = {kBalanceKey, kSeenKey, 'G', kHeaderKey, kLocationKey, 'M', 'N',
+                                              kOrderKey, 'P', 'R', kShipmentKey};
+static_assert(std::is_sorted(kLoadedTags.begin(), kLoadedTags.end()));
+
+// The first key after every key starting with `prefix` (empty: none is, past the end).
+std::string key_successor(std::string_view prefix) {
+  std::string s(prefix);
+  while (!s.empty() && static_cast<unsigned char>(s.back()) == 0xff) s.pop_back();
+  if (!s.empty()) s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
+  return s;
 }
 
 // A channel entry's key as the ChannelLedger knows it: the stored key without the partition.
@@ -230,125 +246,187 @@ std::shared_ptr<const rocksdb::Snapshot> Store::snapshot() {
                                                   [db = db_.get()](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
 }
 
-Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_events, const rocksdb::Snapshot* at) {
-  std::map<std::int32_t, Shard> shards;
-  std::map<std::int32_t, std::uint64_t> stored_digests;
-  std::vector<std::pair<EventId, std::uint64_t>> seen_entries;
-  auto shard = [&](std::int32_t p) -> Shard& {
-    return shards.try_emplace(p, PartitionId{p}, dedup_window_events).first->second;
-  };
-
+Result<std::map<std::int32_t, Shard>> Store::load(std::size_t dedup_window_events, const rocksdb::Snapshot* at,
+                                                  std::size_t threads) {
+  // Every iterator reads one state: the caller's snapshot, else one taken here (a commit from another
+  // thread between two partitions' reads would otherwise show them at different instants).
+  std::shared_ptr<const rocksdb::Snapshot> own;
+  if (at == nullptr) own = snapshot(), at = own.get();
   rocksdb::ReadOptions read;
   read.snapshot = at;
+
+  auto found = stored_partitions(read);
+  if (!found.is_ok()) return found.status();
+  std::vector<std::int32_t> partitions = found.take();
+  std::map<std::int32_t, Shard> shards;
+  for (std::int32_t p : partitions) shards.try_emplace(p, PartitionId{p}, dedup_window_events);
+
+  // Largest first, so that the last partition a thread takes is a small one. The sizes only order
+  // the work: the shards do not depend on it.
+  std::vector<std::uint64_t> bytes(partitions.size(), 0);
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    for (char tag : kLoadedTags) {
+      const std::string begin = partition_key(tag, PartitionId{partitions[i]});
+      const std::string end = key_successor(begin);
+      const rocksdb::Range range(begin, end);
+      std::uint64_t size = 0;
+      rocksdb::SizeApproximationOptions approx;
+      approx.include_memtables = true;
+      if (db_->GetApproximateSizes(approx, db_->DefaultColumnFamily(), &range, 1, &size).ok()) bytes[i] += size;
+    }
+  }
+  std::vector<std::size_t> order(partitions.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bytes[a] > bytes[b]; });
+
+  std::vector<Status> results(partitions.size(), Status::ok());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
+    for (std::size_t n = next++; n < order.size(); n = next++) {
+      const std::size_t i = order[n];
+      results[i] = load_partition(*it, shards.at(partitions[i]));
+    }
+  };
+  const std::size_t workers = std::clamp<std::size_t>(threads, 1, std::max<std::size_t>(partitions.size(), 1));
+  std::vector<std::thread> pool;
+  for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  // The first failing partition in partition order, whichever thread met it first.
+  for (const Status& s : results) {
+    if (!s.is_ok()) return s;
+  }
+  return shards;
+}
+
+Result<std::vector<std::int32_t>> Store::stored_partitions(const rocksdb::ReadOptions& read) {
+  std::vector<std::int32_t> partitions;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  it->SeekToFirst();
+  while (it->Valid()) {
     const std::string_view key = it->key().ToStringView();
-    if (key[0] == history_keys::kClosing || key[0] == history_keys::kSold || key[0] == history_keys::kAnomaly) {
-      // History is read by queries, not loaded: skip to its last key, whatever its length.
-      it->Seek(std::string(1, static_cast<char>(key[0] + 1)));
-      if (it->Valid()) it->Prev();
-      else it->SeekToLast();
+    const char tag = key[0];
+    if (std::find(kLoadedTags.begin(), kLoadedTags.end(), tag) != kLoadedTags.end()) {
+      codec::Reader k(key.substr(1));
+      const auto p = k.be<std::int32_t>();
+      if (!k.ok()) return Status::error(fmt::format("store {}: corrupt entry with key tag '{}'", options_.path, tag));
+      partitions.push_back(p);
+      const std::string after = key_successor(key.substr(0, 1 + sizeof(std::int32_t)));  // its next partition
+      if (after.empty()) break;
+      it->Seek(after);
       continue;
     }
-    codec::Reader k(key.substr(1));
-    codec::Reader v(it->value().ToStringView());
-    switch (key[0]) {
-      case kHeaderKey: {
-        const auto p = k.be<std::int32_t>();
-        const Offset next{v.le<std::int64_t>()};
-        OutcomeCounts c;
-        c.consumed = v.le<std::uint64_t>();
-        c.applied = v.le<std::uint64_t>();
-        c.duplicates = v.le<std::uint64_t>();
-        c.rejected = v.le<std::uint64_t>();
-        c.anomalies = v.le<std::uint64_t>();
-        stored_digests[p] = v.le<std::uint64_t>();
-        const TimeMs watermark{v.le<std::int64_t>()};
-        const auto outbox_next_seq = v.le<std::uint64_t>();
-        const auto seen_oldest_seq = v.le<std::uint64_t>();
-        shard(p).restore_header(next, c, watermark, outbox_next_seq, seen_oldest_seq);
-        break;
-      }
-      case kBalanceKey: {
-        const std::optional<StoredBalance> b = parse_balance(key, it->value().ToStringView());
-        if (!b) return Status::error(fmt::format("store {}: corrupt balance", options_.path));
-        for (const auto& [bucket, qty] : b->listed()) {
-          shard(b->partition.value).restore_balance(Account{b->sku, b->location, bucket}, Quantity{qty}, b->changed_day,
-                                                    b->layout);
-        }
-        continue;
-      }
-      case kLocationKey: {
-        const auto p = k.be<std::int32_t>();
-        const LocationId id{k.be<std::uint64_t>()};
-        LocationInfo info;
-        info.kind = static_cast<fb::LocationKind>(v.le<std::uint8_t>());
-        info.name = v.text();
-        info.city = v.text();
-        info.region = v.text();
-        shard(p).restore_location(id, std::move(info));
-        break;
-      }
-      case kOrderKey: {
-        const auto p = k.be<std::int32_t>();
-        const OrderId id{k.be<std::uint64_t>()};
-        auto o = decode_order(it->value().ToStringView());
-        if (!o) return Status::error(fmt::format("store {}: corrupt order {}", options_.path, id.value));
-        shard(p).restore_order(id, std::move(*o));
-        break;
-      }
-      case kShipmentKey: {
-        const auto p = k.be<std::int32_t>();
-        const ShipmentId id{k.be<std::uint64_t>()};
-        auto sh = decode_shipment(it->value().ToStringView());
-        if (!sh) return Status::error(fmt::format("store {}: corrupt shipment {}", options_.path, id.value));
-        shard(p).restore_shipment(id, std::move(*sh));
-        break;
-      }
-      case kSeenKey: {
-        const auto p = k.be<std::int32_t>();
-        const auto first_seq = k.be<std::uint64_t>();
-        seen_entries.clear();
-        while (v.ok() && !v.empty()) {
-          EventId id;
-          id.hi = v.le<std::uint64_t>();
-          id.lo = v.le<std::uint64_t>();
-          seen_entries.emplace_back(id, v.le<std::uint64_t>());
-        }
-        shard(p).restore_seen_segment(first_seq, seen_entries);
-        break;
-      }
-      case 'P': case 'G': case 'M': case 'R': case 'N': {  // the channel ledger (engine/channel.h)
-        const auto p = k.be<std::int32_t>();
-        if (!k.ok() || !shard(p).channel().restore(channel_key(key), it->value().ToStringView())) {
-          return Status::error(fmt::format("store {}: corrupt channel entry with key tag '{}'", options_.path, key[0]));
-        }
-        continue;
-      }
+    switch (tag) {
       case kTopicKey:
       case kDeadLetterKey:
       case kOutboxKey:  // read by outbox()
+      case history_keys::kClosing:
+      case history_keys::kSold:
+      case history_keys::kAnomaly:  // history is read by queries, not loaded
+        if (key_successor(key.substr(0, 1)).empty()) break;
+        it->Seek(key_successor(key.substr(0, 1)));
         continue;
       default:
-        return Status::error(fmt::format("store {}: unknown key tag '{}'", options_.path, key[0]));
-    }
-    if (!k.ok() || !v.ok()) {
-      return Status::error(fmt::format("store {}: corrupt entry with key tag '{}'", options_.path, key[0]));
+        return Status::error(fmt::format("store {}: unknown key tag '{}'", options_.path, tag));
     }
   }
   if (!it->status().ok()) return io_error("load", it->status());
+  std::sort(partitions.begin(), partitions.end());
+  partitions.erase(std::unique(partitions.begin(), partitions.end()), partitions.end());
+  return partitions;
+}
 
-  for (auto& [p, s] : shards) {
-    s.finish_restore();
-    const auto stored = stored_digests.find(p);
-    if (stored == stored_digests.end() || stored->second != s.digest()) {
-      return Status::error(fmt::format("store {}: partition {} state does not match its digest (stored {:016x}, "
-                                       "computed {:016x}); the store is corrupt",
-                                       options_.path, p, stored == stored_digests.end() ? 0 : stored->second,
-                                       s.digest()));
+Status Store::load_partition(rocksdb::Iterator& it, Shard& shard) {
+  const PartitionId p = shard.partition();
+  std::optional<std::uint64_t> stored_digest;
+  std::vector<std::pair<EventId, std::uint64_t>> seen_entries;
+  for (char tag : kLoadedTags) {
+    const std::string prefix = partition_key(tag, p);
+    for (it.Seek(prefix); it.Valid() && it.key().starts_with(prefix); it.Next()) {
+      const std::string_view key = it.key().ToStringView();
+      codec::Reader k(key.substr(prefix.size()));
+      codec::Reader v(it.value().ToStringView());
+      switch (tag) {
+        case kHeaderKey: {
+          const Offset next{v.le<std::int64_t>()};
+          OutcomeCounts c;
+          c.consumed = v.le<std::uint64_t>();
+          c.applied = v.le<std::uint64_t>();
+          c.duplicates = v.le<std::uint64_t>();
+          c.rejected = v.le<std::uint64_t>();
+          c.anomalies = v.le<std::uint64_t>();
+          stored_digest = v.le<std::uint64_t>();
+          const TimeMs watermark{v.le<std::int64_t>()};
+          const auto outbox_next_seq = v.le<std::uint64_t>();
+          const auto seen_oldest_seq = v.le<std::uint64_t>();
+          shard.restore_header(next, c, watermark, outbox_next_seq, seen_oldest_seq);
+          break;
+        }
+        case kBalanceKey: {
+          const std::optional<StoredBalance> b = parse_balance(key, it.value().ToStringView());
+          if (!b) return Status::error(fmt::format("store {}: corrupt balance", options_.path));
+          for (const auto& [bucket, qty] : b->listed()) {
+            shard.restore_balance(Account{b->sku, b->location, bucket}, Quantity{qty}, b->changed_day, b->layout);
+          }
+          continue;
+        }
+        case kLocationKey: {
+          const LocationId id{k.be<std::uint64_t>()};
+          LocationInfo info;
+          info.kind = static_cast<fb::LocationKind>(v.le<std::uint8_t>());
+          info.name = v.text();
+          info.city = v.text();
+          info.region = v.text();
+          shard.restore_location(id, std::move(info));
+          break;
+        }
+        case kOrderKey: {
+          const OrderId id{k.be<std::uint64_t>()};
+          auto o = decode_order(it.value().ToStringView());
+          if (!o) return Status::error(fmt::format("store {}: corrupt order {}", options_.path, id.value));
+          shard.restore_order(id, std::move(*o));
+          break;
+        }
+        case kShipmentKey: {
+          const ShipmentId id{k.be<std::uint64_t>()};
+          auto sh = decode_shipment(it.value().ToStringView());
+          if (!sh) return Status::error(fmt::format("store {}: corrupt shipment {}", options_.path, id.value));
+          shard.restore_shipment(id, std::move(*sh));
+          break;
+        }
+        case kSeenKey: {
+          const auto first_seq = k.be<std::uint64_t>();
+          seen_entries.clear();
+          while (v.ok() && !v.empty()) {
+            EventId id;
+            id.hi = v.le<std::uint64_t>();
+            id.lo = v.le<std::uint64_t>();
+            seen_entries.emplace_back(id, v.le<std::uint64_t>());
+          }
+          shard.restore_seen_segment(first_seq, seen_entries);
+          break;
+        }
+        default: {  // the channel ledger: 'P', 'G', 'M', 'R', 'N' (engine/channel.h)
+          if (!shard.channel().restore(channel_key(key), it.value().ToStringView())) {
+            return Status::error(fmt::format("store {}: corrupt channel entry with key tag '{}'", options_.path, tag));
+          }
+          continue;
+        }
+      }
+      if (!k.ok() || !v.ok()) {
+        return Status::error(fmt::format("store {}: corrupt entry with key tag '{}'", options_.path, tag));
+      }
     }
+    if (!it.status().ok()) return io_error("load", it.status());
   }
-  return shards;
+  shard.finish_restore();
+  if (!stored_digest || *stored_digest != shard.digest()) {
+    return Status::error(fmt::format("store {}: partition {} state does not match its digest (stored {:016x}, "
+                                     "computed {:016x}); the store is corrupt",
+                                     options_.path, p.value, stored_digest.value_or(0), shard.digest()));
+  }
+  return Status::ok();
 }
 
 Result<CommitStats> Store::commit(std::span<Shard* const> shards) {

@@ -180,8 +180,13 @@ class Store : public ColdReader {
   // Restores every shard committed so far, keyed by partition, and checks each stored digest
   // against the state it describes (a mismatch means corrupt state: the caller must not go on).
   // `at`: read as of that snapshot instead of now (a reader that also reads history at the same instant).
+  // Partitions share nothing, so `threads` threads (the calling one included) load whole partitions,
+  // largest first, each with its own iterator over one snapshot; a shard is restored in the same
+  // order of keys whatever the number of threads, so the shards are the same (README "Restart at scale").
+  static constexpr std::size_t kLoadThreadsDefault = 2;  // the machine's cores
   Result<std::map<std::int32_t, Shard>> load(std::size_t dedup_window_events = kDedupWindowEventsDefault,
-                                             const rocksdb::Snapshot* at = nullptr);
+                                             const rocksdb::Snapshot* at = nullptr,
+                                             std::size_t threads = kLoadThreadsDefault);
 
   // A point-in-time view for load() and history_reader() together (released when the last copy goes);
   // safe to take and read from any thread while the engine commits.
@@ -242,6 +247,11 @@ class Store : public ColdReader {
   // both cores meanwhile (70 % of a restart's CPU samples, README "Restart at scale"). The first
   // commit comes after the start; a store only read (export, audit) never compacts.
   void start_compactions();
+  // load()'s parts: the partitions that have a key of a loaded tag (one seek per tag and partition;
+  // an unknown tag is an error), and one partition's keys, tag by tag, into `shard`, checked
+  // against its stored digest.
+  Result<std::vector<std::int32_t>> stored_partitions(const rocksdb::ReadOptions& read);
+  [[nodiscard]] Status load_partition(rocksdb::Iterator& it, Shard& shard);
 
   std::unique_ptr<rocksdb::DB> db_;
   StoreOptions options_;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <tuple>
 #include <set>
 
 #include "engine/apply.h"
@@ -209,6 +211,71 @@ TEST_CASE("store: the buckets of one (location, sku) are listed and reloaded one
   CHECK(listed(l) == before);
   CHECK(l.digest() == shard.digest());
   for (const auto& [a, qty] : before) CHECK(l.balance(a) == Quantity{qty});
+}
+
+TEST_CASE("store: loading on one thread or several restores the same shards from a store of several partitions") {
+  TempDir dir;
+  Events ev;
+  Applier applier;
+  // Partitions of different sizes (the threads take the largest first), each with locations,
+  // balances, orders, shipments, an anomaly and a dead letter.
+  std::map<std::int32_t, Shard> written;
+  std::vector<Shard*> list;
+  for (std::int32_t p : {0, 1, 2, 5, 7}) {
+    Shard& s = written.try_emplace(p, PartitionId{p}).first->second;
+    list.push_back(&s);
+    const std::uint64_t wh = 100 + static_cast<std::uint64_t>(p) * 10, store = wh + 1;
+    std::int64_t offset = 0;
+    feed(s, applier, ev.location(wh, fb::LocationKind::SubWarehouse, "East"), offset++);
+    feed(s, applier, ev.location(store, fb::LocationKind::Store, "East"), offset++);
+    const int skus = 3 + p * 20;
+    for (int sku = 1; sku <= skus; ++sku) {
+      feed(s, applier, ev.production(wh, {line(static_cast<std::uint64_t>(sku), 50 + sku)}), offset++);
+    }
+    feed(s, applier, ev.dispatch(wh, store, {line(1, 5)}), offset++);
+    feed(s, applier, ev.receive(store, {line(1, 5)}), offset++);
+    feed(s, applier, ev.order(1000 + static_cast<std::uint64_t>(p), store, {PricedLine{SkuId{1}, Quantity{2}, Fen{100}}}),
+         offset++);
+    feed(s, applier, ev.scan_out(store, 1, 9), offset++);        // more than the store holds: an anomaly
+    feed(s, applier, ev.production(999, {line(1, 1)}), offset++);  // unknown location: dead-lettered
+  }
+  {
+    auto store = Store::open(StoreOptions{dir.path(), "events"});
+    REQUIRE(store.is_ok());
+    REQUIRE(store.value()->commit(list).is_ok());
+  }
+
+  auto store = Store::open(StoreOptions{dir.path(), "events"});
+  REQUIRE(store.is_ok());
+  for (std::size_t threads : {std::size_t{1}, std::size_t{2}, std::size_t{8}}) {
+    CAPTURE(threads);
+    auto loaded = store.value()->load(kDedupWindowEventsDefault, nullptr, threads);
+    REQUIRE_MESSAGE(loaded.is_ok(), loaded.status().message());
+    REQUIRE(loaded.value().size() == written.size());
+    for (const auto& [p, w] : written) {
+      CAPTURE(p);
+      const Shard& l = loaded.value().at(p);
+      CHECK(l.digest() == w.digest());
+      CHECK(l.next_offset() == w.next_offset());
+      CHECK(l.counts().consumed == w.counts().consumed);
+      CHECK(l.counts().applied == w.counts().applied);
+      CHECK(l.counts().rejected == w.counts().rejected);
+      CHECK(l.counts().anomalies == w.counts().anomalies);
+      std::vector<std::tuple<std::uint64_t, std::uint64_t, int, std::int64_t>> want, got;
+      w.for_each_balance([&](const Account& a, Quantity q) {
+        want.emplace_back(a.sku.value, a.location.value, static_cast<int>(a.bucket), q.value);
+      });
+      l.for_each_balance([&](const Account& a, Quantity q) {
+        got.emplace_back(a.sku.value, a.location.value, static_cast<int>(a.bucket), q.value);
+      });
+      std::sort(want.begin(), want.end());
+      std::sort(got.begin(), got.end());
+      CHECK(got == want);
+      std::size_t orders = 0;
+      l.for_each_order([&](OrderId, const Order&) { ++orders; });
+      CHECK(orders == 1);
+    }
+  }
 }
 
 }  // namespace qudao
