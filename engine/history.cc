@@ -142,7 +142,7 @@ std::string closing_value(const ClosingLevels& l) {
 
 }  // namespace history_keys
 
-HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) {
+HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* family) {
   HistoryCounts written{closings_pending_.size(), 0, anomalies_pending_.size()};
   std::string key, value;
   // In key order, as the sold rows below: the memtable's flush sort is cheaper on sorted runs
@@ -153,7 +153,7 @@ HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) 
   for (const Closing& c : closings_pending_) {
     history_keys::assign_closing(key, p, c.location, c.sku, c.day);
     history_keys::assign_closing_value(value, c.levels);
-    batch.Put(key, value);
+    batch.Put(family, key, value);
   }
   // One merge per key, with the sum of its sales, in key order.
   std::sort(sold_pending_.begin(), sold_pending_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -165,7 +165,7 @@ HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) 
     ++written.sold;
     value.clear();
     codec::put_le<std::int64_t>(value, qty);
-    batch.Merge(key, value);
+    batch.Merge(family, key, value);
   }
   for (const AnomalyRecord& a : anomalies_pending_) {
     value.clear();
@@ -175,7 +175,7 @@ HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) 
     codec::put_le<std::int32_t>(value, a.day.value);
     codec::put_le<std::uint64_t>(value, a.event_id.hi);
     codec::put_le<std::uint64_t>(value, a.event_id.lo);
-    batch.Put(history_keys::anomaly(p, a.location, a.offset, a.index), value);
+    batch.Put(family, history_keys::anomaly(p, a.location, a.offset, a.index), value);
   }
   closings_pending_.clear();
   sold_pending_.clear();
@@ -188,7 +188,12 @@ HistoryCounts StockHistory::write_to(PartitionId p, rocksdb::WriteBatch& batch) 
 HistoryReader Store::history_reader(const rocksdb::Snapshot* at) {
   rocksdb::ReadOptions read;
   read.snapshot = at;
-  return HistoryReader(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(read)), options_.path);
+  std::vector<rocksdb::Iterator*> its;  // one consistent view of both families
+  if (rocksdb::Status s = db_->NewIterators(read, {history_, db_->DefaultColumnFamily()}, &its); !s.ok()) {
+    its = {rocksdb::NewErrorIterator(s), rocksdb::NewErrorIterator(s)};  // the reads report it
+  }
+  return HistoryReader(std::unique_ptr<rocksdb::Iterator>(its[0]), std::unique_ptr<rocksdb::Iterator>(its[1]),
+                       options_.path);
 }
 
 Result<std::vector<Closing>> HistoryReader::closings(PartitionId p, LocationId location, std::span<const SkuId> skus,
@@ -246,7 +251,7 @@ Result<std::vector<AnomalyRecord>> Store::anomalies(PartitionId p, LocationId lo
                                                     std::uint16_t from_index, std::size_t limit) {
   std::vector<AnomalyRecord> out;
   const std::string prefix = history_keys::location_prefix(history_keys::kAnomaly, p, location);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), history_));
   for (it->Seek(history_keys::anomaly(p, location, from_offset, from_index));
        it->Valid() && out.size() < limit && it->key().starts_with(prefix); it->Next()) {
     codec::Reader k(it->key().ToStringView().substr(prefix.size()));

@@ -44,6 +44,7 @@
 #include "events/types.h"
 
 namespace rocksdb {
+class ColumnFamilyHandle;
 class MergeOperator;
 class WriteBatch;
 }  // namespace rocksdb
@@ -133,9 +134,10 @@ class StockHistory {
   void record_closing(const Closing& c) { closings_pending_.push_back(c); }
 
   bool pending() const { return !sold_pending_.empty() || !anomalies_pending_.empty() || !closings_pending_.empty(); }
-  // Adds the pending rows of partition `p` to `batch` (keys in engine/store.h; closings, then sold
-  // rows, each in key order, the order the memtable sorts fastest) and forgets them.
-  HistoryCounts write_to(PartitionId p, rocksdb::WriteBatch& batch);
+  // Adds the pending rows of partition `p` to `batch`, in column family `family` (keys in
+  // engine/store.h; closings, then sold rows, each in key order, the order the memtable sorts
+  // fastest) and forgets them.
+  HistoryCounts write_to(PartitionId p, rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* family);
 
  private:
   std::vector<std::pair<SaleKey, std::int64_t>> sold_pending_;  // one per scan-out, in apply order

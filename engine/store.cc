@@ -182,6 +182,16 @@ void add_to_levels(ClosingLevels& l, Bucket b, std::int64_t qty) {
   }
 }
 
+// The history family's options: the default family's (memtable, compression, merge operator),
+// compacted universally. Its rows are never overwritten and each flush's keys interleave with all
+// the older ones (location first), so leveled compaction rewrote the whole of L1 at every L0->L1
+// compaction; universal compaction merges sorted runs of similar sizes, a few rewrites per row.
+rocksdb::ColumnFamilyOptions history_family_options(const rocksdb::Options& db_options) {
+  rocksdb::ColumnFamilyOptions o(db_options);
+  o.compaction_style = rocksdb::kCompactionStyleUniversal;
+  return o;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
@@ -210,35 +220,64 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   db_options.merge_operator = sold_merge_operator();  // the 'Q' rows add (engine/history.h)
   // Until the first write (start_compactions, engine/store.h): not while a start loads.
   db_options.disable_auto_compactions = true;
+
+  // The families the store has: none yet (a new store), the default one only (a store from before
+  // the history family), or both.
+  std::vector<std::string> names;
+  const bool history_family = rocksdb::DB::ListColumnFamilies(db_options, options.path, &names).ok() &&
+                              std::find(names.begin(), names.end(), kHistoryColumnFamily) != names.end();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{{rocksdb::kDefaultColumnFamilyName, db_options}};
+  if (history_family) descriptors.emplace_back(kHistoryColumnFamily, history_family_options(db_options));
   rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
   rocksdb::Status s = options.mode == OpenMode::read_only
-                          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, &raw)
-                          : rocksdb::DB::Open(db_options, options.path, &raw);
+                          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, descriptors, &raw_handles, &raw)
+                          : rocksdb::DB::Open(db_options, options.path, descriptors, &raw_handles, &raw);
   if (!s.ok()) return io_error("open", s);
   std::unique_ptr<rocksdb::DB> db(raw);
+  FamilyHandles handles;
+  for (rocksdb::ColumnFamilyHandle* h : raw_handles) handles.emplace_back(h);
+  auto close = [&] { handles.clear(); };  // the handles go before the DB
   if (options.mode == OpenMode::read_write) lower_rocksdb_thread_priority();  // if asked: engine/thread_priority.h
 
   std::string topic;
   s = db->Get(rocksdb::ReadOptions(), rocksdb::Slice(&kTopicKey, 1), &topic);
   if (s.IsNotFound() && options.mode == OpenMode::read_only) {
+    close();
     return Status::error(fmt::format("store {} has no events topic: not a qudao store", options.path));
   }
   if (s.IsNotFound()) {
+    // A new store: the history family first, so that a store with a topic and without the family
+    // is always one from before it.
+    if (!history_family) {
+      rocksdb::ColumnFamilyHandle* h = nullptr;
+      s = db->CreateColumnFamily(history_family_options(db_options), kHistoryColumnFamily, &h);
+      if (!s.ok()) return close(), io_error("create the history family", s);
+      handles.emplace_back(h);
+    }
     rocksdb::WriteOptions wo;
     wo.sync = true;
     s = db->Put(wo, rocksdb::Slice(&kTopicKey, 1), options.topic);
-    if (!s.ok()) return io_error("put topic", s);
+    if (!s.ok()) return close(), io_error("put topic", s);
   } else if (!s.ok()) {
-    return io_error("get topic", s);
+    return close(), io_error("get topic", s);
   } else if (topic != options.topic) {
+    close();
     return Status::error(fmt::format("store {} follows topic \"{}\", not \"{}\"; use another --data directory",
                                      options.path, topic, options.topic));
   }
-  return std::unique_ptr<Store>(new Store(std::move(db), options));
+  return std::unique_ptr<Store>(new Store(std::move(db), std::move(handles), options));
 }
 
 Store::~Store() {
-  if (options_.mode == OpenMode::read_write) (void)db_->Flush(rocksdb::FlushOptions());
+  if (options_.mode == OpenMode::read_write) (void)db_->Flush(rocksdb::FlushOptions(), families());
+  families_.clear();  // before the DB closes
+}
+
+std::vector<rocksdb::ColumnFamilyHandle*> Store::families() const {
+  std::vector<rocksdb::ColumnFamilyHandle*> out;
+  for (const auto& h : families_) out.push_back(h.get());
+  return out;
 }
 
 std::shared_ptr<const rocksdb::Snapshot> Store::snapshot() {
@@ -556,9 +595,11 @@ std::optional<Shipment> Store::read_shipment(PartitionId p, ShipmentId id) {
 
 void Store::start_compactions() {
   if (options_.mode != OpenMode::read_write || compactions_started_.exchange(true)) return;
-  if (rocksdb::Status s = db_->SetOptions({{"disable_auto_compactions", "false"}}); !s.ok()) {
-    spdlog::critical("store {}: cannot turn compactions on: {}", options_.path, s.ToString());
-    std::abort();  // a store that never compacts stalls its writes once L0 fills up: better stop now
+  for (rocksdb::ColumnFamilyHandle* family : families()) {
+    if (rocksdb::Status s = db_->SetOptions(family, {{"disable_auto_compactions", "false"}}); !s.ok()) {
+      spdlog::critical("store {}: cannot turn compactions on: {}", options_.path, s.ToString());
+      std::abort();  // a store that never compacts stalls its writes once L0 fills up: better stop now
+    }
   }
 }
 
@@ -608,7 +649,7 @@ Status Store::write(PreparedCommit& c) {
       put_account(b);
     }
     for (; next_pair != pairs.end(); ++next_pair) put_pair(*next_pair);
-    c.stats.history += d.history.write_to(d.partition, c.batch);
+    c.stats.history += d.history.write_to(d.partition, c.batch, history_);
   }
   c.deferred.clear();
   c.stats.keys = c.batch.Count();
@@ -625,17 +666,35 @@ Status Store::settle() {
   start_compactions();  // else a store not yet written would wait for compactions that never run
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  if (rocksdb::Status s = db_->Flush(flush); !s.ok()) return io_error("flush", s);
+  if (rocksdb::Status s = db_->Flush(flush, families()); !s.ok()) return io_error("flush", s);
   const auto deadline = std::chrono::steady_clock::now() + kSettleTimeout;
+  // Universal compaction (the history family) says a compaction is pending once its sorted runs
+  // reach the trigger, even when its picker then chooses none (RocksDB 7.8: it merges only above
+  // the trigger), so a pending flag with nothing running for kSettleIdle is settled too: a
+  // compaction RocksDB has chosen starts within microseconds of being scheduled.
+  constexpr auto kSettleIdle = std::chrono::milliseconds(200);
+  auto idle_since = std::chrono::steady_clock::time_point::max();  // max: something is running
   for (;;) {
     std::uint64_t pending = 0, compactions = 0, flushes = 0;
-    if (!db_->GetIntProperty(rocksdb::DB::Properties::kCompactionPending, &pending) ||
-        !db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &compactions) ||
+    if (!db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &compactions) ||
         !db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningFlushes, &flushes)) {
       return Status::error("rocksdb settle: the compaction properties are not available");
     }
-    if (pending == 0 && compactions == 0 && flushes == 0) return Status::ok();
-    if (std::chrono::steady_clock::now() > deadline) {
+    for (rocksdb::ColumnFamilyHandle* family : families()) {  // pending is per family
+      std::uint64_t family_pending = 0;
+      if (!db_->GetIntProperty(family, rocksdb::DB::Properties::kCompactionPending, &family_pending)) {
+        return Status::error("rocksdb settle: the compaction properties are not available");
+      }
+      pending += family_pending;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (compactions == 0 && flushes == 0) {
+      if (idle_since == std::chrono::steady_clock::time_point::max()) idle_since = now;
+      if (pending == 0 || now - idle_since >= kSettleIdle) return Status::ok();
+    } else {
+      idle_since = std::chrono::steady_clock::time_point::max();
+    }
+    if (now > deadline) {
       return Status::error(fmt::format("rocksdb settle: compactions still running after {} s", kSettleTimeout.count()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -670,8 +729,44 @@ Result<std::map<std::int32_t, std::vector<OutboxRow>>> Store::outbox() {
   return out;
 }
 
+namespace {
+// The default family and the history family read as one key order, as the export lists them
+// (their keys never coincide: the history tags are only in the history family, when there is one).
+class BothFamilies {
+ public:
+  BothFamilies(rocksdb::Iterator& state, rocksdb::Iterator* history) : state_(state), history_(history) {}
+  void SeekToFirst() {
+    state_.SeekToFirst();
+    if (history_) history_->SeekToFirst();
+    pick();
+  }
+  void Next() {
+    current_->Next();
+    pick();
+  }
+  bool Valid() const { return current_ != nullptr; }
+  rocksdb::Slice key() const { return current_->key(); }
+  rocksdb::Slice value() const { return current_->value(); }
+  rocksdb::Status status() const { return !state_.status().ok() || !history_ ? state_.status() : history_->status(); }
+
+ private:
+  void pick() {
+    const bool history_next = history_ && history_->Valid() && (!state_.Valid() || history_->key().compare(state_.key()) < 0);
+    current_ = history_next ? history_ : state_.Valid() ? &state_ : nullptr;
+  }
+  rocksdb::Iterator& state_;
+  rocksdb::Iterator* history_;  // null in a store from before the history family
+  rocksdb::Iterator* current_ = nullptr;
+};
+}  // namespace
+
 Result<std::string> Store::state_sha256() {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::vector<rocksdb::Iterator*> raw;  // one consistent view of every family
+  if (rocksdb::Status s = db_->NewIterators(rocksdb::ReadOptions(), families(), &raw); !s.ok()) return io_error("export", s);
+  std::vector<std::unique_ptr<rocksdb::Iterator>> families_its;
+  for (rocksdb::Iterator* i : raw) families_its.emplace_back(i);
+  BothFamilies both(*families_its[0], families_its.size() > 1 ? families_its[1].get() : nullptr);
+  rocksdb::Iterator* it = families_its[0].get();
   // The current day's closings are not stored rows but the balances of the pairs changed on it
   // (engine/history.h). The export lists them as rows, in key order, so that it does not depend on
   // when the day was closed (and is what it was when commits wrote them).
@@ -711,8 +806,8 @@ Result<std::string> Store::state_sha256() {
     for (; next_current != current.end() && next_current->first < key; ++next_current) add(next_current->first, next_current->second);
   };
   bool balances_done = false;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const std::string_view key = it->key().ToStringView();
+  for (both.SeekToFirst(); both.Valid(); both.Next()) {
+    const std::string_view key = both.key().ToStringView();
     const char tag = key[0];
     if (tag > kBalanceKey && !balances_done) {
       end_pair();
@@ -725,7 +820,7 @@ Result<std::string> Store::state_sha256() {
         tag != history_keys::kSold && tag != history_keys::kAnomaly) {
       continue;
     }
-    std::string_view value = it->value().ToStringView();
+    std::string_view value = both.value().ToStringView();
     // A header's last field (the window's oldest seq) depends on the window size, not the ledger.
     if (tag == kHeaderKey) value.remove_suffix(sizeof(std::uint64_t));
     if (tag == kBalanceKey) {
@@ -769,7 +864,7 @@ Result<std::string> Store::state_sha256() {
   unsigned int n = 0;
   EVP_DigestFinal_ex(ctx, md, &n);
   EVP_MD_CTX_free(ctx);
-  if (!it->status().ok()) return io_error("export", it->status());
+  if (!both.status().ok()) return io_error("export", both.status());
   std::string hex;
   for (unsigned int i = 0; i < n; ++i) hex += fmt::format("{:02x}", md[i]);
   return hex;
@@ -781,12 +876,12 @@ Result<std::optional<Day>> HistoryReader::today(PartitionId p) {
   if (auto known = today_.find(p.value); known != today_.end()) return known->second;
   const std::string key = partition_key(kHeaderKey, p);
   std::optional<Day> day;
-  it_->Seek(key);
-  if (it_->Valid() && it_->key() == key) {
-    day = header_day(it_->value().ToStringView());
+  state_it_->Seek(key);
+  if (state_it_->Valid() && state_it_->key() == key) {
+    day = header_day(state_it_->value().ToStringView());
     if (!day) return Status::error(fmt::format("store {}: corrupt header", path_));
   }
-  if (!it_->status().ok()) return io_error("header", it_->status());
+  if (!state_it_->status().ok()) return io_error("header", state_it_->status());
   today_[p.value] = day;
   return day;
 }
@@ -798,13 +893,13 @@ Result<std::optional<ClosingLevels>> HistoryReader::current_closing(PartitionId 
   codec::put_be<std::uint64_t>(prefix, location.value);
   ClosingLevels levels;
   Day changed{Shard::kNoDay};
-  for (it_->Seek(prefix); it_->Valid() && it_->key().starts_with(prefix); it_->Next()) {
-    const std::optional<StoredBalance> b = parse_balance(it_->key().ToStringView(), it_->value().ToStringView());
+  for (state_it_->Seek(prefix); state_it_->Valid() && state_it_->key().starts_with(prefix); state_it_->Next()) {
+    const std::optional<StoredBalance> b = parse_balance(state_it_->key().ToStringView(), state_it_->value().ToStringView());
     if (!b) return Status::error(fmt::format("store {}: corrupt balance", path_));
     for (const auto& [bucket, qty] : b->listed()) add_to_levels(levels, bucket, qty);
     changed = std::max(changed, b->changed_day);
   }
-  if (!it_->status().ok()) return io_error("balances", it_->status());
+  if (!state_it_->status().ok()) return io_error("balances", state_it_->status());
   if (changed != today) return std::optional<ClosingLevels>{};
   return std::optional<ClosingLevels>{levels};
 }

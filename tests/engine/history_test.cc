@@ -10,6 +10,7 @@
 #include "engine/apply.h"
 #include "engine/codec.h"
 #include "engine/store.h"
+#include "tests/engine/raw_store.h"
 #include "tests/projections/history_story.h"
 
 namespace qudao {
@@ -55,15 +56,6 @@ std::string run(const std::string& dir, const std::vector<Bytes>& log, const std
   auto sha = store->state_sha256();
   REQUIRE(sha.is_ok());
   return sha.value();
-}
-
-// The store's RocksDB itself, to rewrite it behind the engine's back.
-std::unique_ptr<rocksdb::DB> open_raw(const std::string& dir) {
-  rocksdb::Options options;
-  options.merge_operator = sold_merge_operator();
-  rocksdb::DB* raw = nullptr;
-  REQUIRE(rocksdb::DB::Open(options, dir, &raw).ok());
-  return std::unique_ptr<rocksdb::DB>(raw);
 }
 
 // Rewrites every (sku, location)'s one balance key as the keys of its buckets, as stores written
@@ -290,6 +282,17 @@ TEST_CASE("stock history: after a restart mid-day, the day's close writes the pa
   CHECK(closing_at(*store, kStoryNingboStore, 2, story_day(2)).in_transit == 5);
 }
 
+TEST_CASE("stock history: a new store keeps its history rows in the history column family, none in the default one") {
+  const std::vector<Bytes> log = history_story();
+  TempDir dir;
+  run(dir.path(), log, [](std::size_t) { return true; });
+  RawStore raw(dir.path());
+  REQUIRE(raw.history() != nullptr);
+  CHECK(raw.count_tagged(nullptr, "CQA") == 0);
+  CHECK(raw.count_tagged(raw.history(), "CQA") > 0);
+  CHECK(raw.count_tagged(raw.history(), "CQA") == raw.count_tagged(raw.history(), RawStore::kAnyTag));
+}
+
 TEST_CASE("stock history: a store from when commits wrote the current day's closings loads, exports and goes on the same") {
   const std::vector<Bytes> log = history_story();
   const std::vector<Bytes> part(log.begin(), log.begin() + 13);  // ends on day 2
@@ -297,8 +300,11 @@ TEST_CASE("stock history: a store from when commits wrote the current day's clos
   TempDir fresh, old;
   const std::string want = run(fresh.path(), part, every);
   run(old.path(), part, every);
-  {  // Rewritten as that version stored it: balances without their day, day 2's closings so far as rows.
-    std::unique_ptr<rocksdb::DB> db = open_raw(old.path());
+  {  // Rewritten as that version stored it: balances without their day, day 2's closings so far as
+     // rows, the history in the default family.
+    RawStore raw(old.path());
+    raw.move_history_to_default_family();
+    rocksdb::DB* db = &raw.db();
     rewrite_as_bucket_keys(*db, BucketDay::absent);
     rocksdb::WriteBatch batch;
     batch.Put(history_keys::closing(kP, LocationId{kStoryStore}, SkuId{1}, story_day(2)),
@@ -328,7 +334,11 @@ TEST_CASE("stock history: a store with a key per stock bucket loads, answers and
   run(old.path(), {log.begin(), log.begin() + 13}, every);
   const std::size_t pairs = stock_keys(old.path()).pair_keys;
   REQUIRE(pairs > 0);
-  rewrite_as_bucket_keys(*open_raw(old.path()), BucketDay::kept);
+  {  // as such a store was: its history in the default family too
+    RawStore raw(old.path());
+    raw.move_history_to_default_family();
+    rewrite_as_bucket_keys(raw.db(), BucketDay::kept);
+  }
   CHECK(stock_keys(old.path()).pair_keys == 0);
   CHECK(stock_keys(old.path()).bucket_keys > pairs);  // some pair has two buckets
   {

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "engine/apply.h"
+#include "tests/engine/raw_store.h"
 #include "tests/support.h"
 
 namespace qudao {
@@ -136,9 +137,8 @@ TEST_CASE("store: a stored state that does not match its digest is refused on lo
   }
   {
     // Corrupt one balance behind the store's back.
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(rocksdb::Options(), dir.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    RawStore raw(dir.path());
+    rocksdb::DB* db = &raw.db();
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key()[0] == 'B') {
