@@ -252,8 +252,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Store& store, KafkaSource& sour
   const double orders_s = seconds_since(begin) - performance_s;
   stock_rebuild.join();
   if (!stock_status.is_ok()) return stock_status;
-  phase_done(fmt::format("projections rebuilt side by side: stock from {} balances and the sold window in {:.2f} s; "
-                         "performance in {:.2f} s, then orders in {:.2f} s",
+  phase_done(fmt::format("projections rebuilt side by side (stock from {} balances and the sold window {:.2f} s; "
+                         "performance {:.2f} s, then orders {:.2f} s)",
                          balances, stock_s, performance_s, orders_s));
   pipeline->publish_stats();
   return pipeline;
