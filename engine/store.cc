@@ -766,16 +766,16 @@ Result<std::string> Store::state_sha256() {
   std::vector<std::unique_ptr<rocksdb::Iterator>> families_its;
   for (rocksdb::Iterator* i : raw) families_its.emplace_back(i);
   BothFamilies both(*families_its[0], families_its.size() > 1 ? families_its[1].get() : nullptr);
-  rocksdb::Iterator* it = families_its[0].get();
+  rocksdb::Iterator& state = *families_its[0];  // the default family's, for the headers
   // The current day's closings are not stored rows but the balances of the pairs changed on it
   // (engine/history.h). The export lists them as rows, in key order, so that it does not depend on
   // when the day was closed (and is what it was when commits wrote them).
   std::map<std::int32_t, Day> today;
   const std::string header_prefix(1, kHeaderKey);
-  for (it->Seek(header_prefix); it->Valid() && it->key().starts_with(header_prefix); it->Next()) {
-    codec::Reader k(it->key().ToStringView().substr(1));
+  for (state.Seek(header_prefix); state.Valid() && state.key().starts_with(header_prefix); state.Next()) {
+    codec::Reader k(state.key().ToStringView().substr(1));
     const auto p = k.be<std::int32_t>();
-    const std::optional<Day> day = header_day(it->value().ToStringView());
+    const std::optional<Day> day = header_day(state.value().ToStringView());
     if (!k.ok() || !day) return Status::error(fmt::format("store {}: corrupt header", options_.path));
     today[p] = *day;
   }
