@@ -264,9 +264,9 @@ class Store : public ColdReader {
     history_ = families_.size() > 1 ? families_[1].get() : db_->DefaultColumnFamily();
   }
   // A writable store opens with RocksDB's automatic compactions off and turns them on at its first
-  // write: a start loads the whole store and rebuilds the projections on one thread, and the
-  // compactions the last run left due (its L0 files, or the WAL a kill -9 left, flushed on open) took
-  // both cores meanwhile (70 % of a restart's CPU samples, README "Restart at scale"). The first
+  // write: a start loads the whole store and rebuilds the projections (on both cores since the
+  // parallel load), and the compactions the last run left due (its L0 files, or the WAL a kill -9
+  // left, flushed on open) took both cores meanwhile (70 % of a restart's CPU samples, README "Restart at scale"). The first
   // commit comes after the start; a store only read (export, audit) never compacts.
   void start_compactions();
   // load()'s parts: the partitions that have a key of a loaded tag (one seek per tag and partition;
