@@ -64,6 +64,10 @@ Ingested Applier::ingest(Shard& shard, Offset offset, std::span<const std::uint8
   shard.advance_watermark(event.occurred_at);
   expire_due(shard, shard.watermark());
   Outcome outcome = dispatch(shard, event);
+  if (outcome.kind == OutcomeKind::duplicate) {
+    shard.record_duplicate(offset);
+    return {RecordOutcome::duplicate, nullptr};
+  }
   if (outcome.kind == OutcomeKind::rejected) {
     shard.record_rejected(offset, std::move(outcome.rejection), original(), key);
     return {RecordOutcome::rejected, nullptr};
@@ -97,7 +101,8 @@ Outcome Applier::dispatch(Shard& shard, const Event& event) {
     case fb::Payload::LocationDefined: return apply(shard, *env.payload_as_LocationDefined());
     case fb::Payload::ProductionCompleted: return apply(shard, *env.payload_as_ProductionCompleted());
     case fb::Payload::OrderPlaced: return apply(shard, *env.payload_as_OrderPlaced(), event);
-    case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched());
+    case fb::Payload::ShipmentDispatched: return apply(shard, *env.payload_as_ShipmentDispatched(), event);
+    case fb::Payload::ShipmentTransferred: return apply(shard, *env.payload_as_ShipmentTransferred());
     case fb::Payload::ShipmentReceived: return apply(shard, *env.payload_as_ShipmentReceived());
     case fb::Payload::ScanOut: return apply(shard, *env.payload_as_ScanOut(), event);
     case fb::Payload::StockCounted: return apply(shard, *env.payload_as_StockCounted());
@@ -313,20 +318,48 @@ void Applier::expire_due(Shard& shard, TimeMs now) {
   }
 }
 
-Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
+void Applier::sum_per_sku(const flatbuffers::Vector<const fb::StockLine*>& lines) {
+  per_sku_.clear();
+  for (const fb::StockLine* l : lines) per_sku_.emplace_back(SkuId{l->sku()}, l->qty());
+  std::sort(per_sku_.begin(), per_sku_.end());
+  std::size_t merged = 0;
+  for (std::size_t i = 0; i < per_sku_.size();) {
+    const SkuId sku = per_sku_[i].first;
+    std::int64_t sum = 0;
+    for (; i < per_sku_.size() && per_sku_[i].first == sku; ++i) sum += per_sku_[i].second;
+    per_sku_[merged++] = {sku, sum};
+  }
+  per_sku_.resize(merged);
+}
+
+Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e, const Event& event) {
   const ShipmentId id{e.shipment()};
   if (shard.shipment(id) != nullptr) {
     return rejected(RejectReason::already_exists, "payload.shipment", fmt::format("shipment {} already exists", id.value));
   }
   const LocationId from{e.from_location()};
   const LocationId to{e.to_location()};
-  if (shard.location(from) == nullptr) {
+  const LocationInfo* from_info = shard.location(from);
+  if (from_info == nullptr) {
     return rejected(RejectReason::unknown_location, "payload.from_location",
                     fmt::format("location {} is not defined on this shard", from.value));
   }
-  if (shard.location(to) == nullptr) {
-    return rejected(RejectReason::unknown_location, "payload.to_location",
-                    fmt::format("location {} is not defined on this shard", to.value));
+  const std::string_view to_region = e.to_region() != nullptr ? e.to_region()->string_view() : std::string_view();
+  if (const LocationInfo* to_info = shard.location(to); to_info == nullptr) {
+    if (to_region.empty()) {
+      return rejected(RejectReason::unknown_location, "payload.to_location",
+                      fmt::format("location {} is not defined on this shard (a shipment to another region names "
+                                  "that region in payload.to_region)", to.value));
+    }
+    if (to_region == from_info->region) {
+      return rejected(RejectReason::unknown_location, "payload.to_location",
+                      fmt::format("location {} is not defined in region \"{}\" (payload.to_region), which is "
+                                  "from_location's own", to.value, from_info->region));
+    }
+    return dispatch_to_shard(shard, e, event, *from_info, to_region);
+  } else if (!to_region.empty() && to_region != to_info->region) {
+    return rejected(RejectReason::invalid_value, "payload.to_region",
+                    fmt::format("location {} is in region \"{}\", not \"{}\"", to.value, to_info->region, to_region));
   }
   const OrderId order_id{e.order()};
   std::optional<Order> order;
@@ -342,13 +375,8 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
     order = *o;
   }
   // What each sku can draw on: the location's free stock, plus the order's own reservation there.
-  per_sku_.clear();
-  for (const fb::StockLine* l : *e.lines()) per_sku_.emplace_back(SkuId{l->sku()}, l->qty());
-  std::sort(per_sku_.begin(), per_sku_.end());
-  for (std::size_t i = 0; i < per_sku_.size();) {
-    const SkuId sku = per_sku_[i].first;
-    std::int64_t wanted = 0;
-    for (; i < per_sku_.size() && per_sku_[i].first == sku; ++i) wanted += per_sku_[i].second;
+  sum_per_sku(*e.lines());
+  for (const auto& [sku, wanted] : per_sku_) {
     std::int64_t held = 0;
     if (order) {
       OrderLine* line = order->line(sku);
@@ -366,7 +394,7 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
                                   sku.value, held > 0 ? " (with the order's reservation)" : "", wanted));
     }
   }
-  Shipment shipment{from, to, order_id, false, {}};
+  Shipment shipment{from, to, order_id, false, false, {}};
   for (const fb::StockLine* l : *e.lines()) {
     const SkuId sku{l->sku()};
     std::int64_t from_reserved = 0;
@@ -404,6 +432,99 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentDispatched& e) {
   return {};
 }
 
+EventId Applier::arrival_event_id(EventId dispatch) {
+  // A tag keeps these ids apart from the dispatch requests' (seeded by order and payment).
+  constexpr std::uint64_t kArrivalTag = 0x71647472616e7366;  // "qdtransf"
+  const std::uint64_t seed[3] = {kArrivalTag, dispatch.hi, dispatch.lo};
+  const XXH128_hash_t h = XXH3_128bits(seed, sizeof seed);
+  return EventId{h.high64, h.low64 == 0 && h.high64 == 0 ? 1 : h.low64};
+}
+
+Outcome Applier::dispatch_to_shard(Shard& shard, const fb::ShipmentDispatched& e, const Event& event,
+                                   const LocationInfo& from_info, std::string_view to_region) {
+  const LocationId from{e.from_location()};
+  const LocationId to{e.to_location()};
+  if (e.order() != 0) {
+    return rejected(RejectReason::invalid_value, "payload.order",
+                    fmt::format("a shipment to another region (payload.to_region \"{}\") fulfils no order: order {} "
+                                "lives on its store's shard; ship to the region's sub-warehouse with order 0",
+                                to_region, e.order()));
+  }
+  if (!is_warehouse(from_info.kind)) {
+    return rejected(RejectReason::wrong_location_kind, "payload.from_location",
+                    fmt::format("goods leave for another region from a warehouse, location {} is a {}", from.value,
+                                kind_name(from_info.kind)));
+  }
+  sum_per_sku(*e.lines());
+  for (const auto& [sku, wanted] : per_sku_) {
+    const std::int64_t have = shard.balance(Account{sku, from, Bucket::on_hand}).value;
+    if (have < wanted) {
+      return rejected(RejectReason::insufficient_stock, "payload.lines",
+                      fmt::format("location {} has {} of sku {} on hand, the event needs {}", from.value, have,
+                                  sku.value, wanted));
+    }
+  }
+  // The source leg: the goods leave this shard's books for its clearing account, which the arrival
+  // leg on the destination's shard draws on.
+  Shipment shipment{from, to, OrderId{0}, false, true, {}};
+  lines_.clear();
+  for (const fb::StockLine* l : *e.lines()) {
+    const SkuId sku{l->sku()};
+    postings_.push_back({Account{sku, from, Bucket::on_hand}, Quantity{-l->qty()}});
+    postings_.push_back({Account{sku, kVirtualLocation, Bucket::clearing}, Quantity{l->qty()}});
+    shipment.lines.emplace_back(sku, l->qty());
+    lines_.push_back(Line{sku, Quantity{l->qty()}});
+  }
+  post_all(shard);
+  shard.put_shipment(ShipmentId{e.shipment()}, std::move(shipment));
+  // Version 4, the one that brought ShipmentTransferred, whatever newer version this build knows.
+  constexpr std::uint16_t kShipmentTransferredSchemaVersion = 4;
+  const auto bytes = writer_.shipment_transferred(
+      Header{arrival_event_id(event.id), event.occurred_at, "qudao", kShipmentTransferredSchemaVersion},
+      ShipmentId{e.shipment()}, from, from_info.region, to, lines_, event.id);
+  shard.emit(OutboxTopic::events, std::string(to_region),
+             std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  return {};
+}
+
+Outcome Applier::apply(Shard& shard, const fb::ShipmentTransferred& e) {
+  const ShipmentId id{e.shipment()};
+  const LocationId to{e.to_location()};
+  if (shard.location(to) == nullptr) {
+    return rejected(RejectReason::unknown_location, "payload.to_location",
+                    fmt::format("location {} is not defined on this shard (the goods wait in region \"{}\"'s clearing "
+                                "account; define it and re-drive this record)",
+                                to.value, e.from_region()->string_view()));
+  }
+  if (const Shipment* s = shard.shipment(id); s != nullptr) {
+    // The same shipment (from, to, lines) already here: this leg applied before (a copy the
+    // duplicate window has forgotten), or the dispatch itself applied here, both regions being on
+    // this partition (a producer that writes arrival legs, as the simulator does, cannot know).
+    if (!s->handed_over && s->from.value == e.from_location() && s->to == to && s->order.value == 0 &&
+        s->lines.size() == e.lines()->size() &&
+        std::equal(s->lines.begin(), s->lines.end(), e.lines()->begin(), [](const auto& a, const fb::StockLine* b) {
+          return a.first.value == b->sku() && a.second == b->qty();
+        })) {
+      return Outcome{OutcomeKind::duplicate, Anomaly::none, {}};
+    }
+    return rejected(RejectReason::already_exists, "payload.shipment",
+                    fmt::format("shipment {} already exists on this shard (shipment ids must be unique across regions)",
+                                id.value));
+  }
+  // The arrival leg: out of this shard's clearing account (which goes negative by what the source's
+  // went positive: across the two shards it nets to zero) into transit to the location.
+  Shipment shipment{LocationId{e.from_location()}, to, OrderId{0}, false, false, {}};
+  for (const fb::StockLine* l : *e.lines()) {
+    const SkuId sku{l->sku()};
+    postings_.push_back({Account{sku, kVirtualLocation, Bucket::clearing}, Quantity{-l->qty()}});
+    postings_.push_back({Account{sku, to, Bucket::in_transit}, Quantity{l->qty()}});
+    shipment.lines.emplace_back(sku, l->qty());
+  }
+  post_all(shard);
+  shard.put_shipment(id, std::move(shipment));
+  return {};
+}
+
 Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
   const ShipmentId id{e.shipment()};
   const Shipment* s = shard.shipment(id);
@@ -417,6 +538,11 @@ Outcome Applier::apply(Shard& shard, const fb::ShipmentReceived& e) {
   }
   if (s->received) {
     return rejected(RejectReason::illegal_transition, "payload.shipment", fmt::format("shipment {} is already received", id.value));
+  }
+  if (s->handed_over) {
+    return rejected(RejectReason::invalid_value, "payload.shipment",
+                    fmt::format("shipment {} left for another region's shard; its receipt is keyed to location {}'s "
+                                "region", id.value, at.value));
   }
   // Received per sku, checked against what the shipment carries of it (a dispatch may put one sku on
   // several lines: their sum); the rest of it is lost.

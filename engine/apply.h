@@ -4,6 +4,26 @@
 //
 // An event is either applied whole (its postings are posted) or rejected whole (nothing changes).
 // A scan-out beyond a store's stock is applied and flagged as an anomaly: the sale happened.
+//
+// Shipments between shards (HQ's warehouse supplying a region's sub-warehouse; design §6) are two
+// legs, each applied and balanced on its own shard:
+//   source      ShipmentDispatched naming payload.to_region, its to_location not on this shard:
+//               on_hand(from) -> clearing; the shipment is recorded as handed over (ended here);
+//               the outbox gets the arrival leg, a ShipmentTransferred keyed to_region, whose event
+//               id is derived from the dispatch's (arrival_event_id) so a re-sent or replayed one
+//               is the same event.
+//   destination ShipmentTransferred: clearing -> in_transit(to_location), and the shipment is
+//               opened here, so to_location's ShipmentReceived receives it like any other
+//               (shortages to losses). A copy of an arrival leg already applied is a duplicate:
+//               by the duplicate window (same id, same bytes), or, once the window has forgotten
+//               it, by the shipment it opened (same shipment, from, to and lines), even evicted;
+//               so is the arrival leg of a dispatch this shard applied itself as an ordinary
+//               shipment (both regions on one partition: to_location was defined here).
+// The source checks what it can know: from_location is its own warehouse with the stock, and
+// to_location is not one of its own locations (it would then be an ordinary shipment) nor of
+// from_location's region; the destination checks that to_location is defined there. An arrival the
+// destination rejects is dead-lettered there (`qudao dlq redrive` once the location is defined) and
+// its goods stay in the source's clearing account, which `qudao audit` reports.
 // Applied scan-outs and anomalies also go into the shard's stock history (engine/history.h).
 #pragma once
 
@@ -16,7 +36,9 @@
 
 namespace qudao {
 
-enum class OutcomeKind : std::uint8_t { applied, rejected };
+// `duplicate`: an arrival leg of a shipment between shards whose shipment this shard already holds
+// (a re-send found by the shipment itself, where the duplicate window has forgotten the id).
+enum class OutcomeKind : std::uint8_t { applied, rejected, duplicate };
 
 struct Outcome {
   OutcomeKind kind = OutcomeKind::applied;
@@ -45,6 +67,9 @@ class Applier {
   Ingested ingest(Shard& shard, Offset offset, std::span<const std::uint8_t> bytes, Decoded decoded,
                   std::span<const std::uint8_t> key = {});
 
+  // The id of the arrival leg of the shipment dispatched by event `dispatch` (a function of it only).
+  static EventId arrival_event_id(EventId dispatch);
+
   // Applies one decoded event (without the duplicate window or expiry); the caller records the outcome.
   Outcome apply(Shard& shard, const Event& event);
 
@@ -57,7 +82,11 @@ class Applier {
   Outcome apply(Shard& shard, const fb::LocationDefined& e);
   Outcome apply(Shard& shard, const fb::ProductionCompleted& e);
   Outcome apply(Shard& shard, const fb::OrderPlaced& e, const Event& event);
-  Outcome apply(Shard& shard, const fb::ShipmentDispatched& e);
+  Outcome apply(Shard& shard, const fb::ShipmentDispatched& e, const Event& event);
+  // The source leg of a shipment to another shard (to_location is not on this one); `from` is defined.
+  Outcome dispatch_to_shard(Shard& shard, const fb::ShipmentDispatched& e, const Event& event,
+                            const LocationInfo& from, std::string_view to_region);
+  Outcome apply(Shard& shard, const fb::ShipmentTransferred& e);
   Outcome apply(Shard& shard, const fb::OrderPaid& e, const Event& event);
   Outcome apply(Shard& shard, const fb::OrderCancelled& e, const Event& event);
   // Expires the unpaid proxy orders whose deadline is before `now`, releasing their reservations.
@@ -70,6 +99,8 @@ class Applier {
   // Posts the postings added since the last post_all (an event's own, after its checks passed).
   void post_all(Shard& shard);
   void release(Order& o);  // gives back what a proxy order holds; adds the postings
+  // per_sku_ := the lines' quantities summed per sku (a dispatch may put one sku on several lines), by sku.
+  void sum_per_sku(const flatbuffers::Vector<const fb::StockLine*>& lines);
   // A paid order goes to the warehouses through the outbox: the order's own fulfilment location if
   // it has the stock, else a warehouse in the store's city that has it, else HQ.
   LocationId choose_warehouse(const Shard& shard, const Order& o) const;

@@ -261,7 +261,7 @@ bool expires(const Order& o) { return o.state == OrderState::placed && o.proxy()
 bool ended(const Order& o) {
   return o.state == OrderState::received || o.state == OrderState::cancelled || o.state == OrderState::expired;
 }
-bool ended(const Shipment& s) { return s.received; }
+bool ended(const Shipment& s) { return s.received || s.handed_over; }
 [[noreturn]] void missing_evicted(const char* what, PartitionId p, std::uint64_t id) {
   std::fprintf(stderr, "qudao: partition %d: evicted %s %llu is not in the store (corrupt state)\n", p.value, what,
                static_cast<unsigned long long>(id));

@@ -2,8 +2,15 @@
 //
 // Stock is double-entry: an Account is (sku, location, bucket). Real locations have the buckets
 // on_hand, reserved and in_transit; the virtual accounts production (source of goods), consumers
-// (sink of scan-outs), adjustments and losses use location 0. Every applied event posts a set of
-// deltas that sums to zero per sku, so for every sku the sum over all accounts is zero.
+// (sink of scan-outs), adjustments, losses and clearing use location 0. Every applied event posts a
+// set of deltas that sums to zero per sku, so for every sku the sum over all accounts is zero.
+//
+// Movements between shards (design §6) go through the clearing account, in two legs, each balanced
+// on its own shard: the source's ShipmentDispatched posts on_hand -> clearing (+q) and emits the
+// arrival leg, a ShipmentTransferred, to the destination's partition through the outbox
+// (OutboxTopic::events); the destination posts clearing (-q) -> in_transit. So each shard conserves
+// stock by itself, and the clearing accounts of all shards sum to zero per sku once every arrival
+// leg is applied (`qudao audit` checks both; a positive sum is goods still between shards).
 //
 // The shard also owns its channel ledger (engine/channel.h: parties, assignments, targets, rebates,
 // money in fen), committed and digested with the rest.
@@ -52,6 +59,7 @@ enum class Bucket : std::uint8_t {
   consumers = 11,    // virtual, location 0
   adjustments = 12,  // virtual, location 0
   losses = 13,       // virtual, location 0
+  clearing = 14,     // virtual, location 0: goods between shards (source leg +, arrival leg -)
 };
 
 inline constexpr LocationId kVirtualLocation{0};
@@ -121,8 +129,10 @@ struct DeadLetter {
   std::string bytes;
 };
 
-// What the engine sends out through its outbox: warehouse dispatch requests and dead letters.
-enum class OutboxTopic : std::uint8_t { dispatch = 1, dead_letters = 2 };
+// What the engine sends out through its outbox: warehouse dispatch requests, dead letters, and the
+// arrival legs of shipments between shards (ShipmentTransferred, to the events topic itself, keyed
+// by the destination's region).
+enum class OutboxTopic : std::uint8_t { dispatch = 1, dead_letters = 2, events = 3 };
 
 // One output record, written to the store in the same commit as the state change that caused it,
 // and sent by the relay (connectors/relay.h) after that commit is durable. `seq` numbers a shard's

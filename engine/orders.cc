@@ -38,7 +38,7 @@ void encode_to(std::string& v, const Shipment& s) {
   codec::put_le<std::uint64_t>(v, s.from.value);
   codec::put_le<std::uint64_t>(v, s.to.value);
   codec::put_le<std::uint64_t>(v, s.order.value);
-  codec::put_le<std::uint8_t>(v, s.received ? 1 : 0);
+  codec::put_le<std::uint8_t>(v, static_cast<std::uint8_t>((s.received ? 1 : 0) | (s.handed_over ? 2 : 0)));
   codec::put_le<std::uint32_t>(v, static_cast<std::uint32_t>(s.lines.size()));
   for (const auto& [sku, qty] : s.lines) {
     codec::put_le<std::uint64_t>(v, sku.value);
@@ -76,7 +76,9 @@ std::optional<Shipment> decode_shipment(std::string_view bytes) {
   s.from = LocationId{r.le<std::uint64_t>()};
   s.to = LocationId{r.le<std::uint64_t>()};
   s.order = OrderId{r.le<std::uint64_t>()};
-  s.received = r.le<std::uint8_t>() != 0;
+  const auto ended = r.le<std::uint8_t>();
+  s.received = (ended & 1) != 0;
+  s.handed_over = (ended & 2) != 0;
   const auto n = r.le<std::uint32_t>();
   for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
     const SkuId sku{r.le<std::uint64_t>()};

@@ -9,7 +9,9 @@
 //   order    := store:u64 fulfilment:u64 placed_by:u64 deadline_ms:i64 state:u8 due_fen:i64
 //               paid_fen:i64 shipments_open:u32 line_count:u32
 //               (sku:u64 ordered:i64 reserved:i64 dispatched:i64)*
-//   shipment := from:u64 to:u64 order:u64 received:u8 line_count:u32 (sku:u64 qty:i64)*
+//   shipment := from:u64 to:u64 order:u64 ended:u8 line_count:u32 (sku:u64 qty:i64)*
+//   ended    := bit 0: received; bit 1: handed over to another shard (the source's side of a
+//               shipment between shards, whose receipt is the destination's)
 #pragma once
 
 #include <absl/container/inlined_vector.h>
@@ -63,6 +65,9 @@ struct Shipment {
   LocationId to;
   OrderId order;
   bool received = false;
+  // The source shard's record of a shipment to another shard: it ended here when it left (the
+  // destination's shard holds the shipment that its ShipmentReceived receives).
+  bool handed_over = false;
   absl::InlinedVector<std::pair<SkuId, std::int64_t>, 4> lines;
 };
 

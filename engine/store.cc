@@ -720,7 +720,8 @@ Result<std::map<std::int32_t, std::vector<OutboxRow>>> Store::outbox() {
       row.headers.emplace_back(std::move(name), v.text());
     }
     row.value = std::string(v.rest());
-    if (!k.ok() || !v.ok() || (row.topic != OutboxTopic::dispatch && row.topic != OutboxTopic::dead_letters)) {
+    if (!k.ok() || !v.ok() || (row.topic != OutboxTopic::dispatch && row.topic != OutboxTopic::dead_letters &&
+                                    row.topic != OutboxTopic::events)) {
       return Status::error(fmt::format("store {}: corrupt outbox row", options_.path));
     }
     out[p].push_back(std::move(row));

@@ -40,6 +40,7 @@
 //   shipment     := 'S' partition:i32 shipment_id:u64            -> shipment (engine/orders.h)
 //   outbox       := 'X' partition:i32 seq:u64      -> topic:u8 created_ms:i64 text(key) header_count:u32
 //                                                     (text(name) text(value))* value (to the end)
+//                   (topic: 1 dispatch, 2 dead letters, 3 the events topic: an arrival leg)
 //                   (rows not yet known delivered; one range delete per commit removes delivered ones)
 //   The channel ledger (engine/channel.h); period := year*16 + (1..12 month | 13..16 quarter):u16
 //   party        := 'P' partition:i32 party:u64      -> kind:u8 parent:u64 location:u64 text(name)

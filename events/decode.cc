@@ -157,6 +157,22 @@ Check validate(const fb::ShipmentDispatched& e) {
     return reject(RejectReason::invalid_value, "payload.to_location",
                   fmt::format("must differ from from_location, both are {}", e.to_location()));
   }
+  if (e.to_region() != nullptr) {
+    if (auto r = check_text(e.to_region(), "payload.to_region")) return r;
+  }
+  return require_lines(e.lines());
+}
+
+Check validate(const fb::ShipmentTransferred& e) {
+  if (auto r = require_id(e.shipment(), "payload.shipment")) return r;
+  if (auto r = require_id(e.from_location(), "payload.from_location")) return r;
+  if (auto r = require_text(e.from_region(), "payload.from_region")) return r;
+  if (auto r = require_id(e.to_location(), "payload.to_location")) return r;
+  if (e.from_location() == e.to_location()) {
+    return reject(RejectReason::invalid_value, "payload.to_location",
+                  fmt::format("must differ from from_location, both are {}", e.to_location()));
+  }
+  if (e.dispatch_event() == nullptr) return reject(RejectReason::missing_field, "payload.dispatch_event", "is required");
   return require_lines(e.lines());
 }
 
@@ -356,6 +372,7 @@ Check validate_payload(const fb::Envelope& env) {
     case fb::Payload::FeedbackRecorded: return validate(*env.payload_as_FeedbackRecorded());
     case fb::Payload::TrainingCompleted: return validate(*env.payload_as_TrainingCompleted());
     case fb::Payload::DispatchRequested: return validate(*env.payload_as_DispatchRequested());
+    case fb::Payload::ShipmentTransferred: return validate(*env.payload_as_ShipmentTransferred());
     case fb::Payload::NONE: break;
   }
   return reject(RejectReason::missing_field, "payload", "is required");

@@ -17,7 +17,7 @@
 namespace qudao {
 
 // The newest schema version this build understands (see the rules in events/qudao.fbs).
-inline constexpr std::uint16_t kSchemaVersion = 3;
+inline constexpr std::uint16_t kSchemaVersion = 4;
 
 // Verifier and validation limits. A record larger than this is rejected before parsing.
 inline constexpr std::size_t kEventBytesMax = 1 << 20;

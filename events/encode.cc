@@ -55,11 +55,25 @@ EventWriter::Bytes EventWriter::order_placed(const Header& h, OrderId order, Loc
 }
 
 EventWriter::Bytes EventWriter::shipment_dispatched(const Header& h, ShipmentId shipment, LocationId from,
-                                                    LocationId to, OrderId order, std::span<const Line> lines) {
+                                                    LocationId to, OrderId order, std::span<const Line> lines,
+                                                    std::string_view to_region) {
   fbb_.Clear();
   auto l = stock_lines(lines);
-  auto p = fb::CreateShipmentDispatched(fbb_, shipment.value, from.value, to.value, order.value, l);
+  flatbuffers::Offset<flatbuffers::String> r;
+  if (!to_region.empty()) r = fbb_.CreateString(to_region.data(), to_region.size());
+  auto p = fb::CreateShipmentDispatched(fbb_, shipment.value, from.value, to.value, order.value, l, r);
   return finish(h, fb::Payload::ShipmentDispatched, p.Union());
+}
+
+EventWriter::Bytes EventWriter::shipment_transferred(const Header& h, ShipmentId shipment, LocationId from,
+                                                     std::string_view from_region, LocationId to,
+                                                     std::span<const Line> lines, EventId dispatch_event) {
+  fbb_.Clear();
+  auto l = stock_lines(lines);
+  auto r = fbb_.CreateString(from_region.data(), from_region.size());
+  const fb::EventId d(dispatch_event.hi, dispatch_event.lo);
+  auto p = fb::CreateShipmentTransferred(fbb_, shipment.value, from.value, r, to.value, l, &d);
+  return finish(h, fb::Payload::ShipmentTransferred, p.Union());
 }
 
 EventWriter::Bytes EventWriter::shipment_received(const Header& h, ShipmentId shipment, LocationId location,

@@ -49,8 +49,12 @@ class EventWriter {
   Bytes order_placed(const Header& h, OrderId order, LocationId store, std::uint64_t placed_by,
                      LocationId fulfilment_location, TimeMs payment_deadline,
                      std::span<const PricedLine> lines);
+  // `to_region` (version 4) empty: not written (a shipment within one region).
   Bytes shipment_dispatched(const Header& h, ShipmentId shipment, LocationId from, LocationId to,
-                            OrderId order, std::span<const Line> lines);
+                            OrderId order, std::span<const Line> lines, std::string_view to_region = {});
+  // The arrival leg of a shipment between shards (version 4): what qudao itself sends.
+  Bytes shipment_transferred(const Header& h, ShipmentId shipment, LocationId from, std::string_view from_region,
+                             LocationId to, std::span<const Line> lines, EventId dispatch_event);
   Bytes shipment_received(const Header& h, ShipmentId shipment, LocationId location,
                           std::span<const Line> lines);
   Bytes scan_out(const Header& h, LocationId store, SkuId sku, Quantity qty, std::string_view item_code);

@@ -16,6 +16,8 @@ std::optional<EventLocation> event_location(const fb::Envelope& event) {
       return EventLocation{LocationId{event.payload_as_ShipmentReceived()->location()}, "payload.location"};
     case P::ShipmentDispatched:
       return EventLocation{LocationId{event.payload_as_ShipmentDispatched()->from_location()}, "payload.from_location"};
+    case P::ShipmentTransferred:
+      return EventLocation{LocationId{event.payload_as_ShipmentTransferred()->to_location()}, "payload.to_location"};
     case P::OrderPlaced: return EventLocation{LocationId{event.payload_as_OrderPlaced()->store()}, "payload.store"};
     case P::StoreAssigned: return EventLocation{LocationId{event.payload_as_StoreAssigned()->store()}, "payload.store"};
     case P::FeedbackRecorded: return EventLocation{LocationId{event.payload_as_FeedbackRecorded()->store()}, "payload.store"};

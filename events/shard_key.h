@@ -9,6 +9,7 @@
 //   ProductionCompleted  payload.location       ShipmentReceived    payload.location
 //   ShipmentDispatched   payload.from_location  OrderPlaced         payload.store
 //   StoreAssigned        payload.store          FeedbackRecorded    payload.store
+//   ShipmentTransferred  payload.to_location (the arrival leg of a shipment between shards)
 // The other events name no location; their key is the producer's to give (the region of the party,
 // or of the order's store).
 #pragma once

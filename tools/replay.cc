@@ -244,6 +244,10 @@ int run_audit(const AuditArgs& args, const std::atomic<bool>& stop) {
 
   std::map<std::int32_t, Offset> end;
   std::uint64_t live_digest = 0, events = 0;
+  // Shipments between shards: each source leg puts goods into its shard's clearing account, each
+  // arrival leg takes them out of the destination's, so over all partitions it nets to zero per sku
+  // once every arrival leg is applied (engine/apply.h).
+  std::map<std::uint64_t, std::int64_t> clearing;
   for (const auto& [p, shard] : shards.value()) {
     end[p] = shard.next_offset();
     live_digest += shard.digest();
@@ -252,6 +256,7 @@ int run_audit(const AuditArgs& args, const std::atomic<bool>& stop) {
     std::size_t negative = 0;
     shard.for_each_balance([&](const Account& a, Quantity q) {
       per_sku[a.sku.value] += q.value;
+      if (a.bucket == Bucket::clearing) clearing[a.sku.value] += q.value;
       if (q.value < 0 && (a.bucket == Bucket::on_hand || a.bucket == Bucket::reserved)) {
         const LocationInfo* loc = shard.location(a.location);
         if (loc != nullptr && loc->kind != fb::LocationKind::Store) ++negative;
@@ -272,6 +277,17 @@ int run_audit(const AuditArgs& args, const std::atomic<bool>& stop) {
           fmt::format("partition {}: consumed {} = applied {} + duplicates {} + rejected {}", p, c.consumed, c.applied,
                       c.duplicates, c.rejected));
   }
+  std::int64_t between = 0, arrived_unsent = 0;
+  std::size_t between_skus = 0;
+  for (const auto& [sku, sum] : clearing) {
+    if (sum > 0) between += sum, ++between_skus;
+    if (sum < 0) arrived_unsent -= sum;
+  }
+  check(arrived_unsent == 0, fmt::format("clearing: no goods arrived that no partition sent ({} units do)", arrived_unsent));
+  check(between == 0, fmt::format("clearing accounts net out across partitions: {} units of {} skus dispatched to "
+                                  "another shard are not applied there yet (in flight, or their arrival leg was "
+                                  "rejected: see the dead letters)",
+                                  between, between_skus));
   auto live_sha = store.value()->state_sha256();
   if (!live_sha.is_ok()) {
     spdlog::error("{}", live_sha.status().message());

@@ -69,6 +69,11 @@ constexpr std::int64_t kTrendFloorQ16 = kOne / 5;
 constexpr std::uint64_t kPromoStartPerMille = 11;
 constexpr std::int64_t kPromoNoticeDays = 60;
 
+// The schema version the simulated events carry: 3, the version the stream was made with, so that a
+// newer contract (version 4 added movements between shards) leaves the default stream byte for byte
+// as it was.
+constexpr std::uint16_t kSimulatedSchemaVersion = 3;
+
 // ---- the channel's habits ----
 
 constexpr int kFlagshipsPerRegions = 4;    // HQ runs one flagship store per this many regions (at least one)
@@ -441,7 +446,8 @@ class World {
     ++event_seq_;
     ++events_today_;
     intra_day_ms_ = std::min<std::int64_t>(intra_day_ms_ + 1 + static_cast<std::int64_t>(rng_.below(step_ms_)), kDayMs - 1);
-    return Header{EventId{o_.seed, event_seq_}, TimeMs{kStartMs + day_ * kDayMs + intra_day_ms_}, o_.source};
+    return Header{EventId{o_.seed, event_seq_}, TimeMs{kStartMs + day_ * kDayMs + intra_day_ms_}, o_.source,
+                  kSimulatedSchemaVersion};
   }
 
   FaultPlan plan_faults() {
@@ -497,7 +503,7 @@ class World {
 
   // A record that decode() rejects, of one of kMalformedKinds kinds, next to the valid event `bytes`.
   void send_malformed(std::string_view key, const Header& h, Bytes bytes, const FaultPlan& f) {
-    Header bad{EventId{o_.seed, f.id}, h.occurred_at, o_.source};
+    Header bad{EventId{o_.seed, f.id}, h.occurred_at, o_.source, kSimulatedSchemaVersion};
     const LocationId store{1};
     const SkuId sku{1};
     Bytes out;
@@ -518,9 +524,9 @@ class World {
         break;
       }
       case 2: out = writer_.scan_out(bad, store, sku, Quantity{-static_cast<std::int64_t>(1 + f.salt % 5)}, ""); break;
-      case 3: out = writer_.scan_out(Header{EventId{0, 0}, h.occurred_at, o_.source}, store, sku, Quantity{1}, ""); break;
+      case 3: out = writer_.scan_out(Header{EventId{0, 0}, h.occurred_at, o_.source, kSimulatedSchemaVersion}, store, sku, Quantity{1}, ""); break;
       case 4:  // seconds instead of milliseconds
-        out = writer_.scan_out(Header{bad.id, TimeMs{h.occurred_at.value / 1000}, o_.source}, store, sku, Quantity{1}, "");
+        out = writer_.scan_out(Header{bad.id, TimeMs{h.occurred_at.value / 1000}, o_.source, kSimulatedSchemaVersion}, store, sku, Quantity{1}, "");
         break;
       case 5:  // a schema version from the future
         out = writer_.scan_out(Header{bad.id, h.occurred_at, o_.source, kSchemaVersion + 1}, store, sku, Quantity{1}, "");

@@ -1355,6 +1355,7 @@ class Simulation {
         case Bucket::consumers:
         case Bucket::losses: check(q.value >= 0, "sku {}: bucket {} is {}", a.sku.value, static_cast<int>(a.bucket), q.value); break;
         case Bucket::adjustments: break;
+        case Bucket::clearing: break;  // either sign: a source's is positive, a destination's negative
       }
     });
     for (const auto& [a, q] : held) {
