@@ -123,6 +123,7 @@ std::string metrics_text(const PipelineStats& s, const QueryLatency& queries,
                           .Register(r);
     set_counter(delivered, {{"topic", "dispatch"}}, static_cast<double>(s.relay->delivered_dispatch));
     set_counter(delivered, {{"topic", "dead_letters"}}, static_cast<double>(s.relay->delivered_dead_letters));
+    set_counter(delivered, {{"topic", "events"}}, static_cast<double>(s.relay->delivered_events));
     BuildGauge()
         .Name("qudao_outbox_undelivered")
         .Help("Outbox records handed to the relay (or left from before a restart) and not yet acknowledged.")

@@ -42,6 +42,7 @@ HttpResponse status(const Pipeline& pipeline) {
     body["outbox"] = json{{"sent", s.relay->sent}, {"delivered", s.relay->delivered},
                           {"delivered_dispatch", s.relay->delivered_dispatch},
                           {"delivered_dead_letters", s.relay->delivered_dead_letters},
+                          {"delivered_events", s.relay->delivered_events},
                           {"found_sent", s.relay->found_sent}, {"undelivered", s.relay->undelivered},
                           {"checks", s.relay->checks},
                           {"producers", s.relay->producers}};

@@ -155,7 +155,11 @@ void Relay::delivered(std::int32_t partition, std::uint64_t seq, OutboxTopic top
   if (ok) {
     undelivered_[partition].erase(seq);
     ++stats_.delivered;
-    ++(topic == OutboxTopic::dispatch ? stats_.delivered_dispatch : stats_.delivered_dead_letters);
+    switch (topic) {
+      case OutboxTopic::dispatch: ++stats_.delivered_dispatch; break;
+      case OutboxTopic::dead_letters: ++stats_.delivered_dead_letters; break;
+      case OutboxTopic::events: ++stats_.delivered_events; break;
+    }
     return;
   }
   // Not known to be lost: a timed-out send may have reached the broker. The check decides.
@@ -186,7 +190,12 @@ RelayStats Relay::stats() const {
 }
 
 const std::string& Relay::topic_of(const OutboxRow& row) const {
-  return row.topic == OutboxTopic::dispatch ? topics_.dispatch : topics_.dead_letters;
+  switch (row.topic) {
+    case OutboxTopic::dispatch: return topics_.dispatch;
+    case OutboxTopic::dead_letters: return topics_.dead_letters;
+    case OutboxTopic::events: return topics_.source;
+  }
+  return topics_.dead_letters;  // the store accepts no other topic (engine/store.cc): unreachable
 }
 
 void Relay::produce(std::int32_t partition, const OutboxRow& row) {
@@ -302,7 +311,7 @@ Status Relay::check_and_resend() {
 }
 
 Status Relay::prepare_outputs() {
-  for (const std::string* t : {&topics_.dispatch, &topics_.dead_letters}) {
+  for (const std::string* t : {&topics_.dispatch, &topics_.dead_letters, &topics_.source}) {
     auto count = [&](milliseconds timeout) { return partition_count(settings_, *t, timeout); };
     auto n = sliced(stop_requested_, count);
     if (!n.is_ok()) {

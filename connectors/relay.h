@@ -1,5 +1,9 @@
 // Relay: sends the outbox's rows (engine/ledger.h OutboxRow: dispatch requests for the warehouses,
-// dead letters) to their Kafka topics, exactly once, after the commit that wrote them is durable.
+// dead letters, and the arrival legs of shipments between shards) to their Kafka topics, exactly
+// once, after the commit that wrote them is durable. An arrival leg (ShipmentTransferred) goes to the
+// events topic itself, keyed by the destination's region, so the destination's shard consumes it
+// like any event; the rule below (the tail check) keeps it from being written twice, and should a
+// copy still reach the topic, its id (derived from the dispatch) makes it a duplicate there.
 //
 // Each record carries headers naming where it came from: qudao-source-topic, qudao-source-partition
 // and qudao-outbox-seq (the row's seq on that partition's shard). Rows go out through one idempotent
@@ -41,7 +45,9 @@
 namespace qudao {
 
 struct RelayTopics {
-  std::string source;        // the events topic the rows come from (a header, to tell sources apart)
+  std::string source;        // the events topic the rows come from (a header, to tell sources apart),
+                             // and where arrival legs go
+
   std::string dispatch;      // DispatchRequested, keyed by warehouse id
   std::string dead_letters;  // rejected records' original bytes, reason in headers
 };
@@ -51,6 +57,7 @@ struct RelayStats {
   std::uint64_t delivered = 0;    // acknowledged by the broker
   std::uint64_t delivered_dispatch = 0;      // of which dispatch requests
   std::uint64_t delivered_dead_letters = 0;  // of which dead letters
+  std::uint64_t delivered_events = 0;        // of which arrival legs, to the events topic
   std::uint64_t found_sent = 0;   // found on the broker when checking, not sent again
   std::uint64_t undelivered = 0;  // now: rows handed over (or left from before a restart), not yet acknowledged
   std::uint64_t checks = 0;       // tail checks (after a start with rows left, or a failed send)

@@ -27,7 +27,8 @@ Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options) {
   RelayTopics topics{options.topic,
                      options.dispatch_topic.empty() ? options.topic + ".dispatch" : options.dispatch_topic,
                      options.dead_letter_topic.empty() ? options.topic + ".dead-letters" : options.dead_letter_topic};
-  spdlog::info("outbox: dispatch requests to {}, dead letters to {}", topics.dispatch, topics.dead_letters);
+  spdlog::info("outbox: dispatch requests to {}, dead letters to {}, arrival legs of shipments between shards to {}",
+               topics.dispatch, topics.dead_letters, topics.source);
   auto relay = Relay::start(options.kafka, topics, options.output_partitions, unsent.take());
   if (!relay.is_ok()) return relay.status();
   s->relay_ = relay.take();
