@@ -85,9 +85,11 @@ nlohmann::json summary_json(const SimulationSummary& s) {
   for (const auto& [name, r] : s.regions) {
     regions[name] = {{"locations", r.locations}, {"on_hand", r.on_hand}, {"in_transit", r.in_transit}};
   }
-  return {{"events", s.events},         {"applied", s.applied()}, {"duplicates", s.duplicates},
-          {"malformed", s.malformed},   {"late", s.late},         {"events_by_type", s.events_by_type},
-          {"regions", regions}};
+  nlohmann::json j = {{"events", s.events},       {"applied", s.applied()}, {"duplicates", s.duplicates},
+                      {"malformed", s.malformed}, {"late", s.late},         {"events_by_type", s.events_by_type},
+                      {"regions", regions}};
+  if (s.transfers > 0) j["transfers"] = s.transfers;  // --cross-shard only: the default output is unchanged
+  return j;
 }
 
 namespace {

@@ -165,6 +165,11 @@ int main(int argc, char** argv) {
                       "write the events (with their keys) to this event file instead of Kafka; no broker needed")
       ->excludes(sim_brokers);
   add_simulation_options(*sim_cmd, sim.simulation);
+  sim_cmd->add_flag_function(
+      "--cross-shard", [&sim](std::int64_t) { sim.simulation.cross_shard = qudao::SimulateOptions::CrossShard::on; },
+      "HQ's warehouse replenishes the regions' sub-warehouses through shipments between shards: factory\n"
+      "batches after the opening stock arrive at HQ and are shipped on (each dispatch followed by its arrival\n"
+      "leg, as qudao's relay writes it). Off by default: the stream of a seed is then what it always was");
 
   qudao::ProduceArgs produce;
   bool produce_strict = false, produce_dry_run = false;

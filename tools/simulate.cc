@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/apply.h"
 #include "events/encode.h"
 #include "tools/simulate_random.h"
 
@@ -71,8 +72,9 @@ constexpr std::int64_t kPromoNoticeDays = 60;
 
 // The schema version the simulated events carry: 3, the version the stream was made with, so that a
 // newer contract (version 4 added movements between shards) leaves the default stream byte for byte
-// as it was.
+// as it was. Only a dispatch between shards (--cross-shard) is version 4, the version that brought it.
 constexpr std::uint16_t kSimulatedSchemaVersion = 3;
+constexpr std::uint16_t kCrossShardSchemaVersion = 4;
 
 // ---- the channel's habits ----
 
@@ -262,6 +264,13 @@ struct TransitDay {
   std::vector<ShipLine> lines;
 };
 
+// A shipment between shards (--cross-shard): HQ's warehouse to a sub-warehouse, received on its day.
+struct Transfer {
+  ShipmentId id;
+  int warehouse = 0;
+  std::vector<Line> lines;
+};
+
 struct ProductionDue {
   int warehouse = 0, sku = 0;
   std::int64_t qty = 0;
@@ -302,6 +311,7 @@ class World {
       if (day_ == 0) define_world();
       period_events();
       settle();
+      if (o_.cross_shard == SimulateOptions::CrossShard::on) receive_transfers();
       receive();
       count_stock();
       sell();
@@ -360,6 +370,7 @@ class World {
         Warehouse w;
         w.id = LocationId{next_location++};
         w.kind = region.hq ? fb::LocationKind::Warehouse : fb::LocationKind::SubWarehouse;
+        if (region.hq) hq_warehouse_ = static_cast<int>(warehouses_.size());
         w.name = region.hq ? "HQ warehouse" : city.name + " sub-warehouse";
         w.city = city.name;
         w.region = r;
@@ -743,23 +754,70 @@ class World {
     for (std::size_t i = 0; i < due.size();) {
       const int w = due[i].warehouse;
       Warehouse& wh = warehouses_[w];
+      // --cross-shard: after the opening stock, a region's batches arrive at HQ's warehouse, which
+      // ships them on to the sub-warehouse; they count as the sub-warehouse's pipeline until received.
+      const bool via_hq = o_.cross_shard == SimulateOptions::CrossShard::on && day_ > 0 && !regions_[wh.region].hq;
       lines_.clear();
       for (; i < due.size() && due[i].warehouse == w; ++i) {
         std::int64_t qty = due[i].qty;
         for (; i + 1 < due.size() && due[i + 1].warehouse == w && due[i + 1].sku == due[i].sku; ++i) qty += due[i + 1].qty;
         const int k = due[i].sku;
-        wh.pipeline[k] -= qty;
-        wh.free[k] += qty;
+        if (!via_hq) {
+          wh.pipeline[k] -= qty;
+          wh.free[k] += qty;
+        }
         lines_.push_back(Line{skus_[k].id, Quantity{qty}});
       }
       for (std::size_t from = 0; from < lines_.size(); from += kLinesMax) {
         const std::span<const Line> batch(lines_.data() + from, std::min<std::size_t>(kLinesMax, lines_.size() - from));
         const std::uint64_t id = ++batch_seq_;
-        emit(regions_[wh.region].name, fb::Payload::ProductionCompleted, header(),
-             [&](const Header& h) { return writer_.production_completed(h, id, wh.id, batch); });
+        const Warehouse& at = via_hq ? warehouses_[hq_warehouse_] : wh;
+        emit(regions_[at.region].name, fb::Payload::ProductionCompleted, header(),
+             [&](const Header& h) { return writer_.production_completed(h, id, at.id, batch); });
+        if (via_hq) transfer(w, batch);
       }
     }
     due.clear();
+  }
+
+  // HQ's warehouse ships `lines` (just produced there) to warehouse `w` on another shard: the
+  // dispatch keyed HQ names the region, its arrival leg follows as qudao's relay writes it, and the
+  // sub-warehouse receives it one or two days later (in full: shortages are the stores' here).
+  void transfer(int w, std::span<const Line> lines) {
+    const Warehouse& hq = warehouses_[hq_warehouse_];
+    const Warehouse& wh = warehouses_[w];
+    const std::string& region = regions_[wh.region].name;
+    const ShipmentId id{++shipment_seq_};
+    const int transit_days = rng_.percent(70) ? 1 : 2;
+    transfers_[(day_ + transit_days) % kRingDays].push_back(Transfer{id, w, {lines.begin(), lines.end()}});
+    ++summary_.transfers;
+    Header dispatched{};
+    emit(kHq, fb::Payload::ShipmentDispatched, header(), [&](const Header& h) {
+      dispatched = h;
+      return writer_.shipment_dispatched(Header{h.id, h.occurred_at, h.source, kCrossShardSchemaVersion}, id, hq.id,
+                                         wh.id, OrderId{0}, lines, region);
+    });
+    if (!live()) return;
+    const Header arrival{Applier::arrival_event_id(dispatched.id), dispatched.occurred_at, "qudao",
+                         kCrossShardSchemaVersion};
+    send(region, writer_.shipment_transferred(arrival, id, hq.id, kHq, wh.id, lines, dispatched.id));
+    ++by_type_[static_cast<std::size_t>(fb::Payload::ShipmentTransferred)];
+  }
+
+  // Shipments between shards due today arrive at their sub-warehouse.
+  void receive_transfers() {
+    std::vector<Transfer>& today = transfers_[day_ % kRingDays];
+    for (const Transfer& t : today) {
+      Warehouse& wh = warehouses_[t.warehouse];
+      for (const Line& l : t.lines) {
+        const int k = static_cast<int>(l.sku.value - 1);
+        wh.pipeline[k] -= l.qty.value;
+        wh.free[k] += l.qty.value;
+      }
+      emit(regions_[wh.region].name, fb::Payload::ShipmentReceived, header(),
+           [&](const Header& h) { return writer_.shipment_received(h, t.id, wh.id, t.lines); });
+    }
+    today.clear();
   }
 
   // Shipments due today arrive; now and then short of some units, or of a whole line.
@@ -1100,6 +1158,12 @@ class World {
       ++r.locations;
       for (int k = 0; k < skus(); ++k) r.on_hand += store_on_hand_[at(s, k)], r.in_transit += store_in_transit_[at(s, k)];
     }
+    for (const std::vector<Transfer>& day : transfers_) {
+      for (const Transfer& t : day) {
+        RegionExpectation& r = summary_.regions[regions_[warehouses_[t.warehouse].region].name];
+        for (const Line& l : t.lines) r.in_transit += l.qty.value;
+      }
+    }
   }
 
   const SimulateOptions& o_;
@@ -1127,6 +1191,8 @@ class World {
   std::vector<int> free_orders_;
   std::array<std::vector<Settlement>, kRingDays> settlements_;
   std::array<TransitDay, kRingDays> transit_;
+  std::array<std::vector<Transfer>, kRingDays> transfers_;  // --cross-shard, by the day they arrive
+  int hq_warehouse_ = 0;  // index into warehouses_ of HQ's
   std::vector<std::vector<ProductionDue>> production_ring_;
 
   // Scratch, reused: no allocation per event once grown.

@@ -13,10 +13,12 @@
 // quarterly rebate policies, rebate corrections, ratings from their stores, and training.
 //
 // Shard keys. Every event is keyed by the region of the location it is about. The HQ warehouse,
-// HQ's flagship stores and the catalogue (SkuDefined) are keyed "HQ", a shard of their own. The
-// engine does not move goods between shards yet (a shipment needs both locations on its shard), so
-// HQ → sub-warehouse transfers are not simulated: factory batches go straight into each city's
-// sub-warehouse (厂家直发), and the HQ warehouse supplies the flagship stores on its own shard.
+// HQ's flagship stores and the catalogue (SkuDefined) are keyed "HQ", a shard of their own. By
+// default factory batches go straight into each city's sub-warehouse (厂家直发), and the HQ warehouse
+// supplies the flagship stores on its own shard. With SimulateOptions::cross_shard, every factory
+// batch after the opening stock arrives at the HQ warehouse, which ships it on the same day to the
+// sub-warehouse that planned it, a shipment between shards (ShipmentDispatched with to_region),
+// received there one or two days later: HQ replenishes the regions (engine/apply.h).
 //
 // The simulator keeps its own model of every location's stock, so it emits only events the engine
 // applies, and it reports what the ledger must show after the last day (SimulationSummary::regions)
@@ -51,6 +53,14 @@ struct SimulateOptions {
   double duplicate_rate = 0;  // of valid events, sent a second time (same key and bytes) later that day
   double late_rate = 0;       // of scan-outs, delivered late: occurred_at 1 h to 3 days before the others
   double malformed_rate = 0;  // of valid events, followed by a record that decode() rejects
+  // HQ's warehouse replenishing the sub-warehouses through shipments between shards (off: the stream
+  // of every seed is what it was before, so the determinism reference and the benchmarks hold). Each
+  // such dispatch is followed by its arrival leg, the ShipmentTransferred that qudao's relay writes,
+  // byte for byte, as a relay without delay would: so an event file holds what the topic holds after
+  // a serve, and the arrival precedes the receipt on the destination's partition however far behind
+  // a serve consumes. The relay of a serve consuming the topic sends each once more: a duplicate.
+  enum class CrossShard : std::uint8_t { off, on };
+  CrossShard cross_shard = CrossShard::off;
 
   // The size knobs (regions, cities, stores, skus, days) of a named workload: "small" (a demo, about
   // 0.8 M events), "medium" (about 4 M) or "large" (about 23 M); other fields keep their defaults.
@@ -73,6 +83,9 @@ struct SimulationSummary {
   std::uint64_t duplicates = 0;  // re-sent records: ignored as duplicates
   std::uint64_t malformed = 0;   // records decode() rejects: rejected
   std::uint64_t late = 0;        // valid scan-outs with an old occurred_at: applied
+  // Shipments between shards dispatched (cross_shard), each with its arrival leg among `events`. A
+  // serve's relay writes each arrival leg once more, which the destination counts as a duplicate.
+  std::uint64_t transfers = 0;
   std::uint64_t applied() const { return events - duplicates - malformed; }
   std::map<std::string, RegionExpectation> regions;  // expected ledger state after the last day
 };
