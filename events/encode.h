@@ -70,6 +70,8 @@ class EventWriter {
                           std::span<const RebateTierBp> tiers);
   Bytes rebate_adjusted(const Header& h, std::uint64_t party, std::string_view period, Fen amount,
                         std::string_view reason);
+  Bytes rebate_settled(const Header& h, std::uint64_t party, std::string_view period, Fen amount,
+                       std::string_view payment_reference);
   // `comment` empty: not set.
   Bytes feedback_recorded(const Header& h, LocationId store, std::uint64_t distributor, std::uint8_t rating,
                           std::string_view comment);
