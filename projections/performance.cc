@@ -54,6 +54,7 @@ void PerformanceProjection::put_row(const ChannelLedger& channel, PartyPeriod k)
   row.stats = *stats;
   row.accrued = channel.balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_accrued});
   row.adjusted = channel.balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_adjusted});
+  row.settled = Fen{-channel.balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_settled}).value};
   if (const auto* rows = channel.history(k)) {
     std::vector<RebateHistoryRow>& copy = history_[k];
     copy.insert(copy.end(), rows->begin() + static_cast<std::ptrdiff_t>(copy.size()), rows->end());
@@ -66,7 +67,8 @@ void PerformanceProjection::put_row(const ChannelLedger& channel, PartyPeriod k)
 }
 
 PerformanceRow PerformanceProjection::row_of(PartyPeriod k, const PartyInfo& info, const Row& r) const {
-  return PerformanceRow{k.party, info, k.period, r.stats, r.accrued, r.adjusted};
+  return PerformanceRow{k.party, info, k.period, r.stats, r.accrued, r.adjusted, r.settled,
+                        Fen{r.accrued.value + r.adjusted.value - r.settled.value}};
 }
 
 const PartyInfo* PerformanceProjection::visible_party(PartyId id, const RegionScope& scope) const {
@@ -135,7 +137,10 @@ std::optional<RebatePeriods> PerformanceProjection::rebate_periods(PartyId party
   auto it = after ? rows_.upper_bound(PartyPeriod{party, *after}) : rows_.lower_bound(PartyPeriod{party, Period{0}});
   for (; it != rows_.end() && it->first.party == party; ++it) {
     const Row& r = it->second;
-    if (r.accrued.value == 0 && r.adjusted.value == 0 && r.stats.tier == 0 && r.stats.history_rows == 0) continue;
+    if (r.accrued.value == 0 && r.adjusted.value == 0 && r.settled.value == 0 && r.stats.tier == 0 &&
+        r.stats.history_rows == 0) {
+      continue;
+    }
     if (out.periods.size() == limit) {
       out.next = out.periods.back().period;
       break;

@@ -50,6 +50,8 @@ struct PerformanceRow {
   PeriodStats stats;
   Fen rebate_accrued;
   Fen rebate_adjusted;
+  Fen rebate_settled;      // paid out to the party (>= 0)
+  Fen rebate_outstanding;  // accrued + adjusted - settled: still owed (negative: a claw-back)
 };
 
 struct PartyPerformance {
@@ -110,7 +112,8 @@ class PerformanceProjection {
   std::optional<LeaderboardPage> leaderboard(const std::string& region, Period period, fb::PartyKind kind,
                                              const RegionScope& scope, std::optional<LeaderboardCursor> after,
                                              std::size_t limit) const;
-  // A party's periods that have rebate money or a policy tier, after `after`.
+  // A party's periods that have rebate money (accrued, adjusted or settled), a policy tier or a
+  // history row, after `after`.
   std::optional<RebatePeriods> rebate_periods(PartyId party, const RegionScope& scope, std::optional<Period> after,
                                               std::size_t limit) const;
   // One period's rebate history rows after seq `after`.
@@ -123,7 +126,7 @@ class PerformanceProjection {
  private:
   struct Row {
     PeriodStats stats;
-    Fen accrued, adjusted;
+    Fen accrued, adjusted, settled;  // settled: paid out, >= 0
   };
   using BoardKey = std::pair<std::int64_t, std::uint64_t>;  // (-attainment_bp, party)
   struct BoardId {
