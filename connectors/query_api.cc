@@ -319,7 +319,9 @@ constexpr std::array<Endpoint, 15> kEndpoints{{
     {"/v1/stock/regions", role_bit(Role::hq) | role_bit(Role::regional),
      [](const Api& a, const HttpRequest&, const Principal& p) { return region_stock(a.stock, p); }},
     {"/v1/orders", role_bit(Role::hq) | role_bit(Role::regional),
-     [](const Api& a, const HttpRequest& req, const Principal& p) { return serve_orders(a.pipeline.orders(), a.stock, req, p); }},
+     [](const Api& a, const HttpRequest& req, const Principal& p) {
+       return serve_orders(a.pipeline.orders(), a.stock, a.pipeline.performance(), req, p);
+     }},
     {"/v1/dead-letters", role_bit(Role::hq),
      [](const Api& a, const HttpRequest& req, const Principal&) { return dead_letters(a.store, req); }},
     {"/v1/performance", role_bit(Role::hq) | role_bit(Role::regional),

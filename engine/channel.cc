@@ -352,6 +352,7 @@ ChannelLedger::Changes ChannelLedger::drain_changes() {
   for (PartyPeriod k : c.periods) stats_.at(k).changed = false;
   for (const auto& k : changed_conflicts_) c.conflicts.push_back(conflict(k, conflicts_.at(k)));
   changed_conflicts_.clear();
+  c.assignments.swap(changed_assignments_);
   return c;
 }
 
@@ -491,6 +492,7 @@ std::optional<Rejection> ChannelLedger::apply(const Context& c, const fb::StoreA
   if (inserted) {
     it->second.value = distributor;
     touch(it->second, DirtyRef{Kind::assignment, store.value, 0, 0, 0});
+    changed_assignments_.emplace_back(store, distributor);
     return std::nullopt;
   }
   if (it->second.value == distributor) return std::nullopt;

@@ -219,6 +219,10 @@ class ChannelLedger {
   template <class F> void for_each_conflict(F&& f) const {
     for (const auto& [k, e] : conflicts_) f(conflict(k, e));
   }
+  // f(store, distributor) for every assigned store.
+  template <class F> void for_each_assignment(F&& f) const {
+    for (const auto& [store, e] : assignments_) f(store, e.value);
+  }
   // f(sku, days) for every sku SkuDefined on this shard: its production lead time (the last one).
   template <class F> void for_each_lead_time(F&& f) const {
     for (const auto& [sku, e] : prices_) {
@@ -238,8 +242,12 @@ class ChannelLedger {
     std::vector<PartyId> parties;
     std::vector<PartyPeriod> periods;  // stats, money or history of these changed
     std::vector<StoreConflict> conflicts;
+    std::vector<std::pair<LocationId, PartyId>> assignments;  // stores newly assigned: (store, distributor)
   };
-  bool has_changes() const { return !changed_parties_.empty() || !changed_periods_.empty() || !changed_conflicts_.empty(); }
+  bool has_changes() const {
+    return !changed_parties_.empty() || !changed_periods_.empty() || !changed_conflicts_.empty() ||
+           !changed_assignments_.empty();
+  }
   Changes drain_changes();
 
   // Commit support: stored (key, value) pairs of the dirty entries, each key starting with its tag
@@ -334,6 +342,7 @@ class ChannelLedger {
   std::vector<PartyId> changed_parties_;
   std::vector<PartyPeriod> changed_periods_;
   std::vector<std::pair<LocationId, PartyId>> changed_conflicts_;
+  std::vector<std::pair<LocationId, PartyId>> changed_assignments_;
 };
 
 }  // namespace qudao

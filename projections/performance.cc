@@ -1,5 +1,6 @@
 #include "projections/performance.h"
 
+#include <algorithm>
 #include <mutex>
 
 namespace qudao {
@@ -18,6 +19,7 @@ void PerformanceProjection::rebuild(Shard& shard) {
   channel.for_each_party([&](PartyId id, const PartyInfo&) { all.parties.push_back(id); });
   channel.for_each_stats([&](PartyPeriod k, const PeriodStats&) { all.periods.push_back(k); });
   channel.for_each_conflict([&](const StoreConflict& c) { all.conflicts.push_back(c); });
+  channel.for_each_assignment([&](LocationId store, PartyId d) { all.assignments.emplace_back(store, d); });
   std::unique_lock lock(mutex_);
   publish_changes(shard, all);
 }
@@ -33,6 +35,7 @@ void PerformanceProjection::publish_changes(Shard& shard, const ChannelLedger::C
     else if (const PartyInfo* p = channel.party(c.assigned)) region = p->region;
     conflicts_[region][{c.store, c.claimant}] = c;
   }
+  for (const auto& [store, distributor] : changes.assignments) stores_[distributor].insert(store);
 }
 
 void PerformanceProjection::put_party(PartyId id, const PartyInfo& info) {
@@ -205,6 +208,25 @@ ConflictsPage PerformanceProjection::conflicts(
     }
   }
   return page;
+}
+
+std::optional<AssignedStores> PerformanceProjection::assigned_stores(PartyId party, const RegionScope& scope) const {
+  std::shared_lock lock(mutex_);
+  const PartyInfo* info = visible_party(party, scope);
+  if (info == nullptr) return std::nullopt;
+  AssignedStores out{*info, {}};
+  auto add = [&](PartyId distributor) {
+    if (auto s = stores_.find(distributor); s != stores_.end()) out.stores.insert(out.stores.end(), s->second.begin(), s->second.end());
+  };
+  if (info->kind == fb::PartyKind::Distributor) {
+    add(party);
+  } else if (info->kind == fb::PartyKind::Agent) {
+    if (auto c = children_.find(party); c != children_.end()) {
+      for (PartyId child : c->second) add(child);
+    }
+    std::sort(out.stores.begin(), out.stores.end());
+  }
+  return out;
 }
 
 }  // namespace qudao

@@ -98,6 +98,11 @@ struct ConflictsPage {
   std::optional<std::pair<std::string, std::pair<LocationId, PartyId>>> next;
 };
 
+struct AssignedStores {
+  PartyInfo info;
+  std::vector<LocationId> stores;  // by id
+};
+
 class PerformanceProjection {
  public:
   // Copies what `shard`'s channel ledger changed since the last publish (draining its changes).
@@ -122,6 +127,11 @@ class PerformanceProjection {
   ConflictsPage conflicts(const RegionScope& scope,
                           const std::optional<std::pair<std::string, std::pair<LocationId, PartyId>>>& after,
                           std::size_t limit) const;
+  // The stores assigned to a distributor (StoreAssigned; a later claim by another is a conflict
+  // and changes nothing), or to an agent's distributors; none for another kind of party. Nothing
+  // if the party is unknown or outside `scope`. The stores' own regions are not checked here: the
+  // order projection's lookups take the scope.
+  std::optional<AssignedStores> assigned_stores(PartyId party, const RegionScope& scope) const;
 
  private:
   struct Row {
@@ -148,6 +158,7 @@ class PerformanceProjection {
   absl::btree_map<PartyPeriod, Row> rows_;
   absl::flat_hash_map<PartyPeriod, std::vector<RebateHistoryRow>> history_;
   std::map<BoardId, absl::btree_set<BoardKey>> boards_;
+  absl::flat_hash_map<PartyId, absl::btree_set<LocationId>> stores_;  // a distributor's assigned stores
   // Per region: (store, claimant) -> conflict.
   std::map<std::string, absl::btree_map<std::pair<LocationId, PartyId>, StoreConflict>> conflicts_;
 };
