@@ -75,7 +75,8 @@ std::vector<Bytes> story_with_late_assignment() {
   std::uint64_t seq = 0;
   auto at = [&] {
     ++seq;
-    return Header{EventId{9, 100 + seq}, TimeMs{kT0 + 3 * kDayLengthMs + static_cast<std::int64_t>(seq) * 60'000}, "test"};
+    // Before order 41's time, so that the shard's event time (order 35's deadline) does not move.
+    return Header{EventId{9, 100 + seq}, TimeMs{kT0 + 2 * kDayLengthMs + static_cast<std::int64_t>(seq) * 60'000}, "test"};
   };
   events.push_back(copy(w.location_defined(at(), LocationId{9}, fb::LocationKind::Store, "store 9", "Hangzhou", "East")));
   events.push_back(copy(w.order_placed(at(), OrderId{42}, LocationId{9}, 9, LocationId{0}, TimeMs{kT0 + 10 * kDayLengthMs},

@@ -85,8 +85,6 @@ TEST_CASE("performance projection: a leaderboard ranks by attainment, ties by pa
   CHECK(b.projection.performance(PartyId{21}, kJan, west)->row.stats.sell_in.value == 99'000);
 }
 
-}  // namespace qudao
-
 TEST_CASE("performance projection: a distributor's assigned stores follow each assignment, a rebuild gives the same") {
   Board b;
   b.distributor(11, 2, "East");
@@ -121,3 +119,5 @@ TEST_CASE("performance projection: a distributor's assigned stores follow each a
   rebuilt.rebuild(b.shard);
   for (std::uint64_t party : {10, 11, 12, 21}) CHECK(stores(rebuilt, party, all) == stores(b.projection, party, all));
 }
+
+}  // namespace qudao
