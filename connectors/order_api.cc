@@ -88,7 +88,7 @@ std::optional<std::string> parse_region(const HttpRequest& req, std::optional<st
 }
 
 // What a request lists or shows: exactly one of these parameters.
-constexpr std::array<const char*, 4> kSelectors{"id", "store", "placed_by", "region"};
+constexpr std::array<const char*, 5> kSelectors{"id", "store", "placed_by", "region", "distributor"};
 
 std::optional<std::string> one_selector(const HttpRequest& req) {
   std::vector<std::string> given;
@@ -96,10 +96,10 @@ std::optional<std::string> one_selector(const HttpRequest& req) {
     if (req.query.contains(name)) given.emplace_back(name);
   }
   if (given.size() == 1) return std::nullopt;
-  if (given.empty()) return std::string("query parameter id, store, placed_by or region: required");
+  if (given.empty()) return std::string("query parameter id, store, placed_by, region or distributor: required");
   const std::string last = given.back();
   given.pop_back();
-  return fmt::format("query parameters {} and {}: give one (id: one order; store, placed_by or region: a listing)",
+  return fmt::format("query parameters {} and {}: give one (id: one order; store, placed_by, region or distributor: a listing)",
                      fmt::join(given, ", "), last);
 }
 
@@ -125,20 +125,17 @@ json shipments_json(const OrderStatus& s) {
 
 }  // namespace
 
-HttpResponse serve_orders(const OrderProjection& orders, const StockProjection& stock, const HttpRequest& req,
-                          const Principal& principal) {
-  std::optional<std::uint64_t> id, store, placed_by;
+HttpResponse serve_orders(const OrderProjection& orders, const StockProjection& stock,
+                          const PerformanceProjection& performance, const HttpRequest& req, const Principal& principal) {
+  std::optional<std::uint64_t> id, store, placed_by, distributor;
   std::optional<std::string> region;
   std::optional<OrderCursor> cursor;
   std::optional<OrderState> state;
   std::size_t limit = 0;
-  if (req.query.contains("distributor")) {
-    return error(400, "query parameter distributor: not built (the orders of a distributor's assigned stores); "
-                      "placed_by lists the orders it placed");
-  }
   if (auto e = parse_param(req, "id", id)) return error(400, *e);
   if (auto e = parse_param(req, "store", store)) return error(400, *e);
   if (auto e = parse_param(req, "placed_by", placed_by)) return error(400, *e);
+  if (auto e = parse_param(req, "distributor", distributor)) return error(400, *e);
   if (auto e = parse_region(req, region)) return error(400, *e);
   if (auto e = parse_param_with(req, "state", state, parse_state,
                                 "one of placed, paid, dispatched, received, cancelled, expired")) {
@@ -152,7 +149,7 @@ HttpResponse serve_orders(const OrderProjection& orders, const StockProjection& 
   if (auto e = one_selector(req)) return error(400, *e);
   if (id) {
     if (state || cursor || req.query.contains("limit")) {
-      return error(400, "query parameters state, cursor and limit: only with store, placed_by or region (id names one order)");
+      return error(400, "query parameters state, cursor and limit: only with store, placed_by, region or distributor (id names one order)");
     }
     const auto found = orders.order(OrderId{*id}, principal.scope);
     // Unknown and out of scope are one answer, so that order ids of other regions cannot be probed.
@@ -181,6 +178,16 @@ HttpResponse serve_orders(const OrderProjection& orders, const StockProjection& 
     // A placer is known by its orders: one without orders in scope is not told from an unknown one.
     if (!page) return error(404, fmt::format("placed_by {} not found: no orders placed by it", *placed_by));
     out = json{{"placed_by", *placed_by}};
+  } else if (distributor) {
+    const auto assigned = performance.assigned_stores(PartyId{*distributor}, principal.scope);
+    // Unknown and out of scope are one answer, as for every party.
+    if (!assigned) return error(404, fmt::format("distributor {} not found", *distributor));
+    if (assigned->info.kind != fb::PartyKind::Distributor && assigned->info.kind != fb::PartyKind::Agent) {
+      return error(400, fmt::format("query parameter distributor: party {} is a {}, not a Distributor or an Agent",
+                                    *distributor, fb::EnumNamePartyKind(assigned->info.kind)));
+    }
+    page = orders.stores_orders(assigned->stores, state, principal.scope, cursor, limit);
+    out = json{{"distributor", *distributor}};
   } else {
     page = orders.region_orders(*region, state, principal.scope, cursor, limit);
     // A region in scope whose stores have placed no order yet lists none, like such a store.

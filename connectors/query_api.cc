@@ -127,7 +127,8 @@ json row_json(const PerformanceRow& r) {
          {"sell_through_unpriced_qty", s.sell_through_unpriced.value}, {"active_stores", s.active_stores},
          {"target_fen", s.target.value}, {"attainment_bp", s.attainment_bp}, {"rebate_tier", s.tier},
          {"rebate_rate_bp", s.rebate_bp}, {"rebate_accrued_fen", r.rebate_accrued.value},
-         {"rebate_adjusted_fen", r.rebate_adjusted.value}, {"ratings", s.ratings}, {"trainings", s.trainings},
+         {"rebate_adjusted_fen", r.rebate_adjusted.value}, {"rebate_settled_fen", r.rebate_settled.value},
+         {"rebate_outstanding_fen", r.rebate_outstanding.value}, {"ratings", s.ratings}, {"trainings", s.trainings},
          {"rebate_history_rows", s.history_rows}};
   // The average is for display; the stored figures are the integer count and sum.
   j["rating_average"] = s.ratings == 0 ? json(nullptr) : json(static_cast<double>(s.rating_sum) / static_cast<double>(s.ratings));
@@ -246,6 +247,8 @@ HttpResponse rebates(const PerformanceProjection& perf, const HttpRequest& req, 
                        {"target_fen", r.stats.target.value}, {"attainment_bp", r.stats.attainment_bp},
                        {"rebate_tier", r.stats.tier}, {"rebate_rate_bp", r.stats.rebate_bp},
                        {"rebate_accrued_fen", r.rebate_accrued.value}, {"rebate_adjusted_fen", r.rebate_adjusted.value},
+                       {"rebate_settled_fen", r.rebate_settled.value},
+                       {"rebate_outstanding_fen", r.rebate_outstanding.value},
                        {"rebate_history_rows", r.stats.history_rows}});
   }
   return json_response(200, json{{"party", party->value}, {"name", page->info.name}, {"region", page->info.region},
@@ -317,7 +320,9 @@ constexpr std::array<Endpoint, 15> kEndpoints{{
     {"/v1/stock/regions", role_bit(Role::hq) | role_bit(Role::regional),
      [](const Api& a, const HttpRequest&, const Principal& p) { return region_stock(a.stock, p); }},
     {"/v1/orders", role_bit(Role::hq) | role_bit(Role::regional),
-     [](const Api& a, const HttpRequest& req, const Principal& p) { return serve_orders(a.pipeline.orders(), a.stock, req, p); }},
+     [](const Api& a, const HttpRequest& req, const Principal& p) {
+       return serve_orders(a.pipeline.orders(), a.stock, a.pipeline.performance(), req, p);
+     }},
     {"/v1/dead-letters", role_bit(Role::hq),
      [](const Api& a, const HttpRequest& req, const Principal&) { return dead_letters(a.store, req); }},
     {"/v1/performance", role_bit(Role::hq) | role_bit(Role::regional),

@@ -118,6 +118,7 @@ Outcome Applier::dispatch(Shard& shard, const Event& event) {
     case fb::Payload::RebatePolicySet:
       return channel(shard.channel().apply(context(event), *env.payload_as_RebatePolicySet()));
     case fb::Payload::RebateAdjusted: return channel(shard.channel().apply(context(event), *env.payload_as_RebateAdjusted()));
+    case fb::Payload::RebateSettled: return channel(shard.channel().apply(context(event), *env.payload_as_RebateSettled()));
     case fb::Payload::FeedbackRecorded:
       return channel(shard.channel().apply(context(event), *env.payload_as_FeedbackRecorded()));
     case fb::Payload::TrainingCompleted:

@@ -154,6 +154,12 @@ Fen ChannelLedger::balance(const MoneyAccount& a) const {
   return it == money_.end() ? Fen{0} : it->second.value;
 }
 
+Fen ChannelLedger::outstanding(PartyPeriod k) const {
+  return Fen{balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_accrued}).value +
+             balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_adjusted}).value +
+             balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_settled}).value};
+}
+
 Fen ChannelLedger::money_sum() const { return money_sum_; }
 
 const std::vector<RebateHistoryRow>* ChannelLedger::history(PartyPeriod k) const {
@@ -346,6 +352,7 @@ ChannelLedger::Changes ChannelLedger::drain_changes() {
   for (PartyPeriod k : c.periods) stats_.at(k).changed = false;
   for (const auto& k : changed_conflicts_) c.conflicts.push_back(conflict(k, conflicts_.at(k)));
   changed_conflicts_.clear();
+  c.assignments.swap(changed_assignments_);
   return c;
 }
 
@@ -485,6 +492,7 @@ std::optional<Rejection> ChannelLedger::apply(const Context& c, const fb::StoreA
   if (inserted) {
     it->second.value = distributor;
     touch(it->second, DirtyRef{Kind::assignment, store.value, 0, 0, 0});
+    changed_assignments_.emplace_back(store, distributor);
     return std::nullopt;
   }
   if (it->second.value == distributor) return std::nullopt;
@@ -541,6 +549,31 @@ std::optional<Rejection> ChannelLedger::apply(const Context& c, const fb::Rebate
   const PeriodStats& s = stats_entry(k).value;
   append_history(k, RebateHistoryRow{0, c.id, c.occurred_at, c.type, s.tier, s.tier, s.rebate_bp, s.rebate_bp, s.sell_in,
                                      s.target, amount, e.reason()->str()});
+  return std::nullopt;
+}
+
+std::optional<Rejection> ChannelLedger::apply(const Context& c, const fb::RebateSettled& e) {
+  const PartyId id{e.party()};
+  if (auto r = require_party(id, "payload.party")) return r;
+  const Period period = *parse_period(e.period()->string_view());
+  const PartyPeriod k{id, period};
+  const Fen amount{e.amount_fen()};
+  const Fen owed = outstanding(k);
+  if (amount > owed) {
+    const Fen settled{-balance(MoneyAccount{id, period, MoneyBucket::rebate_settled}).value};
+    return Rejection{RejectReason::exceeds_outstanding, "payload.amount_fen",
+                     fmt::format("must be at most the {} fen outstanding to party {} for {} (accrued {} + adjusted {} - "
+                                 "settled {}), got {}",
+                                 owed.value, id.value, period.text(),
+                                 balance(MoneyAccount{id, period, MoneyBucket::rebate_accrued}).value,
+                                 balance(MoneyAccount{id, period, MoneyBucket::rebate_adjusted}).value, settled.value,
+                                 amount.value)};
+  }
+  post(MoneyAccount{kHqParty, period, MoneyBucket::rebate_paid}, MoneyAccount{id, period, MoneyBucket::rebate_settled},
+       amount);
+  const PeriodStats& s = stats_entry(k).value;
+  append_history(k, RebateHistoryRow{0, c.id, c.occurred_at, c.type, s.tier, s.tier, s.rebate_bp, s.rebate_bp, s.sell_in,
+                                     s.target, Fen{-amount.value}, e.payment_reference()->str()});
   return std::nullopt;
 }
 

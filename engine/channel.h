@@ -30,8 +30,15 @@
 // += d against rebate_expense(HQ, period) -= d. A tier change also appends a history row naming the
 // event that caused it, its time, the old and new tier and rate, sell-in and target. RebateAdjusted
 // posts its signed amount to rebate_adjusted(party, period) against adjustment_expense(HQ, period)
-// and appends a history row with its reason. Every posting is a balanced pair in integer fen, so
-// the sum over all money accounts of a shard is zero after every event.
+// and appends a history row with its reason. RebateSettled pays money out: what the party is owed
+// for the period, its outstanding balance = rebate_accrued + rebate_adjusted + rebate_settled (the
+// sum of its three accounts; rebate_settled is never positive), moves to rebate_paid(HQ, period):
+// rebate_settled(party, period) -= amount against rebate_paid(HQ, period) += amount, with a history
+// row carrying the payment reference. Settling more than is outstanding is rejected
+// (exceeds_outstanding); a late event that lowers the accrual afterwards is applied all the same and
+// may leave the outstanding negative: a claw-back the party owes the brand, kept and shown. Every
+// posting is a balanced pair in integer fen, so the sum over all money accounts of a shard is zero
+// after every event.
 //
 // What crosses shards: events are keyed by region, so a region's parties, stores, targets and
 // orders are on one shard and everything above is per shard. The simulator keys the catalogue
@@ -130,8 +137,10 @@ struct PeriodStats {
 enum class MoneyBucket : std::uint8_t {
   rebate_accrued = 1,      // owed to the party
   rebate_adjusted = 2,     // manual corrections owed to the party (signed)
+  rebate_settled = 3,      // paid out to the party: minus the sum of its settlements (never positive)
   rebate_expense = 10,     // virtual, party 0: the brand's side of accruals
   adjustment_expense = 11, // virtual, party 0: the brand's side of corrections
+  rebate_paid = 12,        // virtual, party 0: the brand's side of settlements (what it paid out)
 };
 
 struct MoneyAccount {
@@ -154,8 +163,9 @@ struct RebateHistoryRow {
   std::int32_t old_tier = 0, new_tier = 0;
   std::int32_t old_rebate_bp = 0, new_rebate_bp = 0;
   Fen sell_in, target;
-  Fen delta;               // the posting it made (accrual difference, or the adjustment)
-  std::string reason;      // RebateAdjusted's reason; empty otherwise
+  Fen delta;               // what it did to the outstanding balance: the accrual difference, the
+                           // adjustment, or minus the settled amount
+  std::string reason;      // RebateAdjusted's reason, RebateSettled's payment reference; empty otherwise
 };
 
 struct StoreConflict {
@@ -181,6 +191,7 @@ class ChannelLedger {
   std::optional<Rejection> apply(const Context& c, const fb::TargetSet& e);
   std::optional<Rejection> apply(const Context& c, const fb::RebatePolicySet& e);
   std::optional<Rejection> apply(const Context& c, const fb::RebateAdjusted& e);
+  std::optional<Rejection> apply(const Context& c, const fb::RebateSettled& e);
   std::optional<Rejection> apply(const Context& c, const fb::FeedbackRecorded& e);
   std::optional<Rejection> apply(const Context& c, const fb::TrainingCompleted& e);
   void apply(const fb::SkuDefined& e);
@@ -197,6 +208,8 @@ class ChannelLedger {
   std::optional<PartyId> distributor_of(LocationId store) const;
   const PeriodStats* stats(PartyPeriod k) const;
   Fen balance(const MoneyAccount& a) const;
+  // What the party is owed for the period: accrued + adjusted - settled (negative: a claw-back).
+  Fen outstanding(PartyPeriod k) const;
   Fen money_sum() const;  // over every money account: zero, always (the conservation check)
   std::uint64_t digest() const;
   const std::vector<RebateHistoryRow>* history(PartyPeriod k) const;
@@ -205,6 +218,10 @@ class ChannelLedger {
   template <class F> void for_each_money(F&& f) const { for (const auto& [a, e] : money_) f(a, e.value); }
   template <class F> void for_each_conflict(F&& f) const {
     for (const auto& [k, e] : conflicts_) f(conflict(k, e));
+  }
+  // f(store, distributor) for every assigned store.
+  template <class F> void for_each_assignment(F&& f) const {
+    for (const auto& [store, e] : assignments_) f(store, e.value);
   }
   // f(sku, days) for every sku SkuDefined on this shard: its production lead time (the last one).
   template <class F> void for_each_lead_time(F&& f) const {
@@ -225,8 +242,12 @@ class ChannelLedger {
     std::vector<PartyId> parties;
     std::vector<PartyPeriod> periods;  // stats, money or history of these changed
     std::vector<StoreConflict> conflicts;
+    std::vector<std::pair<LocationId, PartyId>> assignments;  // stores newly assigned: (store, distributor)
   };
-  bool has_changes() const { return !changed_parties_.empty() || !changed_periods_.empty() || !changed_conflicts_.empty(); }
+  bool has_changes() const {
+    return !changed_parties_.empty() || !changed_periods_.empty() || !changed_conflicts_.empty() ||
+           !changed_assignments_.empty();
+  }
   Changes drain_changes();
 
   // Commit support: stored (key, value) pairs of the dirty entries, each key starting with its tag
@@ -321,6 +342,7 @@ class ChannelLedger {
   std::vector<PartyId> changed_parties_;
   std::vector<PartyPeriod> changed_periods_;
   std::vector<std::pair<LocationId, PartyId>> changed_conflicts_;
+  std::vector<std::pair<LocationId, PartyId>> changed_assignments_;
 };
 
 }  // namespace qudao

@@ -33,6 +33,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/huge_pages.h"
 #include "events/types.h"
 
 namespace qudao {
@@ -99,7 +100,7 @@ class DedupWindow {
 
   std::size_t capacity_;
   std::unique_ptr<RingSlot[]> ring_;  // allocated at the first push
-  std::vector<IndexSlot> index_;
+  std::vector<IndexSlot, HugePageAllocator<IndexSlot>> index_;  // probed at random: in huge pages (engine/huge_pages.h)
   std::size_t mask_ = 0;  // index_.size() - 1
   std::size_t count_ = 0;
   std::uint64_t next_seq_ = 0;

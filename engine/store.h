@@ -55,8 +55,9 @@
 //                   (lead_time_days -1: no SkuDefined on this shard; absent in stores written before it was kept;
 //                   reorder_cover_days, SkuDefined's 1..365, only when the sku has one)
 //   period       := 'M' partition:i32 0x01 party:u64 period -> the PeriodStats counters (channel.cc)
-//   money        := 'M' partition:i32 0x02 party:u64 period bucket:u8 -> fen:i64 (party 0: the
-//                                                       virtual expense accounts)
+//   money        := 'M' partition:i32 0x02 party:u64 period bucket:u8 -> fen:i64 (bucket: MoneyBucket,
+//                   channel.h: 1 accrued, 2 adjusted, 3 settled; party 0: the virtual accounts,
+//                   10 rebate expense, 11 adjustment expense, 12 rebate paid)
 //   active       := 'M' partition:i32 0x03 party:u64 period store:u64 -> (empty) a store that sold
 //   rebate_history := 'R' partition:i32 party:u64 period seq:u32 -> event_id:u64*2 occurred_ms:i64
 //                     cause:u8 old_tier:i32 new_tier:i32 old_bp:i32 new_bp:i32 sell_in:i64

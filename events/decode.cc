@@ -333,6 +333,13 @@ Check validate(const fb::RebateAdjusted& e) {
   return require_text(e.reason(), "payload.reason");
 }
 
+Check validate(const fb::RebateSettled& e) {
+  if (auto r = require_id(e.party(), "payload.party")) return r;
+  if (auto r = require_period(e.period())) return r;
+  if (auto r = require_qty(e.amount_fen(), "payload.amount_fen")) return r;
+  return require_text(e.payment_reference(), "payload.payment_reference");
+}
+
 Check validate(const fb::FeedbackRecorded& e) {
   if (auto r = require_id(e.store(), "payload.store")) return r;
   if (auto r = require_id(e.distributor(), "payload.distributor")) return r;
@@ -372,6 +379,7 @@ Check validate_payload(const fb::Envelope& env) {
     case fb::Payload::FeedbackRecorded: return validate(*env.payload_as_FeedbackRecorded());
     case fb::Payload::TrainingCompleted: return validate(*env.payload_as_TrainingCompleted());
     case fb::Payload::DispatchRequested: return validate(*env.payload_as_DispatchRequested());
+    case fb::Payload::RebateSettled: return validate(*env.payload_as_RebateSettled());
     case fb::Payload::ShipmentTransferred: return validate(*env.payload_as_ShipmentTransferred());
     case fb::Payload::NONE: break;
   }
@@ -395,6 +403,7 @@ const char* reason_name(RejectReason reason) {
     case RejectReason::illegal_transition: return "illegal_transition";
     case RejectReason::exceeds_order: return "exceeds_order";
     case RejectReason::already_exists: return "already_exists";
+    case RejectReason::exceeds_outstanding: return "exceeds_outstanding";
   }
   return "unknown_reason";
 }

@@ -17,7 +17,7 @@
 namespace qudao {
 
 // The newest schema version this build understands (see the rules in events/qudao.fbs).
-inline constexpr std::uint16_t kSchemaVersion = 4;
+inline constexpr std::uint16_t kSchemaVersion = 5;
 
 // Verifier and validation limits. A record larger than this is rejected before parsing.
 inline constexpr std::size_t kEventBytesMax = 1 << 20;
@@ -47,6 +47,7 @@ enum class RejectReason : std::uint16_t {
   illegal_transition = 26,         // e.g. paying a cancelled order, receiving a shipment twice
   exceeds_order = 27,              // dispatching more than was ordered, receiving more than was sent
   already_exists = 28,             // an order or shipment id used a second time
+  exceeds_outstanding = 29,        // settling more rebate than the party is owed for the period
 };
 
 const char* reason_name(RejectReason reason);

@@ -170,6 +170,15 @@ EventWriter::Bytes EventWriter::rebate_adjusted(const Header& h, std::uint64_t p
   return finish(h, fb::Payload::RebateAdjusted, p.Union());
 }
 
+EventWriter::Bytes EventWriter::rebate_settled(const Header& h, std::uint64_t party, std::string_view period,
+                                               Fen amount, std::string_view payment_reference) {
+  fbb_.Clear();
+  auto per = fbb_.CreateString(period.data(), period.size());
+  auto r = fbb_.CreateString(payment_reference.data(), payment_reference.size());
+  auto p = fb::CreateRebateSettled(fbb_, party, per, amount.value, r);
+  return finish(h, fb::Payload::RebateSettled, p.Union());
+}
+
 EventWriter::Bytes EventWriter::feedback_recorded(const Header& h, LocationId store, std::uint64_t distributor,
                                                   std::uint8_t rating, std::string_view comment) {
   fbb_.Clear();

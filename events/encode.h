@@ -49,10 +49,10 @@ class EventWriter {
   Bytes order_placed(const Header& h, OrderId order, LocationId store, std::uint64_t placed_by,
                      LocationId fulfilment_location, TimeMs payment_deadline,
                      std::span<const PricedLine> lines);
-  // `to_region` (version 4) empty: not written (a shipment within one region).
+  // `to_region` (version 5) empty: not written (a shipment within one region).
   Bytes shipment_dispatched(const Header& h, ShipmentId shipment, LocationId from, LocationId to,
                             OrderId order, std::span<const Line> lines, std::string_view to_region = {});
-  // The arrival leg of a shipment between shards (version 4): what qudao itself sends.
+  // The arrival leg of a shipment between shards (version 5): what qudao itself sends.
   Bytes shipment_transferred(const Header& h, ShipmentId shipment, LocationId from, std::string_view from_region,
                              LocationId to, std::span<const Line> lines, EventId dispatch_event);
   Bytes shipment_received(const Header& h, ShipmentId shipment, LocationId location,
@@ -74,6 +74,8 @@ class EventWriter {
                           std::span<const RebateTierBp> tiers);
   Bytes rebate_adjusted(const Header& h, std::uint64_t party, std::string_view period, Fen amount,
                         std::string_view reason);
+  Bytes rebate_settled(const Header& h, std::uint64_t party, std::string_view period, Fen amount,
+                       std::string_view payment_reference);
   // `comment` empty: not set.
   Bytes feedback_recorded(const Header& h, LocationId store, std::uint64_t distributor, std::uint8_t rating,
                           std::string_view comment);

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <limits>
 #include <mutex>
+#include <queue>
 #include <shared_mutex>
 
 namespace qudao {
@@ -158,6 +159,48 @@ OrdersPage OrderProjection::store_orders(LocationId store, std::optional<OrderSt
          it != by_store_.end() && std::get<0>(*it) == store.value; ++it) {
       if (!take(std::get<1>(*it), std::get<2>(*it))) break;
     }
+  }
+  return page;
+}
+
+OrdersPage OrderProjection::stores_orders(std::span<const LocationId> stores, std::optional<OrderState> state,
+                                          const RegionScope& scope, std::optional<OrderCursor> after,
+                                          std::size_t limit) const {
+  std::shared_lock lock(mutex_);
+  // The first order of `store` after (order, partition), if any.
+  auto next_of = [&](std::uint64_t store, std::uint64_t order, std::int32_t partition) -> std::optional<OrderKey> {
+    if (state) {
+      const auto st = static_cast<std::uint8_t>(*state);
+      auto it = by_store_state_.upper_bound({store, st, order, partition});
+      if (it == by_store_state_.end() || std::get<0>(*it) != store || std::get<1>(*it) != st) return std::nullopt;
+      return OrderKey{std::get<2>(*it), std::get<3>(*it)};
+    }
+    auto it = by_store_.upper_bound({store, order, partition});
+    if (it == by_store_.end() || std::get<0>(*it) != store) return std::nullopt;
+    return OrderKey{std::get<1>(*it), std::get<2>(*it)};
+  };
+  // Heads: (the store's next order, the store), least first.
+  using Head = std::pair<OrderKey, std::uint64_t>;
+  std::priority_queue<Head, std::vector<Head>, std::greater<>> heads;
+  const std::uint64_t from_order = after ? after->order.value : 0;
+  const std::int32_t from_partition = after ? after->partition.value : kPartitionBeforeAll;
+  for (LocationId store : stores) {
+    auto region = store_regions_.find(store.value);
+    if (region == store_regions_.end() || !scope.contains(regions_[region->second])) continue;
+    if (auto first = next_of(store.value, from_order, from_partition)) heads.emplace(*first, store.value);
+  }
+  OrdersPage page;
+  OrderKey last;
+  while (!heads.empty()) {
+    const auto [key, store] = heads.top();
+    if (page.orders.size() == limit) {
+      page.next = OrderCursor{OrderId{last.first}, PartitionId{last.second}};
+      break;
+    }
+    heads.pop();
+    last = key;
+    page.orders.push_back(listing_row(key));
+    if (auto next = next_of(store, key.first, key.second)) heads.emplace(*next, store);
   }
   return page;
 }

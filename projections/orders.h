@@ -26,9 +26,10 @@
 // Keys: an order id is unique within its shard; the projection keys by (order id, partition), and
 // a lookup by id takes the lowest partition in scope holding it.
 //
-// Listings: by a store, by a region (the region of the order's store) and by a placer (placed_by: a
-// distributor for its stores, 代下单, or a store for itself), each optionally in one state, ordered by
-// (order id, partition), after a cursor, at most a page. None scans orders it does not list. The
+// Listings: by a store, by a set of stores (a distributor's assigned stores), by a region (the region
+// of the order's store) and by a placer (placed_by: a distributor for its stores, 代下单, or a store
+// for itself), each optionally in one state, ordered by (order id, partition), after a cursor, at
+// most a page. None scans orders it does not list. The
 // region and placer listings read one ordered index each, whose key is
 //
 //   region:  (run, order id, partition)               run = region index << 3 | state
@@ -62,6 +63,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -138,6 +140,11 @@ class OrderProjection {
   std::optional<OrdersPage> placed_orders(PartyId placed_by, std::optional<OrderState> state,
                                           const RegionScope& scope, std::optional<OrderCursor> after,
                                           std::size_t limit) const;
+  // The orders of `stores` (ascending ids; a distributor's assigned stores: connectors/order_api.h)
+  // in `scope`, likewise by (order id, partition): each step takes the least next order among the
+  // stores, one seek per store and one per order listed, O((stores + page) × log n).
+  OrdersPage stores_orders(std::span<const LocationId> stores, std::optional<OrderState> state, const RegionScope& scope,
+                           std::optional<OrderCursor> after, std::size_t limit) const;
   // The position the projection includes of `partition`; nothing if it has none.
   std::optional<OrdersAsOf> as_of(PartitionId partition) const;
 

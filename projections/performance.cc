@@ -1,5 +1,6 @@
 #include "projections/performance.h"
 
+#include <algorithm>
 #include <mutex>
 
 namespace qudao {
@@ -18,6 +19,7 @@ void PerformanceProjection::rebuild(Shard& shard) {
   channel.for_each_party([&](PartyId id, const PartyInfo&) { all.parties.push_back(id); });
   channel.for_each_stats([&](PartyPeriod k, const PeriodStats&) { all.periods.push_back(k); });
   channel.for_each_conflict([&](const StoreConflict& c) { all.conflicts.push_back(c); });
+  channel.for_each_assignment([&](LocationId store, PartyId d) { all.assignments.emplace_back(store, d); });
   std::unique_lock lock(mutex_);
   publish_changes(shard, all);
 }
@@ -33,6 +35,7 @@ void PerformanceProjection::publish_changes(Shard& shard, const ChannelLedger::C
     else if (const PartyInfo* p = channel.party(c.assigned)) region = p->region;
     conflicts_[region][{c.store, c.claimant}] = c;
   }
+  for (const auto& [store, distributor] : changes.assignments) stores_[distributor].insert(store);
 }
 
 void PerformanceProjection::put_party(PartyId id, const PartyInfo& info) {
@@ -54,6 +57,7 @@ void PerformanceProjection::put_row(const ChannelLedger& channel, PartyPeriod k)
   row.stats = *stats;
   row.accrued = channel.balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_accrued});
   row.adjusted = channel.balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_adjusted});
+  row.settled = Fen{-channel.balance(MoneyAccount{k.party, k.period, MoneyBucket::rebate_settled}).value};
   if (const auto* rows = channel.history(k)) {
     std::vector<RebateHistoryRow>& copy = history_[k];
     copy.insert(copy.end(), rows->begin() + static_cast<std::ptrdiff_t>(copy.size()), rows->end());
@@ -66,7 +70,8 @@ void PerformanceProjection::put_row(const ChannelLedger& channel, PartyPeriod k)
 }
 
 PerformanceRow PerformanceProjection::row_of(PartyPeriod k, const PartyInfo& info, const Row& r) const {
-  return PerformanceRow{k.party, info, k.period, r.stats, r.accrued, r.adjusted};
+  return PerformanceRow{k.party, info, k.period, r.stats, r.accrued, r.adjusted, r.settled,
+                        Fen{r.accrued.value + r.adjusted.value - r.settled.value}};
 }
 
 const PartyInfo* PerformanceProjection::visible_party(PartyId id, const RegionScope& scope) const {
@@ -135,7 +140,10 @@ std::optional<RebatePeriods> PerformanceProjection::rebate_periods(PartyId party
   auto it = after ? rows_.upper_bound(PartyPeriod{party, *after}) : rows_.lower_bound(PartyPeriod{party, Period{0}});
   for (; it != rows_.end() && it->first.party == party; ++it) {
     const Row& r = it->second;
-    if (r.accrued.value == 0 && r.adjusted.value == 0 && r.stats.tier == 0 && r.stats.history_rows == 0) continue;
+    if (r.accrued.value == 0 && r.adjusted.value == 0 && r.settled.value == 0 && r.stats.tier == 0 &&
+        r.stats.history_rows == 0) {
+      continue;
+    }
     if (out.periods.size() == limit) {
       out.next = out.periods.back().period;
       break;
@@ -200,6 +208,25 @@ ConflictsPage PerformanceProjection::conflicts(
     }
   }
   return page;
+}
+
+std::optional<AssignedStores> PerformanceProjection::assigned_stores(PartyId party, const RegionScope& scope) const {
+  std::shared_lock lock(mutex_);
+  const PartyInfo* info = visible_party(party, scope);
+  if (info == nullptr) return std::nullopt;
+  AssignedStores out{*info, {}};
+  auto add = [&](PartyId distributor) {
+    if (auto s = stores_.find(distributor); s != stores_.end()) out.stores.insert(out.stores.end(), s->second.begin(), s->second.end());
+  };
+  if (info->kind == fb::PartyKind::Distributor) {
+    add(party);
+  } else if (info->kind == fb::PartyKind::Agent) {
+    if (auto c = children_.find(party); c != children_.end()) {
+      for (PartyId child : c->second) add(child);
+    }
+    std::sort(out.stores.begin(), out.stores.end());
+  }
+  return out;
 }
 
 }  // namespace qudao

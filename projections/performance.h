@@ -50,6 +50,8 @@ struct PerformanceRow {
   PeriodStats stats;
   Fen rebate_accrued;
   Fen rebate_adjusted;
+  Fen rebate_settled;      // paid out to the party (>= 0)
+  Fen rebate_outstanding;  // accrued + adjusted - settled: still owed (negative: a claw-back)
 };
 
 struct PartyPerformance {
@@ -96,6 +98,11 @@ struct ConflictsPage {
   std::optional<std::pair<std::string, std::pair<LocationId, PartyId>>> next;
 };
 
+struct AssignedStores {
+  PartyInfo info;
+  std::vector<LocationId> stores;  // by id
+};
+
 class PerformanceProjection {
  public:
   // Copies what `shard`'s channel ledger changed since the last publish (draining its changes).
@@ -110,7 +117,8 @@ class PerformanceProjection {
   std::optional<LeaderboardPage> leaderboard(const std::string& region, Period period, fb::PartyKind kind,
                                              const RegionScope& scope, std::optional<LeaderboardCursor> after,
                                              std::size_t limit) const;
-  // A party's periods that have rebate money or a policy tier, after `after`.
+  // A party's periods that have rebate money (accrued, adjusted or settled), a policy tier or a
+  // history row, after `after`.
   std::optional<RebatePeriods> rebate_periods(PartyId party, const RegionScope& scope, std::optional<Period> after,
                                               std::size_t limit) const;
   // One period's rebate history rows after seq `after`.
@@ -119,11 +127,16 @@ class PerformanceProjection {
   ConflictsPage conflicts(const RegionScope& scope,
                           const std::optional<std::pair<std::string, std::pair<LocationId, PartyId>>>& after,
                           std::size_t limit) const;
+  // The stores assigned to a distributor (StoreAssigned; a later claim by another is a conflict
+  // and changes nothing), or to an agent's distributors; none for another kind of party. Nothing
+  // if the party is unknown or outside `scope`. The stores' own regions are not checked here: the
+  // order projection's lookups take the scope.
+  std::optional<AssignedStores> assigned_stores(PartyId party, const RegionScope& scope) const;
 
  private:
   struct Row {
     PeriodStats stats;
-    Fen accrued, adjusted;
+    Fen accrued, adjusted, settled;  // settled: paid out, >= 0
   };
   using BoardKey = std::pair<std::int64_t, std::uint64_t>;  // (-attainment_bp, party)
   struct BoardId {
@@ -145,6 +158,7 @@ class PerformanceProjection {
   absl::btree_map<PartyPeriod, Row> rows_;
   absl::flat_hash_map<PartyPeriod, std::vector<RebateHistoryRow>> history_;
   std::map<BoardId, absl::btree_set<BoardKey>> boards_;
+  absl::flat_hash_map<PartyId, absl::btree_set<LocationId>> stores_;  // a distributor's assigned stores
   // Per region: (store, claimant) -> conflict.
   std::map<std::string, absl::btree_map<std::pair<LocationId, PartyId>, StoreConflict>> conflicts_;
 };

@@ -70,11 +70,12 @@ constexpr std::int64_t kTrendFloorQ16 = kOne / 5;
 constexpr std::uint64_t kPromoStartPerMille = 11;
 constexpr std::int64_t kPromoNoticeDays = 60;
 
-// The schema version the simulated events carry: 3, the version the stream was made with, so that a
-// newer contract (version 4 added movements between shards) leaves the default stream byte for byte
-// as it was. Only a dispatch between shards (--cross-shard) is version 4, the version that brought it.
-constexpr std::uint16_t kSimulatedSchemaVersion = 3;
-constexpr std::uint16_t kCrossShardSchemaVersion = 4;
+// The schema version the simulated events carry: 4, the version the stream was last made with (it
+// brought RebateSettled), so that a newer contract (version 5 added movements between shards) leaves
+// the default stream byte for byte as it was. Only a dispatch between shards (--cross-shard) is
+// version 5, the version that brought it.
+constexpr std::uint16_t kSimulatedSchemaVersion = 4;
+constexpr std::uint16_t kCrossShardSchemaVersion = 5;
 
 // ---- the channel's habits ----
 
@@ -103,8 +104,16 @@ constexpr int kCountOffPercent = 8;        // cycle counts that find shrinkage o
 constexpr int kRingDays = 8;            // settlements and shipments in transit (<= 3 days ahead)
 constexpr int kProductionRingDays = 64; // production orders (lead time <= 45 days)
 
-// A fault record's event id: world events count up from 1 in `lo`, faults from 2^63.
+// A fault record's event id: world events count up from 1 in `lo`, faults from 2^63, rebate
+// settlements from 2^62 (their own count, so that the world's ids are what they were without them).
 constexpr std::uint64_t kFaultIdBit = std::uint64_t{1} << 63;
+constexpr std::uint64_t kSettlementIdBit = std::uint64_t{1} << 62;
+// Rebate settlements: on the 15th, finance pays out what is owed for the periods that ended (last
+// month: its corrections; in a quarter's first month, last quarter: its accrual) to some parties,
+// in full or now and then in part.
+constexpr int kSettlementDay = 15;
+constexpr int kSettledPercent = 80;
+constexpr int kSettledInFullPercent = 75;
 constexpr std::uint64_t kDuplicateDelayMax = 256;  // events later (at most the end of the day)
 constexpr std::uint64_t kMalformedKinds = 10;
 
@@ -150,6 +159,11 @@ struct Period {
     Period p;
     fmt::format_to_n(p.text, sizeof p.text, "{:04}-Q{}", y, (m - 1) / 3 + 1);
     return p;
+  }
+  // year × 16 + month (1..12) or 12 + quarter (13..16), as the engine numbers periods.
+  int code() const {
+    const int year = (text[0] - '0') * 1000 + (text[1] - '0') * 100 + (text[2] - '0') * 10 + (text[3] - '0');
+    return year * 16 + (text[5] == 'Q' ? 12 + (text[6] - '0') : (text[5] - '0') * 10 + (text[6] - '0'));
   }
 };
 
@@ -243,6 +257,34 @@ struct OpenOrder {
 
 enum class Settle : std::uint8_t { pay, pay_rest, cancel, expire };
 
+// A distributor's rebate money for one period, as the ledger keeps it (engine/channel.h), so that a
+// settlement never pays more than is outstanding: the period's sell-in (its payments less what
+// cancellations of paid orders gave back), its target (a quarter: the sum of its months'), its
+// policy, its corrections and what was settled.
+struct RebateBook {
+  std::int64_t sell_in_fen = 0;
+  std::int64_t target_fen = 0;
+  std::array<RebateTierBp, 4> tiers{};
+  bool policy = false;
+  std::int64_t adjusted_fen = 0;
+  std::int64_t settled_fen = 0;
+
+  // The ledger's rule: the highest tier the attainment reaches, its rate on sell-in (floor).
+  std::int64_t accrued_fen() const {
+    if (!policy) return 0;
+    __extension__ typedef __int128 Wide;
+    const std::int64_t base = std::max<std::int64_t>(0, sell_in_fen);
+    const std::int64_t attainment =
+        target_fen > 0 ? static_cast<std::int64_t>(static_cast<Wide>(base) * 10'000 / target_fen) : 0;
+    std::int32_t rate = 0;
+    for (const RebateTierBp& t : tiers) {
+      if (attainment >= t.attainment_bp) rate = t.rebate_bp;
+    }
+    return static_cast<std::int64_t>(static_cast<Wide>(base) * rate / 10'000);
+  }
+  std::int64_t outstanding_fen() const { return accrued_fen() + adjusted_fen - settled_fen; }
+};
+
 struct Settlement {
   int order = 0;
   Settle what = Settle::pay;
@@ -301,6 +343,7 @@ class World {
  public:
   World(const SimulateOptions& o, const EventSink& sink)
       : o_(o), sink_(sink), rng_(o.seed), faults_(o.seed ^ 0x6a09e667f3bcc909ULL),
+        settlements_rng_(o.seed ^ 0xbb67ae8584caa73bULL),
         duplicate_threshold_(sim::threshold_of(o.duplicate_rate)), late_threshold_(sim::threshold_of(o.late_rate)),
         malformed_threshold_(sim::threshold_of(o.malformed_rate)) {}
 
@@ -310,6 +353,7 @@ class World {
       start_day();
       if (day_ == 0) define_world();
       period_events();
+      settle_rebates();
       settle();
       if (o_.cross_shard == SimulateOptions::CrossShard::on) receive_transfers();
       receive();
@@ -660,6 +704,7 @@ class World {
         if (party.kind == fb::PartyKind::Distributor) {
           emit(key, fb::Payload::TargetSet, header(),
                [&](const Header& h) { return writer_.target_set(h, party.id, month.view(), monthly); });
+          book(static_cast<int>(p), quarter).target_fen += monthly.value;
         } else if (quarter_starts) {
           emit(key, fb::Payload::TargetSet, header(), [&](const Header& h) {
             return writer_.target_set(h, party.id, quarter.view(), Fen{monthly.value * 3});
@@ -676,18 +721,69 @@ class World {
           }
           emit(key, fb::Payload::RebatePolicySet, header(),
                [&](const Header& h) { return writer_.rebate_policy_set(h, party.id, quarter.view(), tiers); });
+          RebateBook& b = book(static_cast<int>(p), quarter);
+          b.tiers = tiers;
+          b.policy = true;
         }
       }
     }
     if (date_.day == 10) {
       const Period last = date_.month == 1 ? Period::month(date_.year - 1, 12) : Period::month(date_.year, date_.month - 1);
-      for (const Party& party : parties_) {
+      for (std::size_t p = 0; p < parties_.size(); ++p) {
+        const Party& party = parties_[p];
         if (party.kind != fb::PartyKind::Distributor || !rng_.percent(15)) continue;
         const std::int64_t amount = rng_.between(500, 200'000) * (rng_.percent(70) ? 1 : -1);
         const std::string_view reason = kRebateReasons[rng_.below(kRebateReasons.size())];
         emit(regions_[party.region].name, fb::Payload::RebateAdjusted, header(), [&](const Header& h) {
           return writer_.rebate_adjusted(h, party.id, last.view(), Fen{amount}, reason);
         });
+        book(static_cast<int>(p), last).adjusted_fen += amount;
+      }
+    }
+  }
+
+  RebateBook& book(int party, const Period& period) { return books_[{party, period.code()}]; }
+
+  // A store's payment (or, negative, a cancellation's refund) is its distributor's sell-in in the
+  // quarter of the event (agents have no rebate policy: nothing accrues for them).
+  void count_sell_in(int store, std::int64_t fen) {
+    const int distributor = stores_[store].distributor;
+    if (distributor < 0 || fen == 0) return;
+    book(distributor, Period::quarter(date_.year, date_.month)).sell_in_fen += fen;
+  }
+
+  // On the 15th: settlements of what is owed for the periods that ended, from a random stream of
+  // their own and with ids and times that take nothing from the world's, so that a seed's other
+  // events are what they were without them. They pay no more than is outstanding: none is rejected.
+  void settle_rebates() {
+    if (date_.day != kSettlementDay) return;
+    const int last_year = date_.month == 1 ? date_.year - 1 : date_.year;
+    const int last_month = date_.month == 1 ? 12 : date_.month - 1;
+    const bool quarter_ended = (date_.month - 1) % 3 == 0;
+    const std::array<Period, 2> ended = {Period::month(last_year, last_month), Period::quarter(last_year, last_month)};
+    for (std::size_t p = 0; p < parties_.size(); ++p) {
+      const Party& party = parties_[p];
+      if (party.kind != fb::PartyKind::Distributor) continue;
+      for (std::size_t i = 0; i < (quarter_ended ? 2u : 1u); ++i) {
+        const Period& period = ended[i];
+        auto it = books_.find({static_cast<int>(p), period.code()});
+        if (it == books_.end()) continue;
+        RebateBook& b = it->second;
+        const std::int64_t owed = b.outstanding_fen();
+        if (owed <= 0 || !settlements_rng_.percent(kSettledPercent)) continue;
+        const std::int64_t amount = settlements_rng_.percent(kSettledInFullPercent)
+                                        ? owed
+                                        : std::max<std::int64_t>(1, owed * settlements_rng_.between(50, 90) / 100);
+        b.settled_fen += amount;
+        const Header h{EventId{o_.seed, kSettlementIdBit | ++settlement_seq_},
+                       TimeMs{kStartMs + day_ * kDayMs + intra_day_ms_}, o_.source, kSimulatedSchemaVersion};
+        if (!live()) continue;
+        char reference[48];
+        const std::size_t size =
+            fmt::format_to_n(reference, sizeof reference, "FIN-{}-{}-{}", period.view(), party.id, settlement_seq_).size;
+        send(regions_[party.region].name,
+             writer_.rebate_settled(h, party.id, period.view(), Fen{amount}, std::string_view(reference, size)));
+        ++by_type_[static_cast<std::size_t>(fb::Payload::RebateSettled)];
       }
     }
   }
@@ -1019,6 +1115,7 @@ class World {
     emit(regions_[store.region].name, fb::Payload::OrderPaid, header(),
          [&](const Header& h) { return writer_.order_paid(h, o.id, o.placed_by, amount); });
     o.paid.value += amount.value;
+    count_sell_in(o.store, amount.value);
     if (o.paid.value >= o.due.value) {
       o.paid_day = day_;
       warehouses_[o.warehouse].queue.push_back(slot);
@@ -1029,6 +1126,7 @@ class World {
     const OpenOrder& o = orders_[slot];
     emit(regions_[stores_[o.store].region].name, fb::Payload::OrderCancelled, header(),
          [&](const Header& h) { return writer_.order_cancelled(h, o.id, reason); });
+    count_sell_in(o.store, -o.paid.value);  // the ledger gives a paid order's money back
     close_order(slot);
   }
 
@@ -1170,6 +1268,7 @@ class World {
   const EventSink& sink_;
   Rng rng_;     // the world
   Rng faults_;  // duplicates, late and malformed records: apart, so they do not change the world
+  Rng settlements_rng_;  // which rebates are settled, and how much: apart too
   const std::uint64_t duplicate_threshold_, late_threshold_, malformed_threshold_;
   Poisson poisson_;
   EventWriter writer_;
@@ -1209,6 +1308,8 @@ class World {
   std::uint64_t step_ms_ = 1000, events_today_ = 0;
   std::uint64_t event_seq_ = 0, fault_seq_ = 0, duplicate_seq_ = 0;
   std::uint64_t batch_seq_ = 0, order_seq_ = 0, shipment_seq_ = 0;
+  std::uint64_t settlement_seq_ = 0;
+  std::map<std::pair<int, int>, RebateBook> books_;  // (party index, Period::code())
 };
 
 }  // namespace

@@ -229,6 +229,26 @@ TEST_CASE("ingest: the key is ?region=, a location's own region, or the region t
   CHECK(f.records_on_topic() == 1);
 }
 
+TEST_CASE("ingest: a rebate settlement is accepted under ?region=, and one that settles nothing names its field") {
+  IngestFixture f;
+  json settle = event_json(1, "RebateSettled", {{"party", 101}, {"period", "2026-01"}, {"amount_fen", 150'000},
+                                                {"payment_reference", "FIN-2026-02-000042"}});
+  settle["schema_version"] = kSchemaVersion;
+  const HttpReply unkeyed = f.post(settle);
+  REQUIRE(unkeyed.status == 400);
+  CHECK(unkeyed.json()["rejected"][0]["message"] == "no shard key: a RebateSettled event names no location; give ?region=REGION");
+  const HttpReply accepted = f.post(settle, kTestIngestToken, "?region=East");
+  CHECK(accepted.status == 202);
+  json nothing = settle;
+  nothing["event_id"]["lo"] = 2;
+  nothing["payload"]["amount_fen"] = 0;
+  const HttpReply refused = f.post(nothing, kTestIngestToken, "?region=East");
+  REQUIRE(refused.status == 400);
+  CHECK(refused.json()["rejected"][0]["field"] == "payload.amount_fen");
+  CHECK(refused.json()["rejected"][0]["reason"] == "invalid_value");
+  CHECK(f.records_on_topic() == 1);
+}
+
 TEST_CASE("ingest: a token with regions writes only within them; other regions' locations look unknown") {
   IngestFixture f;
   CHECK(f.post(scan_out_json(1, kEastStore, 1, 1), kEastIngestToken).status == 202);

@@ -62,6 +62,31 @@ std::vector<std::uint64_t> all_pages(const OrderApi& api, const std::string& tar
   return out;
 }
 
+std::string distributor(std::uint64_t party, const std::string& more = "") {
+  return fmt::format("/v1/orders?distributor={}{}", party, more);
+}
+
+// The order story with order 41 (above), then: East store 9 is defined, places order 42 for itself,
+// and only then is assigned to distributor 102 (a rival's claim on store 2 is a conflict, so 102
+// held no store before); store party 7001 is registered at store 2.
+std::vector<Bytes> story_with_late_assignment() {
+  std::vector<Bytes> events = story_with_cross_region_order();
+  EventWriter w;
+  std::uint64_t seq = 0;
+  auto at = [&] {
+    ++seq;
+    // Before order 41's time, so that the shard's event time (order 35's deadline) does not move.
+    return Header{EventId{9, 100 + seq}, TimeMs{kT0 + 2 * kDayLengthMs + static_cast<std::int64_t>(seq) * 60'000}, "test"};
+  };
+  events.push_back(copy(w.location_defined(at(), LocationId{9}, fb::LocationKind::Store, "store 9", "Hangzhou", "East")));
+  events.push_back(copy(w.order_placed(at(), OrderId{42}, LocationId{9}, 9, LocationId{0}, TimeMs{kT0 + 10 * kDayLengthMs},
+                                       std::vector{PricedLine{SkuId{1}, Quantity{2}, Fen{500}}})));
+  events.push_back(copy(w.store_assigned(at(), LocationId{9}, kEastRival)));
+  events.push_back(copy(w.party_registered(at(), 7001, fb::PartyKind::Store, kEastDistributor, "store party", "East", "",
+                                           LocationId{kEastStore})));
+  return events;
+}
+
 std::vector<std::uint64_t> ids(const json& page) {
   std::vector<std::uint64_t> out;
   for (const json& o : page["orders"]) out.push_back(o["order"]);
@@ -240,10 +265,54 @@ TEST_CASE("order api: a store's orders list by id, by state, and page with next_
   CHECK(api.get(store(kEastWarehouse))["orders"] == json::array());
 }
 
+TEST_CASE("order api: a distributor's orders are its assigned stores', whoever placed them; an agent's are its distributors'") {
+  OrderApi api(story_with_late_assignment());
+  // Store 2 is 101's: its own orders and 101's proxy orders for it. Order 41, which 101 placed for
+  // West store 4, is 201's (store 4's distributor), not 101's.
+  const json east = api.get(distributor(kEastDistributor));
+  CHECK(ids(east) == std::vector<std::uint64_t>{1, 31, 32, 33, 35});
+  CHECK(east["distributor"] == kEastDistributor);
+  CHECK(east["state"] == nullptr);
+  CHECK(east["next_cursor"] == nullptr);
+  REQUIRE(east["as_of"].size() == 1);
+  CHECK(east["as_of"][0]["partition"] == 0);
+  CHECK(ids(api.get(distributor(kWestDistributor))) == std::vector<std::uint64_t>{2, 34, 41});
+  // 102's claim on store 2 is a conflict and gives it nothing; store 9, assigned to it after its
+  // order 42 was placed, lists that order.
+  CHECK(ids(api.get(distributor(kEastRival))) == std::vector<std::uint64_t>{42});
+  // The agent: its distributors' stores (2 and 9), merged by order id.
+  CHECK(ids(api.get(distributor(kEastAgent))) == std::vector<std::uint64_t>{1, 31, 32, 33, 35, 42});
+  CHECK(ids(api.get(distributor(kEastAgent, "&state=placed"))) == std::vector<std::uint64_t>{35, 42});
+  CHECK(ids(api.get(distributor(kEastDistributor, "&state=expired"))) == std::vector<std::uint64_t>{33});
+  CHECK(api.get(distributor(kEastDistributor, "&state=dispatched"))["orders"] == json::array());
+  const json first = api.get(distributor(kEastAgent, "&limit=2"));
+  CHECK(ids(first) == std::vector<std::uint64_t>{1, 31});
+  CHECK(first["next_cursor"] == "31.0");
+  CHECK(ids(api.get(distributor(kEastAgent, "&limit=3&cursor=31.0"))) == std::vector<std::uint64_t>{32, 33, 35});
+  for (std::size_t limit : {1, 2, 5, 6, 7}) {
+    CHECK(all_pages(api, distributor(kEastAgent), limit, kTestHqToken) == std::vector<std::uint64_t>{1, 31, 32, 33, 35, 42});
+  }
+  // Scope: another region's distributor reads as an unknown party; a party that holds no stores is
+  // an empty listing; one that is neither a distributor nor an agent is a 400 naming its kind.
+  check_access(api.port(), {
+      //                                      hq   east west metrics ingest none
+      {distributor(kEastDistributor),         200, 200, 404, 403, 403, 401},
+      {distributor(kWestDistributor),         200, 404, 200, 403, 403, 401},
+      {distributor(kNoSuchParty),             404, 404, 404, 403, 403, 401},
+  });
+  CHECK(http_get(api.port(), distributor(kWestDistributor), kTestEastToken).json()["error"] ==
+        fmt::format("distributor {} not found", kWestDistributor));
+  CHECK(http_get(api.port(), distributor(kNoSuchParty), kTestEastToken).json()["error"] ==
+        fmt::format("distributor {} not found", kNoSuchParty));
+  const HttpReply store_party = http_get(api.port(), distributor(7001), kTestHqToken);
+  CHECK(store_party.status == 400);
+  CHECK(store_party.json()["error"] == "query parameter distributor: party 7001 is a Store, not a Distributor or an Agent");
+}
+
 TEST_CASE("order api: bad parameters answer 400 naming the parameter") {
   OrderApi api;
   for (const auto& [target, names] : std::vector<std::pair<std::string, std::string>>{
-           {"/v1/orders", "id, store, placed_by or region: required"},
+           {"/v1/orders", "id, store, placed_by, region or distributor: required"},
            {"/v1/orders?id=x", "id"},
            {"/v1/orders?id=-1", "id"},
            {"/v1/orders?store=2&id=31", "id and store"},
@@ -266,7 +335,10 @@ TEST_CASE("order api: bad parameters answer 400 naming the parameter") {
            {"/v1/orders?region=East&cursor=31.x", "cursor"},
            {"/v1/orders?region=East&cursor=31.-1", "cursor"},
            {"/v1/orders?placed_by=101&cursor=.0", "cursor"},
-           {"/v1/orders?distributor=101", "distributor: not built"},
+           {"/v1/orders?distributor=x", "distributor: expected a non-negative integer"},
+           {"/v1/orders?distributor=101&placed_by=101", "placed_by and distributor: give one"},
+           {"/v1/orders?distributor=101&limit=0", "limit: expected 1 to 1000"},
+           {"/v1/orders?distributor=101&cursor=1.x", "cursor"},
        }) {
     const HttpReply r = http_get(api.port(), target, kTestHqToken);
     INFO(target << ": " << r.body);

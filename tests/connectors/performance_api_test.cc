@@ -122,6 +122,47 @@ TEST_CASE("performance api: rebates list accruals and adjustments per period, an
   CHECK(second["next_cursor"].is_null());
 }
 
+TEST_CASE("performance api: rebates and performance show what was settled and what is still outstanding, and the "
+          "history names the event that paid") {
+  EventWriter w;
+  const TimeMs february{kT0 + 35LL * 86'400'000};
+  std::vector<Bytes> more{
+      // January: 500 accrued, -200 adjusted, so 300 outstanding; 200 is paid, then 101 more is too much.
+      copy(w.rebate_settled(Header{EventId{77, 1}, february, "finance"}, kEastDistributor, "2026-01", Fen{200}, "FIN-42")),
+      copy(w.rebate_settled(Header{EventId{77, 2}, february, "finance"}, kEastDistributor, "2026-01", Fen{101}, "FIN-43")),
+  };
+  ApiFixture api(HttpOptions{}, more);
+  const json periods = http_get(api.port(), fmt::format("/v1/rebates?party={}", kEastDistributor)).json();
+  REQUIRE(periods["periods"].size() == 1);
+  CHECK(periods["periods"][0]["rebate_accrued_fen"] == 500);
+  CHECK(periods["periods"][0]["rebate_adjusted_fen"] == -200);
+  CHECK(periods["periods"][0]["rebate_settled_fen"] == 200);
+  CHECK(periods["periods"][0]["rebate_outstanding_fen"] == 100);
+  const json month = http_get(api.port(), fmt::format("/v1/rebates?party={}&period=2026-01", kEastDistributor)).json();
+  CHECK(month["rebate_settled_fen"] == 200);
+  CHECK(month["rebate_outstanding_fen"] == 100);
+  REQUIRE(month["history"].size() == 3);
+  const json& paid = month["history"][2];
+  CHECK(paid["cause"] == "RebateSettled");
+  CHECK(paid["event_id"] == fmt::format("{:016x}{:016x}", 77, 1));
+  CHECK(paid["occurred_at_ms"] == february.value);
+  CHECK(paid["delta_fen"] == -200);
+  CHECK(paid["reason"] == "FIN-42");
+  const json performance = http_get(api.port(), perf(kEastDistributor), kTestEastToken).json();
+  CHECK(performance["rebate_settled_fen"] == 200);
+  CHECK(performance["rebate_outstanding_fen"] == 100);
+  // A party with no settlement shows zero paid and what it is owed.
+  const json west = http_get(api.port(), perf(kWestDistributor)).json();
+  CHECK(west["rebate_settled_fen"] == 0);
+  CHECK(west["rebate_outstanding_fen"] == west["rebate_accrued_fen"].get<std::int64_t>() +
+                                             west["rebate_adjusted_fen"].get<std::int64_t>());
+  // The over-settlement is a dead letter that says why.
+  const json letters = http_get(api.port(), "/v1/dead-letters?partition=0", kTestHqToken).json();
+  REQUIRE(letters["dead_letters"].size() == 2);
+  CHECK(letters["dead_letters"][1]["reason"] == "exceeds_outstanding");
+  CHECK(letters["dead_letters"][1]["field"] == "payload.amount_fen");
+}
+
 TEST_CASE("performance api: a store claimed twice is listed as a conflict, only to its region's readers") {
   ApiFixture api;
   const json hq = http_get(api.port(), "/v1/conflicts").json();

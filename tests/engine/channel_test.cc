@@ -190,6 +190,108 @@ TEST_CASE("channel: a rebate adjustment posts to the adjustments account with it
   CHECK(c.shard.counts().rejected == 1);
 }
 
+TEST_CASE("channel: a settlement moves what is owed to the brand's paid-out account, with its payment reference") {
+  Channel c;
+  REQUIRE(c.feed(c.w.target_set(c.h(), kDistributor, "2026-01", Fen{100'000})));
+  REQUIRE(c.feed(c.w.rebate_policy_set(c.h(), kDistributor, "2026-01", kTiers)));
+  c.buy(kStore, 100'000);  // tier 2: 2,000 accrued
+  REQUIRE(c.feed(c.w.rebate_adjusted(c.h(), kDistributor, "2026-01", Fen{500}, "display fee")));
+  const PartyPeriod jan{PartyId{kDistributor}, kJan};
+  REQUIRE(c.shard.channel().outstanding(jan).value == 2'500);
+  const std::uint64_t digest = c.shard.digest();
+
+  REQUIRE(c.feed(c.w.rebate_settled(c.h(), kDistributor, "2026-01", Fen{1'500}, "FIN-0001")));
+  CHECK(c.money(kDistributor, kJan, MoneyBucket::rebate_settled) == -1'500);
+  CHECK(c.money(0, kJan, MoneyBucket::rebate_paid) == 1'500);
+  CHECK(c.money(kDistributor, kJan, MoneyBucket::rebate_accrued) == 2'000);  // accrual and adjustment untouched
+  CHECK(c.money(kDistributor, kJan, MoneyBucket::rebate_adjusted) == 500);
+  CHECK(c.shard.channel().outstanding(jan).value == 1'000);
+  CHECK(c.shard.digest() != digest);
+  const RebateHistoryRow& row = c.history(kDistributor, kJan).back();
+  CHECK(row.cause == fb::Payload::RebateSettled);
+  CHECK(row.event == EventId{9, c.seq});
+  CHECK(row.delta.value == -1'500);
+  CHECK(row.reason == "FIN-0001");
+  CHECK(row.old_tier == 2);
+  CHECK(row.new_tier == 2);
+  CHECK(c.stats(kDistributor, kJan).history_rows == c.history(kDistributor, kJan).size());
+
+  // The rest, exactly: nothing is outstanding then.
+  REQUIRE(c.feed(c.w.rebate_settled(c.h(), kDistributor, "2026-01", Fen{1'000}, "FIN-0002")));
+  CHECK(c.shard.channel().outstanding(jan).value == 0);
+  CHECK(c.money(0, kJan, MoneyBucket::rebate_paid) == 2'500);
+}
+
+TEST_CASE("channel: settling more than is outstanding is rejected as exceeds_outstanding, naming amount_fen and both "
+          "figures, and changes nothing") {
+  Channel c;
+  REQUIRE(c.feed(c.w.rebate_adjusted(c.h(), kDistributor, "2026-Q1", Fen{1'000}, "display fee")));
+  REQUIRE(c.feed(c.w.rebate_settled(c.h(), kDistributor, "2026-Q1", Fen{600}, "FIN-1")));
+  const std::uint64_t digest = c.shard.digest();
+  const std::size_t rows = c.history(kDistributor, kQ1).size();
+  const Ingested r = c.applier.ingest(c.shard, Offset{c.offset++},
+                                      c.w.rebate_settled(c.h(), kDistributor, "2026-Q1", Fen{401}, "FIN-2"));
+  CHECK(r.outcome == RecordOutcome::rejected);
+  const DeadLetter& dl = c.shard.dead_letters().back();
+  CHECK(dl.rejection.reason == RejectReason::exceeds_outstanding);
+  CHECK(dl.rejection.field == "payload.amount_fen");
+  CHECK(dl.rejection.to_string() ==
+        "payload.amount_fen: must be at most the 400 fen outstanding to party 101 for 2026-Q1 (accrued 0 + adjusted "
+        "1000 - settled 600), got 401 (exceeds_outstanding)");
+  CHECK(c.money(kDistributor, kQ1, MoneyBucket::rebate_settled) == -600);
+  CHECK(c.history(kDistributor, kQ1).size() == rows);
+  CHECK(c.shard.digest() == digest);
+  CHECK(c.shard.channel().money_sum().value == 0);
+  // Another period's money is not this one's: nothing is owed for February.
+  CHECK_FALSE(c.feed(c.w.rebate_settled(c.h(), kDistributor, "2026-02", Fen{1}, "FIN-3")));
+  CHECK(c.shard.dead_letters().back().rejection.reason == RejectReason::exceeds_outstanding);
+  // A party nobody registered is rejected as for the other rebate events.
+  CHECK_FALSE(c.feed(c.w.rebate_settled(c.h(), 999, "2026-Q1", Fen{1}, "FIN-4")));
+  CHECK(c.shard.dead_letters().back().rejection.to_string() ==
+        "payload.party: party 999 is not registered on this shard (invalid_value)");
+  CHECK(c.shard.counts().rejected == 3);
+}
+
+TEST_CASE("channel: a late cancellation after a settlement leaves the outstanding negative (a claw-back), applied "
+          "and kept") {
+  Channel c;
+  REQUIRE(c.feed(c.w.target_set(c.h(), kDistributor, "2026-01", Fen{100'000})));
+  REQUIRE(c.feed(c.w.rebate_policy_set(c.h(), kDistributor, "2026-01", kTiers)));
+  c.buy(kStore, 60'000);
+  const TimeMs january{kT0 + 10 * kDayMs};
+  c.now = january;
+  c.buy(kStore, 40'000);  // 100 %: tier 2, 2,000
+  const std::uint64_t big_order = 1000 + c.seq - 2;
+  c.now = TimeMs{kT0 + 35 * kDayMs};  // February: January is paid out in full
+  REQUIRE(c.feed(c.w.rebate_settled(c.h(), kDistributor, "2026-01", Fen{2'000}, "FIN-JAN")));
+  // A January cancellation arrives late: January falls below every tier.
+  REQUIRE(c.feed(c.w.order_cancelled(c.h(january), OrderId{big_order}, "store closed")));
+  CHECK(c.money(kDistributor, kJan, MoneyBucket::rebate_accrued) == 0);
+  CHECK(c.money(kDistributor, kJan, MoneyBucket::rebate_settled) == -2'000);
+  CHECK(c.shard.channel().outstanding(PartyPeriod{PartyId{kDistributor}, kJan}).value == -2'000);
+  CHECK(c.shard.channel().money_sum().value == 0);
+  // Nothing more can be settled while the party owes the brand.
+  CHECK_FALSE(c.feed(c.w.rebate_settled(c.h(), kDistributor, "2026-01", Fen{1}, "FIN-JAN-2")));
+  // An adjustment that books the claw-back brings it to zero.
+  REQUIRE(c.feed(c.w.rebate_adjusted(c.h(), kDistributor, "2026-01", Fen{2'000}, "claw-back offset")));
+  CHECK(c.shard.channel().outstanding(PartyPeriod{PartyId{kDistributor}, kJan}).value == 0);
+}
+
+TEST_CASE("channel: the same settlement sent twice is a duplicate, paid once") {
+  Channel c;
+  REQUIRE(c.feed(c.w.rebate_adjusted(c.h(), kDistributor, "2026-01", Fen{1'000}, "display fee")));
+  const Bytes settle = copy(c.w.rebate_settled(c.h(), kDistributor, "2026-01", Fen{700}, "FIN-7"));
+  REQUIRE(c.feed(settle));
+  const std::uint64_t digest = c.shard.digest();
+  const Ingested again = c.applier.ingest(c.shard, Offset{c.offset++}, settle);
+  CHECK(again.outcome == RecordOutcome::duplicate);
+  CHECK(c.money(kDistributor, kJan, MoneyBucket::rebate_settled) == -700);
+  CHECK(c.money(0, kJan, MoneyBucket::rebate_paid) == 700);
+  CHECK(c.history(kDistributor, kJan).size() == 2);
+  CHECK(c.shard.digest() == digest);
+  CHECK(c.shard.counts().duplicates == 1);
+}
+
 TEST_CASE("channel: a store claimed by a second distributor is a conflict, and stays with the first") {
   Channel c;
   REQUIRE(c.feed(c.w.store_assigned(c.h(), LocationId{kStore}, kRival)));
@@ -258,6 +360,7 @@ TEST_CASE("channel: state survives a restart from the store, with an equal diges
   REQUIRE(c.feed(c.w.store_assigned(c.h(), LocationId{kStore}, kRival)));
   c.buy(kStore, 90'000);
   REQUIRE(c.feed(c.w.rebate_adjusted(c.h(), kDistributor, "2026-01", Fen{500}, "display fee")));
+  REQUIRE(c.feed(c.w.rebate_settled(c.h(), kDistributor, "2026-01", Fen{300}, "FIN-0300")));
   REQUIRE(c.feed(c.w.scan_out(c.h(), LocationId{kStore}, SkuId{1}, Quantity{1}, "")));
   const std::uint64_t digest = c.shard.digest();
   {
@@ -286,9 +389,15 @@ TEST_CASE("channel: state survives a restart from the store, with an equal diges
       CHECK(*b.stats(k) == *a.stats(k));
     }
   }
-  for (MoneyBucket m : {MoneyBucket::rebate_accrued, MoneyBucket::rebate_adjusted}) {
+  for (MoneyBucket m : {MoneyBucket::rebate_accrued, MoneyBucket::rebate_adjusted, MoneyBucket::rebate_settled}) {
     CHECK(b.balance(MoneyAccount{PartyId{kDistributor}, kJan, m}) == a.balance(MoneyAccount{PartyId{kDistributor}, kJan, m}));
   }
+  CHECK(b.balance(MoneyAccount{kHqParty, kJan, MoneyBucket::rebate_paid}).value == 300);
+  std::vector<std::string> references;
+  for (const RebateHistoryRow& row : *b.history(PartyPeriod{PartyId{kDistributor}, kJan})) {
+    if (row.cause == fb::Payload::RebateSettled) references.push_back(row.reason);
+  }
+  CHECK(references == std::vector<std::string>{"FIN-0300"});
   REQUIRE(b.history(PartyPeriod{PartyId{kDistributor}, kJan}) != nullptr);
   CHECK(b.history(PartyPeriod{PartyId{kDistributor}, kJan})->size() == a.history(PartyPeriod{PartyId{kDistributor}, kJan})->size());
   CHECK(b.distributor_of(LocationId{kStore}) == PartyId{kDistributor});

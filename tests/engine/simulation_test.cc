@@ -4,14 +4,18 @@
 // locations, production, orders (proxy and not), payments, cancellations, dispatches, receipts (some
 // short), scan-outs (some beyond stock) and stock counts, mixed with faults: exact and conflicting
 // duplicates, malformed bytes, late events, events for another region's locations, references to
-// orders and shipments that do not exist, illegal transitions and swapped neighbours. Offsets have
-// gaps, as transaction markers leave them.
+// orders and shipments that do not exist, illegal transitions and swapped neighbours. Each region
+// has a distributor (the party that places its proxy orders) holding its stores, with a target and a
+// rebate policy for the month, so payments and cancellations accrue and give back rebate money;
+// rebate adjustments and settlements (some more than is outstanding, some for a party nobody
+// registered) move it. Offsets have gaps, as transaction markers leave them.
 //
 // The streams are applied several times, each in its own interleaving across shards (per-shard
 // order kept), with one Applier shared by all shards as the pipeline does:
 //   1. checked: after every record the shard is checked against what the contract says (outcome,
 //      counts, duplicate window, event time, conservation, buckets, reservations and in-transit
-//      against orders and shipments, legal order transitions, postings = balance changes), and for
+//      against orders and shipments, legal order transitions, postings = balance changes, money summing
+//      to zero and the settled money adding up to the applied settlements), and for
 //      a well-formed new event the outcome and the balances it must leave are predicted from the
 //      shard's state before it;
 //   2. in memory again, in another interleaving;
@@ -54,6 +58,7 @@ namespace {
 constexpr std::uint64_t kSeedsDefault = 2000;
 constexpr std::uint64_t kSkus = 5;
 constexpr std::uint64_t kUnknownId = 900'000;  // ids from here on are never defined
+constexpr std::uint64_t kDistributorParty = 5000;  // each region's distributor; also its proxy orders' placed_by
 constexpr std::uint64_t kStoreEveryDefault = 32;  // every n-th seed also runs against RocksDB
 constexpr std::string_view kSource = "sim";
 
@@ -135,11 +140,13 @@ class StreamWriter {
     if (rng_.chance(15)) late_site = sites.back(), sites.pop_back();
     for (const auto& [id, kind] : sites) define(id, kind, region_.name);
     const int late_site_step = static_cast<int>(rng_.below(static_cast<std::uint64_t>(steps)));
+    channel(late_site);
 
     for (int step = 0; step < steps; ++step) {
       if (late_site && step == late_site_step) define(late_site->first, late_site->second, region_.name);
       const std::uint64_t r = rng_.below(100);
-      if (r < 10) production();
+      if (r < 8) production();
+      else if (r < 10) rebate();
       else if (r < 22) place_order();
       else if (r < 32) pay();
       else if (r < 35) cancel();
@@ -371,6 +378,42 @@ class StreamWriter {
     emit(w_.stock_counted(header(), LocationId{at}, lines), fmt::format("StockCounted at {}", at));
   }
 
+  // The region's distributor with its defined stores (a late site stays unassigned), and a target
+  // and rebate policy for the month the stream starts in: 10 % of target earns 2 %, 50 % earns 5 %.
+  void channel(const std::optional<std::pair<std::uint64_t, fb::LocationKind>>& late_site) {
+    emit(w_.party_registered(header(), kDistributorParty, fb::PartyKind::Distributor, 0, "distributor", region_.name, "",
+                             LocationId{0}),
+         fmt::format("PartyRegistered {}", kDistributorParty));
+    for (std::uint64_t store : region_.stores) {
+      if (late_site && late_site->first == store) continue;
+      emit(w_.store_assigned(header(), LocationId{store}, kDistributorParty),
+           fmt::format("StoreAssigned {} to {}", store, kDistributorParty));
+    }
+    const std::string month = month_of(TimeMs{now_ms_}).text();
+    emit(w_.target_set(header(), kDistributorParty, month, Fen{rng_.between(50'000, 400'000)}),
+         fmt::format("TargetSet {} {}", kDistributorParty, month));
+    const std::array<RebateTierBp, 2> tiers{{{1'000, 200}, {5'000, 500}}};
+    emit(w_.rebate_policy_set(header(), kDistributorParty, month, tiers), fmt::format("RebatePolicySet {} {}", kDistributorParty, month));
+  }
+
+  // A rebate correction or a settlement for the month (now and then the quarter) of the event: most
+  // for the distributor, some for a party nobody registered; settlements of a few fen up to more
+  // than any period holds, so some are over what is outstanding.
+  void rebate() {
+    const std::uint64_t party = rng_.chance(10) ? kUnknownId + 30 : kDistributorParty;
+    const Header h = header();
+    const Period month = month_of(h.occurred_at);
+    const std::string period = (rng_.chance(30) ? month.quarter() : month).text();
+    if (rng_.chance(35)) {
+      const std::int64_t amount = rng_.between(100, 5'000) * (rng_.chance(80) ? 1 : -1);
+      return emit(w_.rebate_adjusted(h, party, period, Fen{amount}, "correction"),
+                  fmt::format("RebateAdjusted {} {} {}", party, period, amount));
+    }
+    const std::int64_t amount = rng_.chance(70) ? rng_.between(1, 3'000) : rng_.between(3'000, 60'000);
+    emit(w_.rebate_settled(h, party, period, Fen{amount}, fmt::format("FIN-{}", seq_)),
+         fmt::format("RebateSettled {} {} {}", party, period, amount));
+  }
+
   // A location's details change; now and then a producer tries to move it to another region.
   void redefine() {
     const bool store = rng_.chance(50);
@@ -589,6 +632,7 @@ struct Expectation {
     std::string what;
   };
   std::vector<Sum> balances_after;  // applied: these sums of balances afterwards
+  std::vector<std::pair<MoneyAccount, std::int64_t>> money_after;  // applied: these money balances afterwards
   std::optional<std::pair<OrderId, OrderState>> order_after;
 
   void reject_if(bool cond, RejectReason r) {
@@ -764,6 +808,38 @@ void predict(const Shard& s, const fb::StockCounted& e, Expectation& x) {
   }
 }
 
+std::int64_t money(const Shard& s, PartyId party, Period period, MoneyBucket b) {
+  return s.channel().balance(MoneyAccount{party, period, b}).value;
+}
+
+// A rebate event for a party the shard does not know is rejected as the other channel events are.
+void predict(const Shard& s, const fb::RebateAdjusted& e, Expectation& x) {
+  const PartyId party{e.party()};
+  x.reject_if(s.channel().party(party) == nullptr, RejectReason::invalid_value);
+  if (x.rejecting()) return;
+  const Period period = *parse_period(e.period()->string_view());
+  x.money_after.push_back({MoneyAccount{party, period, MoneyBucket::rebate_adjusted},
+                           money(s, party, period, MoneyBucket::rebate_adjusted) + e.amount_fen()});
+  x.money_after.push_back({MoneyAccount{kHqParty, period, MoneyBucket::adjustment_expense},
+                           money(s, kHqParty, period, MoneyBucket::adjustment_expense) - e.amount_fen()});
+}
+
+// A settlement pays out at most what is outstanding: accrued + adjusted + settled (never positive).
+void predict(const Shard& s, const fb::RebateSettled& e, Expectation& x) {
+  const PartyId party{e.party()};
+  x.reject_if(s.channel().party(party) == nullptr, RejectReason::invalid_value);
+  if (x.rejecting()) return;
+  const Period period = *parse_period(e.period()->string_view());
+  const std::int64_t settled = money(s, party, period, MoneyBucket::rebate_settled);
+  const std::int64_t outstanding = money(s, party, period, MoneyBucket::rebate_accrued) +
+                                   money(s, party, period, MoneyBucket::rebate_adjusted) + settled;
+  x.reject_if(e.amount_fen() > outstanding, RejectReason::exceeds_outstanding);
+  if (x.rejecting()) return;
+  x.money_after.push_back({MoneyAccount{party, period, MoneyBucket::rebate_settled}, settled - e.amount_fen()});
+  x.money_after.push_back({MoneyAccount{kHqParty, period, MoneyBucket::rebate_paid},
+                           money(s, kHqParty, period, MoneyBucket::rebate_paid) + e.amount_fen()});
+}
+
 // `now`: the shard's event time once this event is decoded.
 Expectation predict(const Shard& s, const Event& ev, TimeMs now) {
   Expectation x;
@@ -778,10 +854,12 @@ Expectation predict(const Shard& s, const Event& ev, TimeMs now) {
     case fb::Payload::ShipmentReceived: predict(s, *env.payload_as_ShipmentReceived(), x); break;
     case fb::Payload::ScanOut: predict(s, *env.payload_as_ScanOut(), x); break;
     case fb::Payload::StockCounted: predict(s, *env.payload_as_StockCounted(), x); break;
+    case fb::Payload::RebateAdjusted: predict(s, *env.payload_as_RebateAdjusted(), x); break;
+    case fb::Payload::RebateSettled: predict(s, *env.payload_as_RebateSettled(), x); break;
     default: break;  // facts the ledger only counts: applied
   }
   x.outcome = x.rejecting() ? RecordOutcome::rejected : RecordOutcome::applied;
-  if (x.rejecting()) x.balances_after.clear(), x.order_after.reset();
+  if (x.rejecting()) x.balances_after.clear(), x.money_after.clear(), x.order_after.reset();
   if (*x.outcome == RecordOutcome::applied && !x.anomaly) x.anomaly = Anomaly::none;
   return x;
 }
@@ -823,6 +901,8 @@ struct CheckedShard {
   std::map<std::uint64_t, Order> orders;     // each order as the last check saw it
   std::map<std::uint64_t, Shipment> shipments;
   std::vector<std::string> history;          // the records applied so far, for reports
+  // Per party × period: the amounts of the applied settlements, summed, and how many there were.
+  std::map<PartyPeriod, std::pair<std::int64_t, std::uint32_t>> settled;
 };
 
 // What the checked runs exercised, summed over seeds, so a reader can see the mix is not trivial.
@@ -834,6 +914,8 @@ struct Tally {
   double store_seconds = 0;  // wall time of the RocksDB runs: mostly fsyncs, so the disk's load shows here
   std::map<RejectReason, std::uint64_t> reasons;
   EvictionCounts eviction;  // over the store runs that evict
+  std::uint64_t settlements = 0;         // RebateSettled applied in the checked runs
+  std::uint64_t clawbacks = 0;           // party × periods that ended with a negative outstanding after a settlement
 };
 
 // The state all runs must agree on, per partition.
@@ -897,6 +979,7 @@ class Simulation {
       tally_.rejected += n.rejected, tally_.anomalies += n.anomalies;
       for (const DeadLetter& d : c.shard.dead_letters()) ++tally_.reasons[d.rejection.reason];
       for (const auto& [id, o] : c.orders) ++tally_.orders[o.state];
+      for (const auto& [k, settled] : c.settled) tally_.clawbacks += c.shard.channel().outstanding(k).value < 0;
     }
     return out;
   }
@@ -1127,6 +1210,13 @@ class Simulation {
 
     // The duplicate window and event time.
     if (outcome == RecordOutcome::applied && ev != nullptr) c.applied.emplace(ev->id, &r.bytes);
+    if (outcome == RecordOutcome::applied && ev != nullptr && ev->type() == fb::Payload::RebateSettled) {
+      const auto* e = ev->envelope->payload_as_RebateSettled();
+      auto& [fen, n] = c.settled[PartyPeriod{PartyId{e->party()}, *parse_period(e->period()->string_view())}];
+      fen += e->amount_fen();
+      ++n;
+      ++tally_.settlements;
+    }
     if (moves_time) c.watermark = watermark_after;
     check(shard.watermark() == c.watermark, "watermark {}, expected {}", shard.watermark().value, c.watermark.value);
 
@@ -1150,6 +1240,11 @@ class Simulation {
         for (const Account& a : sum.accounts) got += shard.balance(a).value;
         check(got == sum.qty, "{}: sku {} at {} is {}, expected {}", sum.what, sum.accounts[0].sku.value,
               sum.accounts[0].location.value, got, sum.qty);
+      }
+      for (const auto& [account, fen] : x.money_after) {
+        const std::int64_t got = shard.channel().balance(account).value;
+        check(got == fen, "money of party {} in {} bucket {} is {}, expected {}", account.party.value, account.period.text(),
+              static_cast<int>(account.bucket), got, fen);
       }
       if (x.order_after) {
         const Order* o = shard.order(x.order_after->first);
@@ -1364,6 +1459,35 @@ class Simulation {
     }
     check(accounts == c.projected.size(), "{} accounts, the postings name {}", accounts, c.projected.size());
     for (const auto& [sku, sum] : sums) check(sum == 0, "conservation: sku {} sums to {} over all accounts", sku, sum);
+
+    // Money: the accounts sum to zero; what was settled is what the applied settlements paid, no
+    // more, each with its history row; the brand's paid-out account is the sum of the settlements.
+    const ChannelLedger& ch = shard.channel();
+    std::int64_t money_sum = 0;
+    std::map<Period, std::int64_t> paid, settled_by_period;
+    ch.for_each_money([&](const MoneyAccount& a, Fen f) {
+      money_sum += f.value;
+      if (a.bucket == MoneyBucket::rebate_paid) paid[a.period] += f.value;
+      if (a.bucket == MoneyBucket::rebate_settled) {
+        settled_by_period[a.period] -= f.value;
+        auto it = c.settled.find(PartyPeriod{a.party, a.period});
+        const std::int64_t want = it == c.settled.end() ? 0 : it->second.first;
+        check(-f.value == want, "party {} in {}: settled {}, the applied settlements paid {}", a.party.value,
+              a.period.text(), -f.value, want);
+      }
+    });
+    check(money_sum == 0 && ch.money_sum().value == 0, "money sums to {} over all accounts (the ledger says {})", money_sum,
+          ch.money_sum().value);
+    check(paid == settled_by_period, "the brand's paid-out accounts differ from the parties' settled accounts");
+    for (const auto& [k, settled] : c.settled) {
+      const auto* rows = ch.history(k);
+      std::uint32_t settle_rows = 0;
+      if (rows != nullptr) {
+        for (const RebateHistoryRow& row : *rows) settle_rows += row.cause == fb::Payload::RebateSettled;
+      }
+      check(settle_rows == settled.second, "party {} in {}: {} settlement history rows for {} applied settlements",
+            k.party.value, k.period.text(), settle_rows, settled.second);
+    }
   }
 
   const World& world_;
@@ -1447,13 +1571,21 @@ TEST_CASE("simulation: seeded streams with faults keep conservation, legal order
                       "{} failed{}\n"
                       "  records {} (outcome predicted for {}): applied {} (anomalies {}), duplicates {}, rejected {}\n"
                       "  rejections:{}\n  orders ended:{}\n"
+                      "  rebate settlements applied {}, periods left owing the brand after one {}\n"
                       "  evicted (store runs): orders {} shipments {}; read back: orders {} shipments {}",
                       first, first + count, seconds, tally.store_runs / 2, tally.store_seconds, failed,
                       failed > 0 ? fmt::format(" (first: {})", first_failed) : "", tally.records, tally.predicted,
                       tally.applied, tally.anomalies, tally.duplicates, tally.rejected, reasons, orders,
+                      tally.settlements, tally.clawbacks,
                       tally.eviction.orders_evicted, tally.eviction.shipments_evicted, tally.eviction.orders_reloaded,
                       tally.eviction.shipments_reloaded));
   CHECK(failed == 0);
+  if (count >= kSeedsDefault) {
+    // The mix settles rebates, refuses over-settlements, and sees late events leave a period owing.
+    CHECK(tally.settlements > 0);
+    CHECK(tally.reasons[RejectReason::exceeds_outstanding] > 0);
+    CHECK(tally.clawbacks > 0);
+  }
   if (tally.store_runs > 0 && count >= kSeedsDefault) {
     // Events named evicted orders and shipments, and were decided as without eviction.
     CHECK(tally.eviction.orders_reloaded > 0);

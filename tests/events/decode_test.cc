@@ -50,6 +50,17 @@ TEST_CASE("decode: every event type round-trips through EventWriter") {
     REQUIRE(r != nullptr);
     CHECK(r->shipment() == d->shipment());
   }
+  SUBCASE("RebateSettled with its payment reference") {
+    const Bytes b = copy(ev.writer().rebate_settled(ev.next(), 500, "2026-Q1", Fen{150'000}, "FIN-2026-04-000123"));
+    const Event e = must_decode(b);
+    CHECK(e.type() == fb::Payload::RebateSettled);
+    const auto* p = e.envelope->payload_as_RebateSettled();
+    REQUIRE(p != nullptr);
+    CHECK(p->party() == 500);
+    CHECK(p->period()->str() == "2026-Q1");
+    CHECK(p->amount_fen() == 150'000);
+    CHECK(p->payment_reference()->str() == "FIN-2026-04-000123");
+  }
   SUBCASE("ScanOut with an item code") {
     const Bytes b = copy(ev.writer().scan_out(ev.next(), LocationId{3}, SkuId{1}, Quantity{2}, "QR000001"));
     const auto* s = must_decode(b).envelope->payload_as_ScanOut();
@@ -82,6 +93,19 @@ TEST_CASE("decode: bytes that are not a qudao event are rejected as malformed") 
 TEST_CASE("decode: validation names the field and the problem") {
   Events ev;
   EventWriter& w = ev.writer();
+  SUBCASE("a settlement of nothing, a negative one, a bad period, no payment reference or a long one") {
+    CHECK(must_reject(copy(w.rebate_settled(ev.next(), 500, "2026-Q1", Fen{0}, "FIN-1"))).to_string() ==
+          "payload.amount_fen: must be > 0, got 0 (invalid_value)");
+    CHECK(must_reject(copy(w.rebate_settled(ev.next(), 500, "2026-Q1", Fen{-5}, "FIN-1"))).to_string() ==
+          "payload.amount_fen: must be > 0, got -5 (invalid_value)");
+    CHECK(must_reject(copy(w.rebate_settled(ev.next(), 0, "2026-Q1", Fen{5}, "FIN-1"))).to_string() ==
+          "payload.party: must be > 0, got 0 (invalid_value)");
+    CHECK(must_reject(copy(w.rebate_settled(ev.next(), 500, "2026-Q9", Fen{5}, "FIN-1"))).field == "payload.period");
+    CHECK(must_reject(copy(w.rebate_settled(ev.next(), 500, "2026-Q1", Fen{5}, ""))).to_string() ==
+          "payload.payment_reference: must not be empty (invalid_value)");
+    CHECK(must_reject(copy(w.rebate_settled(ev.next(), 500, "2026-Q1", Fen{5}, std::string(257, 'r')))).to_string() ==
+          "payload.payment_reference: must be at most 256 bytes, got 257 (invalid_value)");
+  }
   SUBCASE("a negative line quantity") {
     const Rejection r = must_reject(ev.dispatch(2, 3, {line(1, 4), line(2, 1), line(3, -5)}));
     CHECK(r.to_string() == "payload.lines[2].qty: must be > 0, got -5 (invalid_value)");

@@ -17,16 +17,18 @@ using nlohmann::json;
 
 namespace {
 
-json golden(const std::string& type) {
-  std::ifstream in(std::filesystem::path(QUDAO_SOURCE_DIR) / "tests" / "golden" / "v1" / (type + ".json"));
+json golden(const std::string& type, int version = 1) {
+  std::ifstream in(std::filesystem::path(QUDAO_SOURCE_DIR) / "tests" / "golden" / fmt::format("v{}", version) /
+                   (type + ".json"));
   std::stringstream ss;
   ss << in.rdbuf();
   return json::parse(ss.str());
 }
 
 // The golden event of `type` with one payload field changed, parsed: the rejection's text.
-std::string rejection_with(const std::string& type, const json::json_pointer& field, const json& value) {
-  json doc = golden(type);
+std::string rejection_with(const std::string& type, const json::json_pointer& field, const json& value,
+                           int version = 1) {
+  json doc = golden(type, version);
   doc[field] = value;
   auto r = from_json(doc.dump());
   REQUIRE_MESSAGE(std::holds_alternative<Rejection>(r), "expected a rejection for " << doc.dump());
@@ -182,6 +184,15 @@ TEST_CASE("validate: the rules of the catalogue, party and money events") {
   CHECK(rejection_with("RebatePolicySet", "/payload/tiers"_json_pointer, json::array()) ==
         "payload.tiers: must have 1..20 tiers, got 0 (invalid_value)");
   CHECK(rejection_with("RebateAdjusted", "/payload/amount_fen"_json_pointer, 0) == "payload.amount_fen: must not be 0 (invalid_value)");
+  CHECK(rejection_with("RebateSettled", "/payload/amount_fen"_json_pointer, 0, 4) ==
+        "payload.amount_fen: must be > 0, got 0 (invalid_value)");
+  CHECK(rejection_with("RebateSettled", "/payload/amount_fen"_json_pointer, -100, 4) ==
+        "payload.amount_fen: must be > 0, got -100 (invalid_value)");
+  CHECK(rejection_with("RebateSettled", "/payload/payment_reference"_json_pointer, "", 4) ==
+        "payload.payment_reference: must not be empty (invalid_value)");
+  CHECK(rejection_with("RebateSettled", "/payload/payment_reference"_json_pointer, std::string(300, 'p'), 4) ==
+        "payload.payment_reference: must be at most 256 bytes, got 300 (invalid_value)");
+  CHECK(rejection_with("RebateSettled", "/payload/period"_json_pointer, "2026-Q0", 4).find("payload.period") == 0);
   CHECK(rejection_with("FeedbackRecorded", "/payload/rating"_json_pointer, 6) == "payload.rating: must be 1..5, got 6 (invalid_value)");
   CHECK(rejection_with("FeedbackRecorded", "/payload/rating"_json_pointer, 0) == "payload.rating: must be 1..5, got 0 (invalid_value)");
   CHECK(rejection_with("TrainingCompleted", "/payload/score"_json_pointer, 101) == "payload.score: must be 0..100, got 101 (invalid_value)");

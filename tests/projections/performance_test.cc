@@ -85,4 +85,39 @@ TEST_CASE("performance projection: a leaderboard ranks by attainment, ties by pa
   CHECK(b.projection.performance(PartyId{21}, kJan, west)->row.stats.sell_in.value == 99'000);
 }
 
+TEST_CASE("performance projection: a distributor's assigned stores follow each assignment, a rebuild gives the same") {
+  Board b;
+  b.distributor(11, 2, "East");
+  b.distributor(12, 3, "East");
+  b.distributor(21, 9, "West");
+  auto stores = [](const PerformanceProjection& p, std::uint64_t party, const RegionScope& scope) {
+    auto found = p.assigned_stores(PartyId{party}, scope);
+    REQUIRE(found.has_value());
+    std::vector<std::uint64_t> ids;
+    for (LocationId s : found->stores) ids.push_back(s.value);
+    return ids;
+  };
+  const RegionScope all = RegionScope::all();
+  CHECK(stores(b.projection, 11, all) == std::vector<std::uint64_t>{2});
+  // A second store for 11 (assigned after), and 12 claiming store 2 too: a conflict, nothing moves.
+  b.feed(b.w.location_defined(b.h(), LocationId{5}, fb::LocationKind::Store, "s", "c", "East"));
+  b.feed(b.w.store_assigned(b.h(), LocationId{5}, 11));
+  b.feed(b.w.store_assigned(b.h(), LocationId{2}, 12));
+  CHECK(stores(b.projection, 11, all) == std::vector<std::uint64_t>{2, 5});
+  CHECK(stores(b.projection, 12, all) == std::vector<std::uint64_t>{3});
+  CHECK(stores(b.projection, 21, RegionScope::only({"West"})) == std::vector<std::uint64_t>{9});
+  // Another region's party is not found, like an unknown one.
+  CHECK_FALSE(b.projection.assigned_stores(PartyId{21}, RegionScope::only({"East"})).has_value());
+  CHECK_FALSE(b.projection.assigned_stores(PartyId{99}, all).has_value());
+  // An agent registered after its distributors, and one of them re-registered under it.
+  b.feed(b.w.party_registered(b.h(), 10, fb::PartyKind::Agent, 0, "a", "East", "", LocationId{0}));
+  b.feed(b.w.party_registered(b.h(), 11, fb::PartyKind::Distributor, 10, "d", "East", "", LocationId{0}));
+  CHECK(stores(b.projection, 10, all) == std::vector<std::uint64_t>{2, 5});
+  CHECK(b.projection.assigned_stores(PartyId{10}, all)->info.kind == fb::PartyKind::Agent);
+
+  PerformanceProjection rebuilt;
+  rebuilt.rebuild(b.shard);
+  for (std::uint64_t party : {10, 11, 12, 21}) CHECK(stores(rebuilt, party, all) == stores(b.projection, party, all));
+}
+
 }  // namespace qudao

@@ -92,6 +92,24 @@ TEST_CASE("produce: a JSON line's key comes from --key, -K, or a LocationDefined
         "key: 300 bytes; the shard key is a region name, at most 256 bytes (invalid_value)");
 }
 
+TEST_CASE("produce: a rebate settlement (schema version 4) is produced under its party's region, and a bad one "
+          "names its field") {
+  Events ev;
+  const std::string settle =
+      json_line(copy(ev.writer().rebate_settled(ev.next(), 101, "2026-Q1", Fen{150'000}, "FIN-2026-04-000123")));
+  const auto result = record_from_json_line(settle, {.key = "East"});
+  const ProduceRecord& r = record(result);
+  CHECK(r.key == "East");
+  const Event e = std::get<Event>(decode(r.value));
+  CHECK(e.type() == fb::Payload::RebateSettled);
+  CHECK(e.envelope->schema_version() == kSchemaVersion);
+  CHECK(e.envelope->payload_as_RebateSettled()->payment_reference()->str() == "FIN-2026-04-000123");
+  CHECK(record(record_from_json_line("East\t" + settle, {.delimiter = "\t"})).key == "East");
+  CHECK(failure(record_from_json_line(settle, {})).starts_with("key: no shard key for a RebateSettled event"));
+  const std::string none = json_line(copy(ev.writer().rebate_settled(ev.next(), 101, "2026-Q1", Fen{-1}, "FIN-1")));
+  CHECK(failure(record_from_json_line(none, {.key = "East"})) == "payload.amount_fen: must be > 0, got -1 (invalid_value)");
+}
+
 TEST_CASE("produce: -K takes kcat's escapes") {
   CHECK(parse_key_delimiter("\\t").value() == "\t");
   CHECK(parse_key_delimiter("\t").value() == "\t");

@@ -266,6 +266,23 @@ TEST_CASE("simulate: --cross-shard replenishes the sub-warehouses from HQ; the a
   }
 }
 
+TEST_CASE("simulate: rebate settlements of a month's corrections and of a quarter's accrual pay no more than the "
+          "ledger owes: none is rejected") {
+  SimulateOptions o = small_world();
+  o.days = 110;  // to 2026-04-20: January, February and March settled on the 15th after, and Q1 on April 15
+  const Stream s = run(o);
+  std::map<std::string, std::uint64_t> settled_by_period;
+  for (const auto& r : s.records) {
+    const Event e = std::get<Event>(decode(s.bytes(r)));
+    if (e.type() == fb::Payload::RebateSettled) ++settled_by_period[e.envelope->payload_as_RebateSettled()->period()->str()];
+  }
+  CHECK(settled_by_period["2026-Q1"] > 0);
+  CHECK(settled_by_period.size() >= 3);
+  const Applied a = apply_all(s, 4);
+  CHECK(a.totals.applied == s.summary.events);
+  CHECK(a.totals.rejected == 0);
+}
+
 TEST_CASE("simulate: weekends sell more than weekdays; long-tail skus sell on few store-days") {
   SimulateOptions o = small_world();
   o.days = 56;
