@@ -478,8 +478,8 @@ Outcome Applier::dispatch_to_shard(Shard& shard, const fb::ShipmentDispatched& e
   }
   post_all(shard);
   shard.put_shipment(ShipmentId{e.shipment()}, std::move(shipment));
-  // Version 4, the one that brought ShipmentTransferred, whatever newer version this build knows.
-  constexpr std::uint16_t kShipmentTransferredSchemaVersion = 4;
+  // Version 5, the one that brought ShipmentTransferred, whatever newer version this build knows.
+  constexpr std::uint16_t kShipmentTransferredSchemaVersion = 5;
   const auto bytes = writer_.shipment_transferred(
       Header{arrival_event_id(event.id), event.occurred_at, "qudao", kShipmentTransferredSchemaVersion},
       ShipmentId{e.shipment()}, from, from_info.region, to, lines_, event.id);

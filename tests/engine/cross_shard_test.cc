@@ -100,7 +100,7 @@ TEST_CASE("cross-shard: the source leg posts on_hand -> clearing and emits the a
   const Bytes arrival = bytes_of(rows[0]);
   const Event e = must_decode(arrival);
   REQUIRE(e.type() == fb::Payload::ShipmentTransferred);
-  CHECK(e.envelope->schema_version() == 4);
+  CHECK(e.envelope->schema_version() == 5);
   CHECK(e.envelope->source()->string_view() == "qudao");
   const EventId dispatch_id = must_decode(dispatch).id;
   CHECK(e.id == Applier::arrival_event_id(dispatch_id));
