@@ -85,6 +85,28 @@ Result<AccessTokens> AccessTokens::load_file(const std::string& path) {
   return tokens;
 }
 
+std::shared_ptr<const Principal> ServedTokens::authenticate(std::string_view token) const {
+  std::shared_ptr<const AccessTokens> tokens = current();
+  const Principal* principal = tokens->authenticate(token);
+  if (principal == nullptr) return nullptr;
+  return std::shared_ptr<const Principal>(std::move(tokens), principal);  // shares the tokens' ownership
+}
+
+Result<std::size_t> ServedTokens::reload() {
+  if (path_.empty()) return Status::error("no tokens file to read again (the tokens were not read from one)");
+  auto tokens = AccessTokens::load_file(path_);
+  if (!tokens.is_ok()) return tokens.status();
+  const std::size_t n = tokens.value().size();
+  replace(tokens.take());
+  return n;
+}
+
+void ServedTokens::replace(AccessTokens tokens) {
+  auto next = std::make_shared<const AccessTokens>(std::move(tokens));
+  std::lock_guard lock(mutex_);
+  current_.swap(next);  // the old tokens go with `next`, after the lock (or with their last request)
+}
+
 Result<AccessTokens> AccessTokens::parse(std::string_view json_text, std::string_view origin) {
   const json doc = json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Status::error(fmt::format("{}: not valid JSON", origin));

@@ -20,11 +20,15 @@
 //
 // Unknown keys are errors, so that a typo ("region") cannot widen or narrow a scope silently.
 //
-// Thread-safety: immutable after construction; authenticate() may be called from any thread.
+// Thread-safety: AccessTokens is immutable after construction; authenticate() may be called from
+// any thread. ServedTokens (below) is what the HTTP API checks: the tokens now in force, which
+// `qudao serve` replaces by reading its tokens file again on SIGHUP.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +85,42 @@ class AccessTokens {
   static Digest sha256(std::string_view token);
 
   std::vector<Entry> entries_;
+};
+
+// The tokens in force for a running server, and the file they came from. reload() reads the file
+// again and, if it parses, puts the new tokens in force for every request from then on (a token
+// removed from the file is refused at once); if it does not, the tokens in force stay and the error
+// names the file and the entry, as at start. A request holds the tokens it was authenticated with
+// (authenticate()'s shared pointer) until it is answered, so a reload never pulls a principal from
+// under a request in flight. Thread-safe: requests authenticate on the HTTP threads while a reload
+// runs on another.
+class ServedTokens {
+ public:
+  // No tokens and no file: every request but /health is refused, and reload() fails.
+  ServedTokens() : current_(std::make_shared<const AccessTokens>()) {}
+  // `path`: the file `tokens` were read from; empty for tokens that came from nowhere to reload.
+  explicit ServedTokens(AccessTokens tokens, std::string path = {})
+      : current_(std::make_shared<const AccessTokens>(std::move(tokens))), path_(std::move(path)) {}
+
+  // The principal holding `token` in the tokens now in force, or null; it keeps those tokens alive.
+  std::shared_ptr<const Principal> authenticate(std::string_view token) const;
+  // Reads the file again; the number of tokens now in force, or why the old ones stay.
+  Result<std::size_t> reload();
+  // Puts `tokens` in force (what reload() does once the file has parsed).
+  void replace(AccessTokens tokens);
+
+  std::size_t size() const { return current()->size(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::shared_ptr<const AccessTokens> current() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+  }
+
+  mutable std::mutex mutex_;  // guards current_ (the pointer, not the tokens: those never change)
+  std::shared_ptr<const AccessTokens> current_;
+  const std::string path_;
 };
 
 // The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive); empty if

@@ -362,15 +362,15 @@ std::vector<ApiRoute> api_routes() {
 }
 
 HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
-                                const AccessTokens& tokens, EventIngest* ingest, ForecastServiceOptions forecast_options) {
+                                const ServedTokens& tokens, EventIngest* ingest, ForecastServiceOptions forecast_options) {
   std::vector<std::string_view> paths;
   for (const ApiRoute& r : api_routes()) paths.push_back(r.path);
   auto latency = std::make_shared<QueryLatency>(paths);
   // Shared by the copies of the handler; its worker stops with the last copy.
   auto forecast = std::make_shared<ForecastService>(store, pipeline, forecast_options);
   // The answer, or for POST /v1/events and the forecast endpoints that passed every check, the
-  // principal to answer for later.
-  using Routed = std::variant<HttpResponse, const Principal*>;
+  // principal to answer for later (holding the tokens it was found in: a reload may replace them).
+  using Routed = std::variant<HttpResponse, std::shared_ptr<const Principal>>;
   auto route = [api = Api{stock, pipeline, store, latency, ingest}, &tokens](const HttpRequest& req) -> Routed {
     const auto started = std::chrono::steady_clock::now();
     if (req.path == "/health") {
@@ -384,7 +384,7 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
     if (token.empty()) {
       return unauthorized("an Authorization: Bearer token is required", R"(Bearer realm="qudao")");
     }
-    const Principal* principal = tokens.authenticate(token);
+    std::shared_ptr<const Principal> principal = tokens.authenticate(token);
     if (principal == nullptr) {
       return unauthorized("unknown token", R"(Bearer realm="qudao", error="invalid_token")");
     }
@@ -415,7 +415,7 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
     if (req.path != kEventsPath) {
       const std::string_view path = std::find_if(kEndpoints.begin(), kEndpoints.end(),
                                                  [&](const Endpoint& e) { return e.path == req.path; })->path;
-      return forecast->serve(req, *std::get<const Principal*>(routed),
+      return forecast->serve(req, *std::get<std::shared_ptr<const Principal>>(routed),
                              [respond = std::move(respond), latency, started, path](HttpResponse r) {
                                latency->observe(path, std::chrono::steady_clock::now() - started);
                                respond(std::move(r));
@@ -423,7 +423,7 @@ HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pi
     }
     if (ingest == nullptr) return respond(error(503, "this server does not accept events (no ingest configured)"));
     // Timed until the answer is ready, which for an accepted batch is when Kafka has acknowledged it.
-    ingest->post(req, *std::get<const Principal*>(routed),
+    ingest->post(req, *std::get<std::shared_ptr<const Principal>>(routed),
                  [respond = std::move(respond), latency, started](HttpResponse r) {
                    latency->observe(kEventsPath, std::chrono::steady_clock::now() - started);
                    respond(std::move(r));

@@ -90,7 +90,7 @@ std::vector<ApiRoute> api_routes();
 // Without `ingest`, POST /v1/events answers 503 (not configured).
 // `forecast` sets the forecast endpoints' refresh interval (connectors/forecast_api.h).
 HttpAsyncHandler make_query_api(const StockProjection& stock, const Pipeline& pipeline, Store& store,
-                                const AccessTokens& tokens, EventIngest* ingest = nullptr,
+                                const ServedTokens& tokens, EventIngest* ingest = nullptr,
                                 ForecastServiceOptions forecast = {});
 
 }  // namespace qudao

@@ -31,7 +31,12 @@ Result<KafkaSettings> KafkaArgs::to_settings() const {
   return s;
 }
 
-int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
+namespace {
+// How often serve looks for a SIGHUP's request to read the tokens file again.
+constexpr auto kTokensReloadPollInterval = std::chrono::milliseconds(100);
+}  // namespace
+
+int run_serve(const ServeArgs& args, const std::atomic<bool>& stop, std::atomic<bool>& reload_tokens) {
   auto kafka = args.kafka.to_settings();
   if (!kafka.is_ok()) {
     spdlog::error("{}", kafka.status().message());
@@ -45,6 +50,7 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
   ServiceOptions o;
   o.kafka = kafka.take();
   o.tokens = tokens.take();
+  o.tokens_file = args.tokens_file;
   o.topic = args.kafka.topic;
   o.group_id = args.group_id;
   o.data_dir = args.data_dir;
@@ -71,6 +77,19 @@ int run_serve(const ServeArgs& args, const std::atomic<bool>& stop) {
   }
   spdlog::info("serving http://{}:{}/ (topic {}, brokers {}, data {}, {} tokens)", args.http_address,
                service.value()->http_port(), o.topic, args.kafka.brokers, o.data_dir, o.tokens.size());
+  // SIGHUP: the tokens file is read again, off the signal handler. Joined before the service goes.
+  std::jthread tokens_reloader([&svc = *service.value(), &reload_tokens](std::stop_token done) {
+    while (!done.stop_requested()) {
+      std::this_thread::sleep_for(kTokensReloadPollInterval);
+      if (!reload_tokens.exchange(false)) continue;
+      auto n = svc.reload_tokens();
+      if (n.is_ok()) {
+        spdlog::info("tokens file {} read again (SIGHUP): {} tokens in force", svc.tokens_file(), n.value());
+      } else {
+        spdlog::error("SIGHUP: {}; the tokens in force stay", n.status().message());
+      }
+    }
+  });
   if (Status s = service.value()->run(stop); !s.is_ok()) {
     spdlog::error("pipeline stopped: {}", s.message());
     return 1;

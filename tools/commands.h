@@ -96,7 +96,8 @@ struct DlqArgs {
   std::size_t limit = 1000;         // list: at most this many lines
 };
 
-int run_serve(const ServeArgs& args, const std::atomic<bool>& stop);
+// Serves until `stop`; whenever `reload_tokens` is set (SIGHUP), clears it and reads the tokens file again.
+int run_serve(const ServeArgs& args, const std::atomic<bool>& stop, std::atomic<bool>& reload_tokens);
 int run_dlq(const DlqArgs& args);
 int run_simulate(const SimulateArgs& args, const std::atomic<bool>& stop);
 int run_demo(const DemoArgs& args, const std::atomic<bool>& stop);

@@ -29,8 +29,10 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload_tokens{false};  // serve: SIGHUP asks for the tokens file to be read again
 
 void on_signal(int) { g_stop.store(true); }
+void on_hangup(int) { g_reload_tokens.store(true); }
 
 CLI::Option* add_kafka_options(CLI::App& cmd, qudao::KafkaArgs& k) {
   auto* brokers = cmd.add_option("-b,--brokers", k.brokers, "Kafka bootstrap servers, host:port[,host:port...]");
@@ -112,7 +114,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--http-address", serve.http_address, "HTTP listen address")->capture_default_str();
   serve_cmd->add_option("--http-port", serve.http_port, "HTTP port (0 = any free port)")->capture_default_str();
   serve_cmd->add_option("--tokens", serve.tokens_file,
-                        "bearer tokens file (JSON: token -> role hq|regional|metrics|ingest and regions; see README)")
+                        "bearer tokens file (JSON: token -> role hq|regional|metrics|ingest and regions; see README);\n"
+                        "read again on SIGHUP (kill -HUP): a file that does not parse leaves the tokens in force")
       ->required()->check(CLI::ExistingFile);
   serve_cmd->add_option("--http-header-bytes-max", serve.http_header_bytes_max,
                         "largest request header (request line + fields); larger: 431")
@@ -327,7 +330,12 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
 
   if (*demo_cmd) return qudao::run_demo(demo, g_stop);
-  if (*serve_cmd) return qudao::run_serve(serve, g_stop);
+  if (*serve_cmd) {
+    struct sigaction hangup{};  // serve only: for the other commands a hangup still ends them
+    hangup.sa_handler = on_hangup;
+    sigaction(SIGHUP, &hangup, nullptr);
+    return qudao::run_serve(serve, g_stop, g_reload_tokens);
+  }
   if (*sim_cmd) return qudao::run_simulate(sim, g_stop);
   if (*produce_cmd) {
     if (produce_strict) produce.mode = qudao::ProduceMode::all_or_nothing;

@@ -39,12 +39,12 @@ Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options) {
   const OutcomeCounts loaded = s->pipeline_->stats().totals;
   spdlog::info("store {}: {} events already applied, {} rejected", options.data_dir, loaded.applied, loaded.rejected);
 
-  s->tokens_ = options.tokens;
+  s->tokens_ = std::make_unique<ServedTokens>(options.tokens, options.tokens_file);
   auto ingest = EventIngest::open(options.kafka, IngestOptions{options.topic, options.ingest_delivery_timeout}, s->stock_);
   if (!ingest.is_ok()) return ingest.status();
   s->ingest_ = ingest.take();
   auto http = HttpServer::start(options.http,
-                                make_query_api(s->stock_, *s->pipeline_, *s->store_, s->tokens_, s->ingest_.get(),
+                                make_query_api(s->stock_, *s->pipeline_, *s->store_, *s->tokens_, s->ingest_.get(),
                                                ForecastServiceOptions{options.forecast_refresh_interval}));
   if (!http.is_ok()) return http.status();
   s->http_ = http.take();

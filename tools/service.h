@@ -30,6 +30,7 @@ struct ServiceOptions {
   SyncMode sync = SyncMode::fsync;
   HttpOptions http;
   AccessTokens tokens;  // who may read what over HTTP; none: only /health answers
+  std::string tokens_file;  // where `tokens` came from, read again by reload_tokens(); empty: nowhere
   PipelineOptions pipeline;
   // Where the outbox goes; empty: "<topic>.dispatch" and "<topic>.dead-letters". Created with
   // output_partitions partitions if missing.
@@ -50,6 +51,10 @@ class Service {
   // Consumes until `stop` is set; the HTTP API answers meanwhile.
   Status run(const std::atomic<bool>& stop) { return pipeline_->run(stop); }
 
+  // Reads the tokens file again (serve does on SIGHUP): the tokens in force, or why the old ones stay.
+  Result<std::size_t> reload_tokens() { return tokens_->reload(); }
+  const std::string& tokens_file() const { return tokens_->path(); }
+
   const Pipeline& pipeline() const { return *pipeline_; }
   const StockProjection& stock() const { return stock_; }
   std::uint16_t http_port() const { return http_->port(); }
@@ -62,7 +67,7 @@ class Service {
   StockProjection stock_;
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<Pipeline> pipeline_;
-  AccessTokens tokens_;
+  std::unique_ptr<ServedTokens> tokens_;
   std::unique_ptr<EventIngest> ingest_;  // reset by ~Service() after http_ stops, before the rest
   std::unique_ptr<HttpServer> http_;  // last: stops before what its handlers read
 };

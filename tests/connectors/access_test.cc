@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "tests/process.h"
@@ -128,6 +129,52 @@ TEST_CASE("access: load_file reads a tokens file and names it in errors") {
   auto failed = AccessTokens::load_file(missing);
   REQUIRE_FALSE(failed.is_ok());
   CHECK(failed.status().message() == fmt::format("tokens file {}: cannot open", missing));
+}
+
+TEST_CASE("access: reload puts the file's new tokens in force; a file that does not parse leaves the old ones") {
+  TempDir dir;
+  const std::string path = write_tokens_file(dir.path());
+  auto loaded = AccessTokens::load_file(path);
+  REQUIRE(loaded.is_ok());
+  ServedTokens served(loaded.take(), path);
+  CHECK(served.size() == 5);
+  const std::shared_ptr<const Principal> west = served.authenticate(kTestWestToken);
+  REQUIRE(west != nullptr);
+
+  // West's token revoked, a new one for North added.
+  const std::string north_token = "qudao-test-north-token-0123456789";
+  auto write = [&](const std::string& text) {
+    std::ofstream(path + ".tmp") << text;
+    std::filesystem::rename(path + ".tmp", path);
+  };
+  write(fmt::format(R"({{"tokens": [{{"name": "hq", "role": "hq", "token": "{}"}},
+                                    {{"name": "north", "role": "regional", "regions": ["North"], "token": "{}"}}]}})",
+                    kTestHqToken, north_token));
+  auto n = served.reload();
+  REQUIRE_MESSAGE(n.is_ok(), n.status().message());
+  CHECK(n.value() == 2);
+  CHECK(served.authenticate(kTestWestToken) == nullptr);
+  CHECK(served.authenticate(kTestEastToken) == nullptr);
+  REQUIRE(served.authenticate(north_token) != nullptr);
+  CHECK(served.authenticate(north_token)->scope.contains("North"));
+  CHECK(served.authenticate(kTestHqToken)->role == Role::hq);
+  // A principal found before the reload is still whole: it holds the tokens it came from.
+  CHECK(west->name == "west");
+  CHECK(west->scope.contains("West"));
+
+  // A broken file: the error names it and the entry; the tokens in force stay.
+  write(R"({"tokens": [{"name": "hq", "role": "boss", "token": "qudao-test-hq-token-0123456789"}]})");
+  auto failed = served.reload();
+  REQUIRE_FALSE(failed.is_ok());
+  CHECK(failed.status().message().find(fmt::format("tokens file {}: tokens[0].role", path)) == 0);
+  CHECK(served.size() == 2);
+  CHECK(served.authenticate(north_token) != nullptr);
+
+  std::filesystem::remove(path);
+  CHECK(served.reload().status().message() == fmt::format("tokens file {}: cannot open", path));
+  CHECK(served.authenticate(north_token) != nullptr);
+  // Tokens that came from no file cannot be read again.
+  CHECK_FALSE(ServedTokens(AccessTokens()).reload().is_ok());
 }
 
 TEST_CASE("access: bearer_token takes the token of a Bearer Authorization header, any case of the scheme") {

@@ -45,7 +45,7 @@ struct ServedStore {
     pipeline = p.take();
     auto t = AccessTokens::parse(test_tokens_json(), "test tokens");
     REQUIRE_MESSAGE(t.is_ok(), t.status().message());
-    tokens = t.take();
+    tokens.replace(t.take());
     auto h = HttpServer::start(http, make_query_api(stock, *pipeline, *store, tokens));
     REQUIRE(h.is_ok());
     server = h.take();
@@ -58,7 +58,7 @@ struct ServedStore {
   std::unique_ptr<KafkaSource> source;
   StockProjection stock;
   std::unique_ptr<Pipeline> pipeline;
-  AccessTokens tokens;
+  ServedTokens tokens;
   std::unique_ptr<HttpServer> server;  // last: stops before what its handler reads
 };
 

@@ -28,7 +28,7 @@ struct IngestFixture {
             .dump(),
         "ingest test tokens");
     REQUIRE_MESSAGE(t.is_ok(), t.status().message());
-    tokens = t.take();
+    tokens.replace(t.take());
     auto i = EventIngest::open(settings(), IngestOptions{ApiFixture::kTopic, std::chrono::seconds(10)}, api.stock);
     REQUIRE(i.is_ok());
     ingest = i.take();
@@ -62,7 +62,7 @@ struct IngestFixture {
   }
 
   ApiFixture api;
-  AccessTokens tokens;
+  ServedTokens tokens;
   std::unique_ptr<EventIngest> ingest;
   std::unique_ptr<HttpServer> server;
 };
@@ -285,8 +285,9 @@ TEST_CASE("ingest: a token with regions writes only within them; other regions' 
 
 TEST_CASE("ingest: a broker that does not acknowledge in time gets 503 with the ids and a note that re-posting is safe") {
   ApiFixture api;
-  auto tokens = AccessTokens::parse(test_tokens_json(), "test tokens");
-  REQUIRE(tokens.is_ok());
+  auto parsed = AccessTokens::parse(test_tokens_json(), "test tokens");
+  REQUIRE(parsed.is_ok());
+  const ServedTokens tokens(parsed.take());
   // Nothing listens on the port of a socket that was bound and closed: no broker ever answers.
   const std::uint16_t nobody = free_port();
   auto ingest = EventIngest::open(KafkaSettings{fmt::format("127.0.0.1:{}", nobody), {}},
@@ -294,8 +295,7 @@ TEST_CASE("ingest: a broker that does not acknowledge in time gets 503 with the 
   REQUIRE(ingest.is_ok());
   HttpOptions http;
   http.port = 0;
-  auto server = HttpServer::start(http, make_query_api(api.stock, *api.pipeline, *api.store, tokens.value(),
-                                                       ingest.value().get()));
+  auto server = HttpServer::start(http, make_query_api(api.stock, *api.pipeline, *api.store, tokens, ingest.value().get()));
   REQUIRE(server.is_ok());
   const auto sent = Clock::now();
   const HttpReply r = http_post(server.value()->port(), "/v1/events", scan_out_json(1, kEastStore, 1, 1).dump(),

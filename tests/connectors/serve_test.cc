@@ -1,9 +1,14 @@
 // Integration: `qudao simulate` produces to the real Kafka broker started by tools/kafka.sh, and
 // `qudao serve` consumes into RocksDB on disk. Checks the stock endpoint against the simulator's own
 // model, across a kill -9 in the middle of ingest and a restart; and that order status kept while
-// applying is what a restart rebuilds from the store.
+// applying is what a restart rebuilds from the store; and that a SIGHUP puts a changed tokens file
+// in force without a restart.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 
 #include "tests/process.h"
 #include "tests/support.h"
@@ -159,6 +164,46 @@ TEST_CASE("serve: ingests a simulated channel from the real broker; kill -9 mid-
   CHECK(rc == 0);
   CHECK(out.find(fmt::format("replayed {} events", total)) != std::string::npos);
   CHECK(out.find(fmt::format("digest {:016x}\n", live_digest)) != std::string::npos);
+}
+
+TEST_CASE("serve: SIGHUP reads the tokens file again; a file that does not parse leaves the tokens in force") {
+  Env env;
+  const json first = env.simulate(2, 0);
+  auto serve = env.serve();
+  REQUIRE_MESSAGE(eventually([&] { return env.consumed() == first["events"].get<std::uint64_t>(); }, std::chrono::seconds(60)),
+                  "serve did not consume the events; log:\n" << serve->log());
+  CHECK(http_get(env.port, "/v1/stock/regions", kTestWestToken).status == 200);
+
+  // West's token revoked, the rest kept: in force after the hangup, without a restart.
+  json tokens = json::parse(test_tokens_json());
+  auto& list = tokens["tokens"];
+  list.erase(std::remove_if(list.begin(), list.end(), [](const json& t) { return t["name"] == "west"; }), list.end());
+  auto write = [&](const std::string& text) {
+    std::ofstream(env.tokens_file + ".tmp") << text;
+    std::filesystem::rename(env.tokens_file + ".tmp", env.tokens_file);
+  };
+  write(tokens.dump());
+  serve->kill(SIGHUP);
+  REQUIRE_MESSAGE(eventually([&] { return http_get(env.port, "/v1/stock/regions", kTestWestToken).status == 401; },
+                             std::chrono::seconds(10)),
+                  "the revoked token still reads; log:\n" << serve->log());
+  CHECK(http_get(env.port, "/v1/stock/regions", kTestEastToken).status == 200);
+  CHECK(http_get(env.port, "/v1/status").status == 200);
+  CHECK(eventually([&] { return serve->log().find("read again (SIGHUP): 4 tokens in force") != std::string::npos; },
+                   std::chrono::seconds(10)));
+
+  // A file that does not parse: the error in the log names it; the tokens in force stay.
+  write(R"({"tokens": [{"name": "hq", "role": "boss", "token": "qudao-test-hq-token-0123456789"}]})");
+  serve->kill(SIGHUP);
+  REQUIRE_MESSAGE(eventually([&] { return serve->log().find("the tokens in force stay") != std::string::npos; },
+                             std::chrono::seconds(10)),
+                  "no error logged for the broken file; log:\n" << serve->log());
+  CHECK(serve->log().find(fmt::format("tokens file {}: tokens[0].role", env.tokens_file)) != std::string::npos);
+  CHECK(http_get(env.port, "/v1/stock/regions", kTestEastToken).status == 200);
+  CHECK(http_get(env.port, "/v1/stock/regions", kTestWestToken).status == 401);
+
+  serve->kill(SIGTERM);
+  CHECK(serve->wait() == 0);  // the hangups did not end it
 }
 
 }  // namespace qudao
