@@ -61,8 +61,8 @@ TEST_CASE("broker faults: serve asked to stop while its relay waits on a stopped
   REQUIRE(clean_dispatches.size() == clean_sent);
 
   auto [restarted, restarted_port] = env.serve("crashed");
-  // Caught up, and committed once since this start: until then the status lists only the partitions
-  // loaded from the store, not an assigned one that never had an event (the clean run lists it).
+  // Caught up, and assigned: until then the status lists only the partitions loaded from the store,
+  // not one that never had an event (the clean run lists it).
   json restarted_status;
   REQUIRE(eventually(
       [&, p = restarted_port] {
