@@ -372,11 +372,11 @@ Result<std::vector<Closing>> HistoryReader::closings(PartitionId p, LocationId l
     bool any = false;
     while (w != wanted.end() && r.next()) {  // both in sku order
       for (; w != wanted.end() && w->first < r.sku(); ++w) {}
-      if (w == wanted.end() || w->first != r.sku()) continue;
-      found[w->second] = Closing{*day, location, r.sku(), r.levels()};
-      w->second = skus.size();  // found: dropped below
-      any = true;
-      ++w;
+      for (; w != wanted.end() && w->first == r.sku(); ++w) {  // a sku asked twice: both
+        found[w->second] = Closing{*day, location, r.sku(), r.levels()};
+        w->second = skus.size();  // found: dropped below
+        any = true;
+      }
     }
     if (r.corrupt()) return corrupt();
     if (any) std::erase_if(wanted, [&](const auto& x) { return x.second == skus.size(); });

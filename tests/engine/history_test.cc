@@ -401,6 +401,14 @@ TEST_CASE("stock history: a location-day's closings and sales are one packed key
     CHECK(c.value()[0].levels.on_hand == 32);
     CHECK(c.value()[1].day == story_day(0));  // days 2 and 1 hold only sku 1
     CHECK(c.value()[1].levels.on_hand == 8);
+    const SkuId twice[] = {SkuId{2}, SkuId{1}, SkuId{2}};  // a sku asked twice is answered twice
+    auto t = store->closings(kP, LocationId{kStoryStore}, twice, story_day(2));
+    REQUIRE(t.is_ok());
+    REQUIRE(t.value().size() == 3);
+    CHECK(t.value()[0].day == story_day(0));
+    CHECK(t.value()[1].day == story_day(2));
+    CHECK(t.value()[2].day == story_day(0));
+    CHECK(t.value()[2].levels.on_hand == 8);
   }
   SUBCASE("a sku never changed at the location, or only after the day asked, has no closing") {
     const SkuId skus[] = {SkuId{7}, SkuId{1}, SkuId{2}};
