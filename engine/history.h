@@ -1,7 +1,7 @@
 // Stock history: what a shard keeps of the past so that "stock in region East on 2026-03-31" is a
 // lookup, not a replay. Three kinds of rows, all written to RocksDB in the same commit WriteBatch as
-// the state that caused them (key layout: engine/store.h, tags 'C', 'Q' and 'A'), never kept in
-// memory beyond the next commit:
+// the state that caused them (key layout: engine/store.h, tags 'K', 'U' and 'A'; 'C' and 'Q' in
+// stores written before 2026-11-28), never kept in memory beyond the next commit:
 //
 //   daily closing  per (location, sku) and shard day: on hand, reserved and in transit at the end of
 //                  that day, written only for pairs whose stock changed that day. "The end of day D"
@@ -13,10 +13,18 @@
 //                  shard day. The current day's closings are not written until the day ends (a commit
 //                  every 100 ms would rewrite them all day): until then a pair's closing is its
 //                  balance, which the store keeps with the shard day of the pair's last change, so a
-//                  restart knows which pairs to close when the day ends (engine/store.h).
+//                  restart knows which pairs to close when the day ends (engine/store.h). Packed: one
+//                  key per (location, day) holds every pair closed that day, in sku order (a day is
+//                  closed once, by one commit: Shard::close_changed).
 //   sold per day   per (location, sku, day): units scanned out, each scan-out counted on the UTC day
-//                  of its own occurred_at (a late scan-out adds to its own, earlier day). Written as a
-//                  RocksDB merge (an addition), so a commit never reads the store.
+//                  of its own occurred_at (a late scan-out adds to its own, earlier day). Packed: one
+//                  key per (location, day) holds every sku sold that day with its units, written as a
+//                  RocksDB merge whose operator adds per sku, so a commit never reads the store.
+//
+// Packing is what makes the rows cheap: RocksDB's cost (the memtable insert, the flush's merge,
+// compaction) is per key, and a location-day's closings and sales are 2.37 keys per event unpacked
+// (README "Packed history"). The export (Store::state_sha256) unpacks them into the rows they
+// stand for, 'C' and 'Q', so it is what it was when each row had a key.
 //   anomaly        per location: an applied event that a human should look at (a scan-out beyond the
 //                  store's stock, a receipt short of what was shipped), with the event id, offset,
 //                  sku, units and the day of the event.
@@ -96,7 +104,7 @@ struct AnomalyRecord {
   Quantity qty;
 };
 
-// Units of one sku scanned out at a location on one day (a stored 'Q' row).
+// Units of one sku scanned out at a location on one day (a sold row).
 struct Sale {
   Day day;
   SkuId sku;
@@ -111,13 +119,16 @@ struct SaleKey {
   friend constexpr auto operator<=>(const SaleKey&, const SaleKey&) = default;  // the sold key's order
 };
 
-// How many history rows a commit wrote, by kind.
+// How many history rows a commit wrote, by kind, and in how many keys (packed: one per location-day).
 struct HistoryCounts {
-  std::size_t closings = 0;
-  std::size_t sold = 0;
+  std::size_t closings = 0;  // (location, sku) pairs closed
+  std::size_t sold = 0;      // (location, day, sku) sums merged
   std::size_t anomalies = 0;
+  std::size_t closing_keys = 0;
+  std::size_t sold_keys = 0;
   HistoryCounts& operator+=(const HistoryCounts& o) {
     closings += o.closings, sold += o.sold, anomalies += o.anomalies;
+    closing_keys += o.closing_keys, sold_keys += o.sold_keys;
     return *this;
   }
 };
@@ -135,8 +146,8 @@ class StockHistory {
 
   bool pending() const { return !sold_pending_.empty() || !anomalies_pending_.empty() || !closings_pending_.empty(); }
   // Adds the pending rows of partition `p` to `batch`, in column family `family` (keys in
-  // engine/store.h; closings, then sold rows, each in key order, the order the memtable sorts
-  // fastest) and forgets them.
+  // engine/store.h; a packed key per location-day of closings, then of sold rows, each in key
+  // order, the order the memtable sorts fastest) and forgets them.
   HistoryCounts write_to(PartitionId p, rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* family);
 
  private:
@@ -145,13 +156,17 @@ class StockHistory {
   std::vector<Closing> closings_pending_;
 };
 
-// The merge operator of the sold rows: a little-endian i64 sum. Store::open installs it.
+// The merge operator of the sold rows: per sku, a sum (a packed 'U' day: every sku present in
+// either operand, its units added; an unpacked 'Q' row of an older store: a little-endian i64).
+// Associative, so RocksDB merges operands both fully and partially. Store::open installs it.
 std::shared_ptr<rocksdb::MergeOperator> sold_merge_operator();
 
 // Key encoding of the history rows (engine/store.h documents the grammar).
 namespace history_keys {
-inline constexpr char kClosing = 'C';
-inline constexpr char kSold = 'Q';
+inline constexpr char kClosing = 'C';     // unpacked: written before 2026-11-28, still read; the export's rows
+inline constexpr char kSold = 'Q';        // likewise
+inline constexpr char kClosingDay = 'K';  // packed: a location-day's closings
+inline constexpr char kSoldDay = 'U';     // packed: a location-day's sold units
 inline constexpr char kAnomaly = 'A';
 std::string closing(PartitionId p, LocationId location, SkuId sku, Day day);
 std::string sold(PartitionId p, LocationId location, Day day, SkuId sku);
@@ -163,6 +178,44 @@ std::string closing_value(const ClosingLevels& levels);
 void assign_closing_value(std::string& value, const ClosingLevels& levels);
 // The common prefix of the keys of one location (and of one (location, sku) for closings).
 std::string location_prefix(char tag, PartitionId p, LocationId location);
+// The packed keys: `tag` kClosingDay or kSoldDay, then partition, location, day.
+void assign_day(std::string& key, char tag, PartitionId p, LocationId location, Day day);
+std::string day_key(char tag, PartitionId p, LocationId location, Day day);
+// The day of a packed key (nothing for a key of another length).
+std::optional<Day> day_of_key(std::string_view key);
 }  // namespace history_keys
+
+// The value of a packed key (engine/store.h): entries in ascending sku order, each
+//   entry := sku_delta:varint levels
+//   levels := on_hand:zvarint reserved:zvarint in_transit:zvarint   (a closing day, 'K')
+//           | qty:zvarint                                          (a sold day, 'U')
+// sku_delta: the sku minus the previous entry's (the first entry's: the sku itself); varint: LEB128;
+// zvarint: zigzag, then LEB128. A closing is a few bytes instead of a key and 24 bytes.
+namespace packed_day {
+void put_closing(std::string& value, SkuId previous, SkuId sku, const ClosingLevels& levels);
+void put_sale(std::string& value, SkuId previous, SkuId sku, std::int64_t qty);
+
+// Reads a packed value front to back. next() is false at the end and at corrupt bytes (then
+// corrupt() is true).
+class Reader {
+ public:
+  enum class Kind : std::uint8_t { closings, sales };
+  Reader(std::string_view value, Kind kind) : in_(value), kind_(kind) {}
+  bool next();
+  SkuId sku() const { return sku_; }
+  const ClosingLevels& levels() const { return levels_; }  // closings
+  std::int64_t qty() const { return levels_.on_hand; }      // sales
+  bool corrupt() const { return corrupt_; }
+
+ private:
+  bool varint(std::uint64_t& out);
+  std::string_view in_;
+  Kind kind_;
+  SkuId sku_{0};
+  ClosingLevels levels_;
+  bool first_ = true;
+  bool corrupt_ = false;
+};
+}  // namespace packed_day
 
 }  // namespace qudao

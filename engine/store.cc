@@ -362,6 +362,8 @@ Result<std::vector<std::int32_t>> Store::stored_partitions(const rocksdb::ReadOp
       case kOutboxKey:  // read by outbox()
       case history_keys::kClosing:
       case history_keys::kSold:
+      case history_keys::kClosingDay:
+      case history_keys::kSoldDay:
       case history_keys::kAnomaly:  // history is read by queries, not loaded
         if (key_successor(key.substr(0, 1)).empty()) break;
         it->Seek(key_successor(key.substr(0, 1)));
@@ -759,13 +761,103 @@ class BothFamilies {
   rocksdb::Iterator* history_;  // null in a store from before the history family
   rocksdb::Iterator* current_ = nullptr;
 };
+
+// The packed history days ('K', then 'U') of one view as the unpacked rows they stand for ('C' and
+// 'Q' keys and values), in those rows' key order: a closing row's key has the sku before the day, so
+// a location's closing days are gathered and sorted (a location's history, a few MB at most); a
+// sold day's rows are in order as stored.
+class UnpackedRows {
+ public:
+  explicit UnpackedRows(rocksdb::Iterator& it) : it_(it) {
+    it_.Seek(std::string(1, history_keys::kClosingDay));
+    fill();
+  }
+  bool Valid() const { return next_ < rows_.size(); }
+  const std::string& key() const { return rows_[next_].first; }
+  const std::string& value() const { return rows_[next_].second; }
+  void Next() {
+    if (++next_ == rows_.size()) fill();
+  }
+  bool corrupt() const { return corrupt_; }
+  rocksdb::Status status() const { return it_.status(); }
+
+ private:
+  static constexpr std::size_t kLocationPrefix = 1 + sizeof(std::int32_t) + sizeof(std::uint64_t);
+  struct ClosingRow {
+    SkuId sku;
+    Day day;
+    ClosingLevels levels;
+  };
+  void fill() {
+    rows_.clear();
+    next_ = 0;
+    while (rows_.empty() && !corrupt_ && it_.Valid()) {
+      const std::string_view key = it_.key().ToStringView();
+      if (key[0] == history_keys::kClosingDay) {
+        fill_location_closings(key.substr(0, kLocationPrefix));
+      } else if (key[0] < history_keys::kSoldDay) {
+        it_.Seek(std::string(1, history_keys::kSoldDay));
+      } else if (key[0] == history_keys::kSoldDay) {
+        fill_sold_day(key);
+        it_.Next();
+      } else {
+        return;  // past the packed days
+      }
+    }
+  }
+  std::pair<PartitionId, LocationId> location_of(std::string_view prefix) {
+    codec::Reader k(prefix.substr(1));
+    const PartitionId p{k.be<std::int32_t>()};
+    return {p, LocationId{k.be<std::uint64_t>()}};
+  }
+  void fill_location_closings(std::string_view key) {
+    const std::string prefix(key);
+    const auto [p, location] = location_of(prefix);
+    std::vector<ClosingRow> days;
+    for (; it_.Valid() && it_.key().starts_with(prefix); it_.Next()) {
+      const std::optional<Day> day = history_keys::day_of_key(it_.key().ToStringView());
+      if (!day) return void(corrupt_ = true);
+      packed_day::Reader r(it_.value().ToStringView(), packed_day::Reader::Kind::closings);
+      while (r.next()) days.push_back({r.sku(), *day, r.levels()});
+      if (r.corrupt()) return void(corrupt_ = true);
+    }
+    std::sort(days.begin(), days.end(), [](const ClosingRow& a, const ClosingRow& b) {
+      return std::tie(a.sku, a.day) < std::tie(b.sku, b.day);
+    });
+    rows_.reserve(days.size());
+    for (const ClosingRow& c : days) {
+      rows_.emplace_back(history_keys::closing(p, location, c.sku, c.day), history_keys::closing_value(c.levels));
+    }
+  }
+  void fill_sold_day(std::string_view key) {
+    const auto [p, location] = location_of(key);
+    const std::optional<Day> day = history_keys::day_of_key(key);
+    if (!day) return void(corrupt_ = true);
+    packed_day::Reader r(it_.value().ToStringView(), packed_day::Reader::Kind::sales);
+    while (r.next()) {
+      std::string value;
+      codec::put_le<std::int64_t>(value, r.qty());
+      rows_.emplace_back(history_keys::sold(p, location, *day, r.sku()), std::move(value));
+    }
+    if (r.corrupt()) corrupt_ = true;
+  }
+  rocksdb::Iterator& it_;
+  std::vector<std::pair<std::string, std::string>> rows_;
+  std::size_t next_ = 0;
+  bool corrupt_ = false;
+};
 }  // namespace
 
 Result<std::string> Store::state_sha256() {
-  std::vector<rocksdb::Iterator*> raw;  // one consistent view of every family
-  if (rocksdb::Status s = db_->NewIterators(rocksdb::ReadOptions(), families(), &raw); !s.ok()) return io_error("export", s);
+  const std::shared_ptr<const rocksdb::Snapshot> view = snapshot();  // one consistent view of every family
+  rocksdb::ReadOptions read;
+  read.snapshot = view.get();
+  std::vector<rocksdb::Iterator*> raw;
+  if (rocksdb::Status s = db_->NewIterators(read, families(), &raw); !s.ok()) return io_error("export", s);
   std::vector<std::unique_ptr<rocksdb::Iterator>> families_its;
   for (rocksdb::Iterator* i : raw) families_its.emplace_back(i);
+  const std::unique_ptr<rocksdb::Iterator> packed_it(db_->NewIterator(read, history_));
+  UnpackedRows packed(*packed_it);
   BothFamilies both(*families_its[0], families_its.size() > 1 ? families_its[1].get() : nullptr);
   rocksdb::Iterator& state = *families_its[0];  // the default family's, for the headers
   // The current day's closings are not stored rows but the balances of the pairs changed on it
@@ -803,8 +895,24 @@ Result<std::string> Store::state_sha256() {
     EVP_DigestUpdate(ctx, frame.data(), frame.size());
   };
   auto next_current = current.begin();  // valid once the balances are past
-  auto add_current_before = [&](std::string_view key) {  // the current-day rows that sort before `key`
-    for (; next_current != current.end() && next_current->first < key; ++next_current) add(next_current->first, next_current->second);
+  // The rows not stored as such (the current day's closings, the packed days' rows) that sort
+  // before `key` (all of them: nothing), merged in key order; a current day's closing replaces a
+  // packed one of the same key.
+  auto add_unstored_before = [&](std::optional<std::string_view> key) {
+    for (;;) {
+      const bool current_next = next_current != current.end() && (!key || next_current->first < *key);
+      const bool packed_next = packed.Valid() && (!key || packed.key() < *key);
+      if (current_next && (!packed_next || next_current->first <= packed.key())) {
+        if (packed_next && packed.key() == next_current->first) packed.Next();
+        add(next_current->first, next_current->second);
+        ++next_current;
+      } else if (packed_next) {
+        add(packed.key(), packed.value());
+        packed.Next();
+      } else {
+        return;
+      }
+    }
   };
   bool balances_done = false;
   for (both.SeekToFirst(); both.Valid(); both.Next()) {
@@ -815,11 +923,11 @@ Result<std::string> Store::state_sha256() {
       balances_done = true;
       next_current = current.begin();
     }
-    if (balances_done) add_current_before(key);
+    if (balances_done) add_unstored_before(key);
     if (tag != kHeaderKey && tag != kBalanceKey && tag != kLocationKey && tag != kDeadLetterKey && tag != kOrderKey &&
         tag != kShipmentKey && !ChannelLedger::is_channel_tag(tag) && tag != history_keys::kClosing &&
         tag != history_keys::kSold && tag != history_keys::kAnomaly) {
-      continue;
+      continue;  // the packed days ('K', 'U') are listed as their rows, above
     }
     std::string_view value = both.value().ToStringView();
     // A header's last field (the window's oldest seq) depends on the window size, not the ledger.
@@ -850,17 +958,41 @@ Result<std::string> Store::state_sha256() {
       }
       continue;
     }
+    const bool packed_same = packed.Valid() && packed.key() == key;
     // A stored closing of the current day (written by a version that wrote them at each commit) is
-    // replaced by the one the balances give.
+    // replaced by the one the balances give; an unpacked closing also stored packed, by the packed.
     if (tag == history_keys::kClosing && next_current != current.end() && next_current->first == key) {
+      if (packed_same) packed.Next();
       add(next_current->first, next_current->second);
       ++next_current;
+      continue;
+    }
+    if (tag == history_keys::kClosing && packed_same) {
+      add(packed.key(), packed.value());
+      packed.Next();
+      continue;
+    }
+    // A sold row stored both ways (a store upgraded in the middle of a day): one row, the sum.
+    if (tag == history_keys::kSold && packed_same) {
+      codec::Reader a(value), b(packed.value());
+      std::string sum;
+      codec::put_le<std::int64_t>(sum, a.le<std::int64_t>() + b.le<std::int64_t>());
+      add(key, sum);
+      packed.Next();
       continue;
     }
     add(key, value);
   }
   if (!balances_done) end_pair(), next_current = current.begin();
-  for (; next_current != current.end(); ++next_current) add(next_current->first, next_current->second);
+  add_unstored_before(std::nullopt);
+  if (packed.corrupt()) {
+    EVP_MD_CTX_free(ctx);
+    return Status::error(fmt::format("store {}: corrupt packed history", options_.path));
+  }
+  if (!packed.status().ok()) {
+    EVP_MD_CTX_free(ctx);
+    return io_error("export", packed.status());
+  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_DigestFinal_ex(ctx, md, &n);
@@ -887,22 +1019,23 @@ Result<std::optional<Day>> HistoryReader::today(PartitionId p) {
   return day;
 }
 
-Result<std::optional<ClosingLevels>> HistoryReader::current_closing(PartitionId p, LocationId location, SkuId sku,
-                                                                    Day today) {
+Result<std::optional<HistoryReader::StoredPair>> HistoryReader::stored_pair(PartitionId p, LocationId location,
+                                                                           SkuId sku) {
   std::string prefix = partition_key(kBalanceKey, p);
   codec::put_be<std::uint64_t>(prefix, sku.value);
   codec::put_be<std::uint64_t>(prefix, location.value);
-  ClosingLevels levels;
-  Day changed{Shard::kNoDay};
+  StoredPair pair{{}, Day{Shard::kNoDay}};
+  bool any = false;
   for (state_it_->Seek(prefix); state_it_->Valid() && state_it_->key().starts_with(prefix); state_it_->Next()) {
     const std::optional<StoredBalance> b = parse_balance(state_it_->key().ToStringView(), state_it_->value().ToStringView());
     if (!b) return Status::error(fmt::format("store {}: corrupt balance", path_));
-    for (const auto& [bucket, qty] : b->listed()) add_to_levels(levels, bucket, qty);
-    changed = std::max(changed, b->changed_day);
+    for (const auto& [bucket, qty] : b->listed()) add_to_levels(pair.levels, bucket, qty);
+    pair.changed_day = std::max(pair.changed_day, b->changed_day);
+    any = true;
   }
   if (!state_it_->status().ok()) return io_error("balances", state_it_->status());
-  if (changed != today) return std::optional<ClosingLevels>{};
-  return std::optional<ClosingLevels>{levels};
+  if (!any) return std::optional<StoredPair>{};
+  return std::optional<StoredPair>{pair};
 }
 
 Result<std::vector<DeadLetter>> Store::dead_letters(PartitionId partition, Offset from, std::size_t limit) {

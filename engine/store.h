@@ -9,7 +9,7 @@
 //
 //   key    := topic | header | balance | location | dead_letter | seen | order | shipment | outbox
 //             | party | assignment | conflict | target | policy | price | period | money | active
-//             | rebate_history | closing | sold | anomaly
+//             | rebate_history | closing_day | sold_day | closing | sold | anomaly
 //   topic        := 'T'                                          -> topic name (utf-8)
 //   header       := 'H' partition:i32                            -> next_offset:i64 consumed:u64
 //                                                                   applied:u64 duplicates:u64
@@ -62,19 +62,28 @@
 //   rebate_history := 'R' partition:i32 party:u64 period seq:u32 -> event_id:u64*2 occurred_ms:i64
 //                     cause:u8 old_tier:i32 new_tier:i32 old_bp:i32 new_bp:i32 sell_in:i64
 //                     target:i64 delta:i64 text(reason)   (appended, never rewritten)
+//   closing_day  := 'K' partition:i32 location:u64 day:u32   -> (sku_delta:varint on_hand:zvarint
+//                                                               reserved:zvarint in_transit:zvarint)*
+//                   (packed: every pair of the location closed that day, in sku order, its stock at
+//                   the end of that shard day; written when the shard's clock leaves the day, by one
+//                   Put (a day is closed once). The newest closing at or before a day is the stock
+//                   then: a backward scan of the location's days from it until every asked sku is
+//                   found. The current day's are the balances whose changed_day it is: HistoryReader
+//                   and state_sha256 read them so, as rows. Encoding: engine/history.h packed_day)
+//   sold_day     := 'U' partition:i32 location:u64 day:u32   -> (sku_delta:varint qty:zvarint)*
+//                   (packed: units scanned out that day per sku, in sku order; written as merges
+//                   whose operator adds per sku, see engine/history.h)
 //   closing      := 'C' partition:i32 location:u64 sku:u64 day:u32   -> on_hand:i64 reserved:i64 in_transit:i64
-//                   (the stock at the end of that shard day, for pairs changed that day, written when
-//                   the shard's clock leaves the day; the newest closing at or before a day is the stock
-//                   then: one SeekForPrev. The current day's are the balances whose changed_day it is:
-//                   HistoryReader and state_sha256 read them so, as rows)
-//   sold         := 'Q' partition:i32 location:u64 day:u32 sku:u64   -> qty:i64
-//                   (units scanned out that day; written as merges that add, see engine/history.h)
+//   sold         := 'Q' partition:i32 location:u64 day:u32 sku:u64   -> qty:i64 (merges that add)
+//                   (unpacked, one key per row: stores written before 2026-11-28; read and exported
+//                   with the packed ones, never written now. The export lists every closing and sold
+//                   row in this form, whichever way it is stored)
 //   anomaly      := 'A' partition:i32 location:u64 offset:i64 index:u16 -> kind:u8 sku:u64 qty:i64
 //                                                                   day:i32 event_id.hi:u64 event_id.lo:u64
 //   day          := days since 1970-01-01 (UTC) + 2^31, so that keys sort by day
 //   text         := length:u32 utf-8 bytes
 //
-// Column families: the history rows (closing, sold, anomaly) have one of their own, "history"
+// Column families: the history rows (closing_day, sold_day, anomaly; closing and sold) have one of their own, "history"
 // (kHistoryColumnFamily), every other key is in the default one. History is never overwritten and
 // its keys (location first) interleave with the older history, so in one family every L0->L1
 // compaction rewrote all of it with the balances (~30 % of the apply+commit row's CPU, README
@@ -84,8 +93,10 @@
 // family and keeps its history rows in the default one: it opens and goes on so, the readers and
 // the export read both layouts the same way.
 //
-// The history rows (closing, sold, anomaly: engine/history.h) are written in the same batch as the
-// state that caused them, are part of state_sha256, and are not read by load(). state_sha256 exports
+// The history rows (closing_day, sold_day, anomaly: engine/history.h) are written in the same batch
+// as the state that caused them, are part of state_sha256, and are not read by load(). state_sha256
+// exports the packed days as the unpacked rows they hold ('C' and 'Q', in those keys' order, a 'Q'
+// row stored both ways summed), and
 // a balance as one row per account ('B' partition sku location bucket -> qty:i64, a stock key listed
 // as its existing buckets' rows) and the current day's closings as rows, so the export is what it
 // was when each account had a key and every commit wrote the current day's closings.
@@ -169,7 +180,10 @@ class HistoryReader {
  public:
   // For each sku of `skus`, in that order, the newest closing on or before `as_of` (a sku without
   // one is left out: its stock had not changed up to that day). The shard's current day has no
-  // stored closings yet: a pair changed on it closes it at its stored balance.
+  // stored closings yet: a pair changed on it closes it at its stored balance. Cost: a balance
+  // Seek per sku (a sku without a balance never changed: not looked for further), then the
+  // location's packed days from as_of backwards until every other sku is found, all of them for a
+  // sku that changed only after as_of; plus a SeekForPrev per sku if the location has unpacked rows.
   Result<std::vector<Closing>> closings(PartitionId p, LocationId location, std::span<const SkuId> skus, Day as_of);
   // The sold rows of one location for the days from..to (inclusive), by day, then sku.
   Result<std::vector<Sale>> sales(PartitionId p, LocationId location, Day from, Day to);
@@ -182,9 +196,13 @@ class HistoryReader {
                 const std::string& path)
       : it_(std::move(history)), state_it_(std::move(state)), path_(path) {}
   // The shard's current day, from its stored header (nothing for a partition never committed), and
-  // a pair's levels if its stored balances say it changed on `today` (both defined in store.cc).
+  // a pair's stored levels and day of last change (nothing: no balance; both defined in store.cc).
+  struct StoredPair {
+    ClosingLevels levels;
+    Day changed_day;
+  };
   Result<std::optional<Day>> today(PartitionId p);
-  Result<std::optional<ClosingLevels>> current_closing(PartitionId p, LocationId location, SkuId sku, Day today);
+  Result<std::optional<StoredPair>> stored_pair(PartitionId p, LocationId location, SkuId sku);
   std::unique_ptr<rocksdb::Iterator> it_;
   std::unique_ptr<rocksdb::Iterator> state_it_;
   std::string path_;

@@ -152,12 +152,13 @@ void add_keys(CommitStats& sum, const CommitStats& c) {
 // What the commits cost, by kind of key: the breakdown that says which rows to make cheaper.
 std::string keys_per_event(const CommitStats& sum, std::size_t events) {
   const double n = static_cast<double>(std::max<std::size_t>(events, 1));
-  const std::size_t named = sum.balances + sum.history.closings + sum.history.sold + sum.history.anomalies +
+  const std::size_t named = sum.balances + sum.history.closing_keys + sum.history.sold_keys + sum.history.anomalies +
                             sum.channel + sum.orders_shipments + sum.outbox;
-  return fmt::format("{:.2f} (balances {:.2f}, closings {:.2f}, sold {:.2f}, channel {:.3f}, orders and shipments "
-                     "{:.3f}, outbox {:.3f}, other {:.3f})",
+  return fmt::format("{:.2f} (balances {:.2f}, closings {:.3f} packing {:.2f} rows, sold {:.3f} packing {:.2f} rows, "
+                     "channel {:.3f}, orders and shipments {:.3f}, outbox {:.3f}, other {:.3f})",
                      static_cast<double>(sum.keys) / n, static_cast<double>(sum.balances) / n,
-                     static_cast<double>(sum.history.closings) / n, static_cast<double>(sum.history.sold) / n,
+                     static_cast<double>(sum.history.closing_keys) / n, static_cast<double>(sum.history.closings) / n,
+                     static_cast<double>(sum.history.sold_keys) / n, static_cast<double>(sum.history.sold) / n,
                      static_cast<double>(sum.channel) / n, static_cast<double>(sum.orders_shipments) / n,
                      static_cast<double>(sum.outbox) / n,
                      static_cast<double>(sum.keys - std::min(sum.keys, named)) / n);

@@ -2,6 +2,7 @@
 // and that the same log gives the same history whatever the commits and restarts.
 #include <doctest/doctest.h>
 
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/write_batch.h>
 
 #include <functional>
@@ -149,7 +150,7 @@ TEST_CASE("stock history: closings, sold rows and anomalies are committed with t
     CHECK(closing_at(*store, kStoryNingboStore, 2, story_day(1)).in_transit == 0);
     CHECK(closing_at(*store, kStoryNingboStore, 2, story_day(2)).in_transit == 5);
     CHECK(closing_at(*store, kStoryWestStore, 1, story_day(1)).on_hand == -1);
-    // One SeekForPrev per sku: skus without a closing are left out, the rest keep the asked order.
+    // Skus without a closing are left out, the rest keep the asked order.
     const SkuId skus[] = {SkuId{2}, SkuId{7}, SkuId{1}};
     auto both = store->closings(kP, LocationId{kStoryStore}, skus, story_day(1));
     REQUIRE(both.is_ok());
@@ -230,17 +231,22 @@ TEST_CASE("stock history: a commit writes a day's closings when the shard day en
   Shard shard(kP);
   Shard* list[] = {&shard};
   Applier applier;
-  std::vector<std::size_t> closings;  // written by the commit after each record
+  std::vector<std::size_t> closings, closing_keys;  // written by the commit after each record
   for (std::size_t i = 0; i < log.size(); ++i) {
     applier.ingest(shard, Offset{static_cast<std::int64_t>(i)}, log[i]);
     auto c = store->commit(list);
     REQUIRE(c.is_ok());
     closings.push_back(c.value().history.closings);
+    closing_keys.push_back(c.value().history.closing_keys);
   }
   // Day 0's five changed pairs are closed by the first event of day 1 (record 9), day 1's two by
   // record 11, day 2's four by record 14; every other commit, mid-day, writes none.
   const std::vector<std::size_t> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 2, 0, 0, 4, 0};
   CHECK(closings == expected);
+  // Packed, one key per location-day: day 0's at locations 10, 11 and 12 (two, two and one pair),
+  // day 1's at 11 and 13, day 2's at 10, 11 and 12 (12 with two skus).
+  const std::vector<std::size_t> expected_keys = {0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 2, 0, 0, 3, 0};
+  CHECK(closing_keys == expected_keys);
   // The current day (3) still answers, from the stored balances.
   CHECK(closing_at(*store, kStoryStore, 1, story_day(3)).on_hand == 30);
   CHECK(closing_at(*store, kStoryStore, 2, story_day(3)).on_hand == -12);
@@ -288,9 +294,9 @@ TEST_CASE("stock history: a new store keeps its history rows in the history colu
   run(dir.path(), log, [](std::size_t) { return true; });
   RawStore raw(dir.path());
   REQUIRE(raw.history() != nullptr);
-  CHECK(raw.count_tagged(nullptr, "CQA") == 0);
-  CHECK(raw.count_tagged(raw.history(), "CQA") > 0);
-  CHECK(raw.count_tagged(raw.history(), "CQA") == raw.count_tagged(raw.history(), RawStore::kAnyTag));
+  CHECK(raw.count_tagged(nullptr, "KUCQA") == 0);
+  CHECK(raw.count_tagged(raw.history(), "KUA") > 0);
+  CHECK(raw.count_tagged(raw.history(), "KUA") == raw.count_tagged(raw.history(), RawStore::kAnyTag));
 }
 
 TEST_CASE("stock history: a store from when commits wrote the current day's closings loads, exports and goes on the same") {
@@ -303,6 +309,7 @@ TEST_CASE("stock history: a store from when commits wrote the current day's clos
   {  // Rewritten as that version stored it: balances without their day, day 2's closings so far as
      // rows, the history in the default family.
     RawStore raw(old.path());
+    raw.unpack_history();
     raw.move_history_to_default_family();
     rocksdb::DB* db = &raw.db();
     rewrite_as_bucket_keys(*db, BucketDay::absent);
@@ -336,6 +343,7 @@ TEST_CASE("stock history: a store with a key per stock bucket loads, answers and
   REQUIRE(pairs > 0);
   {  // as such a store was: its history in the default family too
     RawStore raw(old.path());
+    raw.unpack_history();
     raw.move_history_to_default_family();
     rewrite_as_bucket_keys(raw.db(), BucketDay::kept);
   }
@@ -358,6 +366,172 @@ TEST_CASE("stock history: a store with a key per stock bucket loads, answers and
   CHECK(after.bucket_keys_beside_a_pair_key == 0);
   auto store = open_store(old.path());
   REQUIRE(store->load().is_ok());
+}
+
+TEST_CASE("stock history: a location-day's closings and sales are one packed key each, read back per sku") {
+  const std::vector<Bytes> log = history_story();
+  TempDir dir;
+  run(dir.path(), log, [](std::size_t) { return true; });
+  {
+    RawStore raw(dir.path());
+    CHECK(raw.count_tagged(raw.history(), "K") == 8);  // days 0, 1, 2: 3 + 2 + 3 location-days
+    // Sold: (11, day 1) 5 and the late 2 in two merges, (11, day 2), (11, day 3), (12, day 2), (13, day 1).
+    CHECK(raw.count_tagged(raw.history(), "U") == 5);
+    CHECK(raw.count_tagged(raw.history(), "CQ") == 0);
+  }
+  auto store = open_store(dir.path());
+  SUBCASE("two skus closed the same day at one location: one key, both read") {
+    const SkuId skus[] = {SkuId{2}, SkuId{1}};
+    auto c = store->closings(kP, LocationId{kStoryNingboStore}, skus, story_day(2));
+    REQUIRE(c.is_ok());
+    REQUIRE(c.value().size() == 2);
+    CHECK(c.value()[0].sku == SkuId{2});
+    CHECK(c.value()[0].day == story_day(2));
+    CHECK(c.value()[0].levels.in_transit == 5);
+    CHECK(c.value()[1].sku == SkuId{1});
+    CHECK(c.value()[1].day == story_day(2));
+    CHECK(c.value()[1].levels.on_hand == 16);
+  }
+  SUBCASE("a sku last closed several days back is found by the scan past the days that do not hold it") {
+    const SkuId skus[] = {SkuId{1}, SkuId{2}};
+    auto c = store->closings(kP, LocationId{kStoryStore}, skus, story_day(2));
+    REQUIRE(c.is_ok());
+    REQUIRE(c.value().size() == 2);
+    CHECK(c.value()[0].day == story_day(2));
+    CHECK(c.value()[0].levels.on_hand == 32);
+    CHECK(c.value()[1].day == story_day(0));  // days 2 and 1 hold only sku 1
+    CHECK(c.value()[1].levels.on_hand == 8);
+    const SkuId twice[] = {SkuId{2}, SkuId{1}, SkuId{2}};  // a sku asked twice is answered twice
+    auto t = store->closings(kP, LocationId{kStoryStore}, twice, story_day(2));
+    REQUIRE(t.is_ok());
+    REQUIRE(t.value().size() == 3);
+    CHECK(t.value()[0].day == story_day(0));
+    CHECK(t.value()[1].day == story_day(2));
+    CHECK(t.value()[2].day == story_day(0));
+    CHECK(t.value()[2].levels.on_hand == 8);
+  }
+  SUBCASE("a sku never changed at the location, or only after the day asked, has no closing") {
+    const SkuId skus[] = {SkuId{7}, SkuId{1}, SkuId{2}};
+    auto never = store->closings(kP, LocationId{kStoryWestStore}, skus, story_day(40));
+    REQUIRE(never.is_ok());
+    REQUIRE(never.value().size() == 1);  // 13 only ever had sku 1
+    CHECK(never.value()[0].sku == SkuId{1});
+    CHECK(never.value()[0].levels.on_hand == -1);
+    auto before = store->closings(kP, LocationId{kStoryStore}, skus, story_day(-1));
+    REQUIRE(before.is_ok());
+    CHECK(before.value().empty());
+  }
+  SUBCASE("a day's sales summed across the merges of several commits") {
+    auto sales = store->sales(kP, LocationId{kStoryStore}, story_day(1), story_day(1));
+    REQUIRE(sales.is_ok());
+    REQUIRE(sales.value().size() == 1);
+    CHECK(sales.value()[0].qty == Quantity{7});
+  }
+}
+
+TEST_CASE("stock history: a store with unpacked rows that goes on packed reads and exports as if it had one layout") {
+  const std::vector<Bytes> log = history_story();
+  const auto every = [](std::size_t) { return true; };
+  TempDir fresh, mixed;
+  // Up to record 13 (day 2; day 1's 5 units of sku 1 at 11 sold), unpacked as a store from before
+  // packing; then on to the end packed: day 2's closings and the late 2 units of day 1 are packed.
+  run(mixed.path(), {log.begin(), log.begin() + 13}, every);
+  {
+    RawStore raw(mixed.path());
+    raw.unpack_history();
+    CHECK(raw.count_tagged(raw.history(), "KU") == 0);
+  }
+  const std::string want = run(fresh.path(), log, every);
+  CHECK(run(mixed.path(), log, every) == want);
+  {
+    RawStore raw(mixed.path());
+    CHECK(raw.count_tagged(raw.history(), "C") > 0);
+    CHECK(raw.count_tagged(raw.history(), "K") > 0);
+    CHECK(raw.count_tagged(raw.history(), "Q") > 0);
+    CHECK(raw.count_tagged(raw.history(), "U") > 0);
+  }
+  auto a = open_store(fresh.path());
+  auto b = open_store(mixed.path());
+  const SkuId skus[] = {SkuId{1}, SkuId{2}, SkuId{7}};
+  for (std::uint64_t location : {kStoryWarehouse, kStoryStore, kStoryNingboStore, kStoryWestStore}) {
+    for (int day = -1; day <= 4; ++day) {
+      auto x = a->closings(kP, LocationId{location}, skus, story_day(day));
+      auto y = b->closings(kP, LocationId{location}, skus, story_day(day));
+      REQUIRE(x.is_ok());
+      REQUIRE(y.is_ok());
+      REQUIRE(x.value().size() == y.value().size());
+      for (std::size_t i = 0; i < x.value().size(); ++i) {
+        CHECK(x.value()[i].sku == y.value()[i].sku);
+        CHECK(x.value()[i].day == y.value()[i].day);
+        CHECK(x.value()[i].levels.on_hand == y.value()[i].levels.on_hand);
+        CHECK(x.value()[i].levels.in_transit == y.value()[i].levels.in_transit);
+      }
+    }
+    auto x = a->sales(kP, LocationId{location}, story_day(0), story_day(3));
+    auto y = b->sales(kP, LocationId{location}, story_day(0), story_day(3));
+    REQUIRE(x.is_ok());
+    REQUIRE(y.is_ok());
+    REQUIRE(x.value().size() == y.value().size());
+    for (std::size_t i = 0; i < x.value().size(); ++i) {
+      CHECK(x.value()[i].day == y.value()[i].day);
+      CHECK(x.value()[i].sku == y.value()[i].sku);
+      CHECK(x.value()[i].qty == y.value()[i].qty);
+    }
+  }
+  // Day 1's sku 1 at 11: 5 units in an unpacked row, the late 2 in a packed day: one sale of 7.
+  auto day1 = b->sales(kP, LocationId{kStoryStore}, story_day(1), story_day(1));
+  REQUIRE(day1.is_ok());
+  REQUIRE(day1.value().size() == 1);
+  CHECK(day1.value()[0].qty == Quantity{7});
+}
+
+TEST_CASE("stock history: the sold operator adds per sku in full and partial merges, and old rows as before") {
+  auto op = sold_merge_operator();
+  const std::string key = history_keys::day_key(history_keys::kSoldDay, kP, LocationId{11}, story_day(1));
+  auto day = [](std::vector<std::pair<std::uint64_t, std::int64_t>> sales) {
+    std::string v;
+    SkuId previous{0};
+    for (auto [sku, qty] : sales) packed_day::put_sale(v, previous, SkuId{sku}, qty), previous = SkuId{sku};
+    return v;
+  };
+  auto read = [](const std::string& v) {
+    std::vector<std::pair<std::uint64_t, std::int64_t>> out;
+    packed_day::Reader r(v, packed_day::Reader::Kind::sales);
+    while (r.next()) out.emplace_back(r.sku().value, r.qty());
+    REQUIRE(!r.corrupt());
+    return out;
+  };
+  const std::string a = day({{1, 5}, {3, 2}, {900'000'000'000, 1}});
+  const std::string b = day({{2, 4}, {3, 7}});
+  const std::string c = day({{1, -1}, {4, 1}});
+  const std::vector<std::pair<std::uint64_t, std::int64_t>> sum = {{1, 4}, {2, 4}, {3, 9}, {4, 1}, {900'000'000'000, 1}};
+
+  auto full_merge = [&](const rocksdb::Slice* base, const std::vector<rocksdb::Slice>& operands) {
+    std::string value;
+    rocksdb::Slice existing_operand;
+    rocksdb::MergeOperator::MergeOperationOutput out(value, existing_operand);
+    REQUIRE(op->FullMergeV2(rocksdb::MergeOperator::MergeOperationInput(key, base, operands, nullptr), &out));
+    return value.empty() ? existing_operand.ToString() : value;  // RocksDB's: the value, or one operand as it is
+  };
+  std::string partial;
+  REQUIRE(op->PartialMerge(key, a, b, &partial, nullptr));  // two operands into one, no value yet
+  CHECK(read(partial) == std::vector<std::pair<std::uint64_t, std::int64_t>>{{1, 5}, {2, 4}, {3, 9}, {900'000'000'000, 1}});
+  const rocksdb::Slice base(partial);
+  CHECK(read(full_merge(&base, {c})) == sum);
+  // The same sum whichever operands merge first, and with no value at all.
+  std::string bc;
+  REQUIRE(op->PartialMerge(key, b, c, &bc, nullptr));
+  CHECK(read(full_merge(nullptr, {a, bc})) == sum);
+  // Corrupt bytes are refused (RocksDB reports the merge as failed).
+  std::string bad;
+  CHECK_FALSE(op->PartialMerge(key, a, std::string("\x80"), &bad, nullptr));
+  // An unpacked sold row of an older store: an i64 sum.
+  std::string five, two, seven;
+  codec::put_le<std::int64_t>(five, 5);
+  codec::put_le<std::int64_t>(two, 2);
+  REQUIRE(op->PartialMerge(history_keys::sold(kP, LocationId{11}, story_day(1), SkuId{1}), five, two, &seven, nullptr));
+  codec::Reader r(seven);
+  CHECK(r.le<std::int64_t>() == 7);
 }
 
 }  // namespace qudao

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/codec.h"
 #include "engine/history.h"
 #include "engine/store.h"
 
@@ -65,6 +66,40 @@ class RawStore {
     REQUIRE(db_->DropColumnFamily(history_).ok());
     handles_.erase(std::find_if(handles_.begin(), handles_.end(), [&](const auto& h) { return h.get() == history_; }));
     history_ = nullptr;
+  }
+
+  // Makes its history rows what a store written before packing held: each packed day ('K', 'U')
+  // rewritten as its unpacked rows ('C', 'Q'), in the family it is in.
+  void unpack_history() {
+    rocksdb::ColumnFamilyHandle* family = history_ ? history_ : db_->DefaultColumnFamily();
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view key = it->key().ToStringView();
+      const bool closings = key[0] == history_keys::kClosingDay;
+      if (!closings && key[0] != history_keys::kSoldDay) continue;
+      codec::Reader k(key.substr(1));
+      const PartitionId p{k.be<std::int32_t>()};
+      const LocationId location{k.be<std::uint64_t>()};
+      const std::optional<Day> day = history_keys::day_of_key(key);
+      REQUIRE(day);
+      packed_day::Reader r(it->value().ToStringView(),
+                           closings ? packed_day::Reader::Kind::closings : packed_day::Reader::Kind::sales);
+      while (r.next()) {
+        if (closings) {
+          batch.Put(family, history_keys::closing(p, location, r.sku(), *day), history_keys::closing_value(r.levels()));
+        } else {
+          std::string qty;
+          codec::put_le<std::int64_t>(qty, r.qty());
+          batch.Merge(family, history_keys::sold(p, location, *day, r.sku()), qty);
+        }
+      }
+      REQUIRE(!r.corrupt());
+      batch.Delete(family, it->key());
+    }
+    REQUIRE(it->status().ok());
+    it.reset();
+    REQUIRE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
   }
 
  private:
