@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "tests/support.h"
@@ -161,6 +162,48 @@ TEST_CASE("apply: a receipt of one sku beyond the sum of its shipment lines is r
   CHECK(l.qty(kStore, 1) == 5);
   CHECK(l.qty(kStore, 1, Bucket::in_transit) == 0);
   CHECK(l.qty(0, 1, Bucket::losses) == 2);
+  check_conserved(l);
+}
+
+TEST_CASE("apply: a receipt of many lines posts per sku in the order of each sku's first shipment line") {
+  // The receipt finds each line's sku by search among the shipment's skus; the postings (and so the
+  // anomalies) still follow the shipment's order of first lines, not the skus' order.
+  Ledger l;
+  std::vector<std::pair<std::uint64_t, std::int64_t>> made, shipped, received;
+  for (std::uint64_t k = 0; k < 40; ++k) made.emplace_back(100 - 2 * k, 10);  // skus 100, 98, ..., 22
+  auto lines = [](const std::vector<std::pair<std::uint64_t, std::int64_t>>& v) {
+    std::vector<Line> out;
+    for (const auto& [sku, qty] : v) out.push_back(line(sku, qty));
+    return out;
+  };
+  REQUIRE(l.feed(l.ev.production(kWarehouse, lines(made))).kind == OutcomeKind::applied);
+  for (std::uint64_t k = 0; k < 40; ++k) shipped.emplace_back(100 - 2 * ((k * 7) % 40), 2);  // a permutation
+  shipped.emplace_back(100 - 2 * 7, 1);  // sku 86 on a second line: 3 in all
+  REQUIRE(l.feed(l.ev.dispatch(kWarehouse, kStore, lines(shipped))).kind == OutcomeKind::applied);
+  // Received in reverse, sku 86 short by 1 and sku 100 (the first line) missing.
+  for (std::size_t k = 40; k-- > 1;) received.emplace_back(shipped[k].first, 2);
+  CHECK(l.feed(l.ev.receive(kStore, {line(101, 1)})).rejection.to_string() ==
+        "payload.lines[0].qty: shipment 1 carries 0 of sku 101, the receipt says 1 (exceeds_order)");
+  const Outcome o = l.feed(l.ev.receive(kStore, lines(received)));
+  REQUIRE(o.kind == OutcomeKind::applied);
+  CHECK(o.anomaly == Anomaly::flagged);
+  std::vector<std::uint64_t> first_order;
+  for (const auto& [sku, qty] : shipped) {
+    if (std::find(first_order.begin(), first_order.end(), sku) == first_order.end()) first_order.push_back(sku);
+  }
+  std::vector<std::uint64_t> posted_order;
+  for (const Posting& p : l.applier.postings()) {
+    if (p.account.location == LocationId{kStore} && p.account.bucket == Bucket::in_transit &&
+        (posted_order.empty() || posted_order.back() != p.account.sku.value)) {
+      posted_order.push_back(p.account.sku.value);
+    }
+  }
+  CHECK(posted_order == first_order);
+  CHECK(l.qty(kStore, 86) == 2);
+  CHECK(l.qty(0, 86, Bucket::losses) == 1);
+  CHECK(l.qty(kStore, 100) == 0);
+  CHECK(l.qty(0, 100, Bucket::losses) == 2);
+  CHECK(l.qty(kStore, 22) == 2);
   check_conserved(l);
 }
 
