@@ -82,6 +82,50 @@ TEST_CASE("stock projection: per-location stock and region totals follow the led
 namespace qudao {
 using namespace qudao::test;
 
+TEST_CASE("stock projection: a record of many postings (a shipment's lines) projects as one at a time") {
+  // The skus arrive new (growing the locations' items and indexes within the record), repeated, at
+  // two locations and in virtual accounts, and the levels must be those of projecting each posting
+  // alone (a guard for any look-ahead in project(): README "A shipment's lines").
+  const RegionScope hq = RegionScope::all();
+  std::vector<Posting> postings;
+  for (std::uint64_t k = 0; k < 300; ++k) {
+    const SkuId sku{(k * 37) % 211 + 1};
+    postings.push_back({Account{sku, LocationId{1}, Bucket::on_hand}, Quantity{-static_cast<std::int64_t>(k % 5 + 1)}});
+    postings.push_back({Account{sku, kVirtualLocation, Bucket::losses}, Quantity{1}});
+    postings.push_back({Account{sku, LocationId{2}, k % 3 == 0 ? Bucket::reserved : Bucket::in_transit},
+                        Quantity{static_cast<std::int64_t>(k % 7 + 1)}});
+  }
+  StockProjection together, alone;
+  StockProjection::Writer wt(together), wa(alone);
+  for (StockProjection::Writer* w : {&wt, &wa}) {
+    w->define_location(LocationId{1}, LocationInfo{fb::LocationKind::Warehouse, "w", "c", "East"}, PartitionId{0});
+    w->define_location(LocationId{2}, LocationInfo{fb::LocationKind::Store, "s", "c", "East"}, PartitionId{0});
+  }
+  wt.project(postings);
+  for (const Posting& p : postings) wa.project(std::span<const Posting>(&p, 1));
+  wt.release();
+  wa.release();
+  for (std::uint64_t location : {1, 2}) {
+    const auto a = together.location_stock(LocationId{location}, std::nullopt, hq);
+    const auto b = alone.location_stock(LocationId{location}, std::nullopt, hq);
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    REQUIRE(a->rows.size() == 211);
+    REQUIRE(a->rows.size() == b->rows.size());
+    for (std::size_t i = 0; i < a->rows.size(); ++i) {
+      CAPTURE(i);
+      CHECK(a->rows[i].sku == b->rows[i].sku);
+      CHECK(a->rows[i].levels.on_hand == b->rows[i].levels.on_hand);
+      CHECK(a->rows[i].levels.reserved == b->rows[i].levels.reserved);
+      CHECK(a->rows[i].levels.in_transit == b->rows[i].levels.in_transit);
+    }
+  }
+  const auto totals = together.region_totals(hq);
+  REQUIRE(totals.size() == 1);
+  CHECK(totals[0].levels.on_hand == alone.region_totals(hq)[0].levels.on_hand);
+  CHECK(totals[0].levels.in_transit == alone.region_totals(hq)[0].levels.in_transit);
+}
+
 TEST_CASE("stock projection: a row's reorder point is its own shard's, else the lowest-numbered partition's, "
           "whatever order the shards defined it in; a redefinition without one clears it") {
   const RegionScope hq = RegionScope::all();
