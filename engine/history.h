@@ -20,14 +20,14 @@
 //                  of its own occurred_at (a late scan-out adds to its own, earlier day). Packed: one
 //                  key per (location, day) holds every sku sold that day with its units, written as a
 //                  RocksDB merge whose operator adds per sku, so a commit never reads the store.
+//   anomaly        per location: an applied event that a human should look at (a scan-out beyond the
+//                  store's stock, a receipt short of what was shipped), with the event id, offset,
+//                  sku, units and the day of the event.
 //
 // Packing is what makes the rows cheap: RocksDB's cost (the memtable insert, the flush's merge,
 // compaction) is per key, and a location-day's closings and sales are 2.37 keys per event unpacked
 // (README "Packed history"). The export (Store::state_sha256) unpacks them into the rows they
 // stand for, 'C' and 'Q', so it is what it was when each row had a key.
-//   anomaly        per location: an applied event that a human should look at (a scan-out beyond the
-//                  store's stock, a receipt short of what was shipped), with the event id, offset,
-//                  sku, units and the day of the event.
 //
 // Determinism: the rows depend only on the log, not on batch sizes, commit intervals or restarts:
 // a day's closing holds the balance at the shard-clock day change (or, for the current day, the

@@ -464,6 +464,7 @@ TEST_CASE("stock history: a store with unpacked rows that goes on packed reads a
         CHECK(x.value()[i].sku == y.value()[i].sku);
         CHECK(x.value()[i].day == y.value()[i].day);
         CHECK(x.value()[i].levels.on_hand == y.value()[i].levels.on_hand);
+        CHECK(x.value()[i].levels.reserved == y.value()[i].levels.reserved);
         CHECK(x.value()[i].levels.in_transit == y.value()[i].levels.in_transit);
       }
     }
